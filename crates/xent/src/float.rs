@@ -1,0 +1,162 @@
+//! Element types: the sealed [`Float`] trait for `f32` / `f64` and the [`Label`] trait for the
+//! integer types that class-index targets come in.
+
+use std::fmt::{Debug, Display};
+use std::ops::{Add, AddAssign, Div, Mul, MulAssign, Neg, Sub, SubAssign};
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for f64 {}
+    impl Sealed for u8 {}
+    impl Sealed for u16 {}
+    impl Sealed for u32 {}
+    impl Sealed for u64 {}
+    impl Sealed for usize {}
+    impl Sealed for i8 {}
+    impl Sealed for i16 {}
+    impl Sealed for i32 {}
+    impl Sealed for i64 {}
+}
+
+/// A floating-point element type: `f32` or `f64` (sealed).
+///
+/// Per-element maths runs in `Self`; sums over many elements are accumulated in `f64`.
+pub trait Float:
+    sealed::Sealed
+    + Copy
+    + Send
+    + Sync
+    + Debug
+    + Display
+    + PartialOrd
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Neg<Output = Self>
+    + AddAssign
+    + SubAssign
+    + MulAssign
+    + 'static
+{
+    /// `0`.
+    const ZERO: Self;
+    /// `1`.
+    const ONE: Self;
+    /// `-inf`.
+    const NEG_INFINITY: Self;
+    /// A quiet NaN.
+    const NAN: Self;
+    /// `"f32"` or `"f64"`.
+    const NAME: &'static str;
+    /// `e^self`.
+    fn exp(self) -> Self;
+    /// Natural logarithm.
+    fn ln(self) -> Self;
+    /// `ln(1 + self)`, accurate near 0.
+    fn ln_1p(self) -> Self;
+    /// Absolute value.
+    fn abs(self) -> Self;
+    /// `self^e`.
+    fn powf(self, e: Self) -> Self;
+    /// Square root.
+    fn sqrt(self) -> Self;
+    /// The larger of two values; a NaN in `self` is kept (NaN propagates as in PyTorch's `max`).
+    fn max_nan(self, other: Self) -> Self;
+    /// The smaller of two values (IEEE `minNum`).
+    fn min(self, other: Self) -> Self;
+    /// Whether the value is neither infinite nor NaN.
+    fn is_finite(self) -> bool;
+    /// Whether the value is NaN.
+    fn is_nan(self) -> bool;
+    /// Rounds an `f64` to `Self`.
+    fn from_f64(v: f64) -> Self;
+    /// Widens to `f64` exactly.
+    fn to_f64(self) -> f64;
+}
+
+macro_rules! impl_float {
+    ($t:ident) => {
+        impl Float for $t {
+            const ZERO: Self = 0.0;
+            const ONE: Self = 1.0;
+            const NEG_INFINITY: Self = $t::NEG_INFINITY;
+            const NAN: Self = $t::NAN;
+            const NAME: &'static str = stringify!($t);
+            #[inline(always)]
+            fn exp(self) -> Self {
+                $t::exp(self)
+            }
+            #[inline(always)]
+            fn ln(self) -> Self {
+                $t::ln(self)
+            }
+            #[inline(always)]
+            fn ln_1p(self) -> Self {
+                $t::ln_1p(self)
+            }
+            #[inline(always)]
+            fn abs(self) -> Self {
+                $t::abs(self)
+            }
+            #[inline(always)]
+            fn powf(self, e: Self) -> Self {
+                $t::powf(self, e)
+            }
+            #[inline(always)]
+            fn sqrt(self) -> Self {
+                $t::sqrt(self)
+            }
+            #[inline(always)]
+            fn max_nan(self, other: Self) -> Self {
+                if self.is_nan() || self >= other {
+                    self
+                } else {
+                    other
+                }
+            }
+            #[inline(always)]
+            fn min(self, other: Self) -> Self {
+                $t::min(self, other)
+            }
+            #[inline(always)]
+            fn is_finite(self) -> bool {
+                $t::is_finite(self)
+            }
+            #[inline(always)]
+            fn is_nan(self) -> bool {
+                $t::is_nan(self)
+            }
+            #[inline(always)]
+            fn from_f64(v: f64) -> Self {
+                v as $t
+            }
+            #[inline(always)]
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+        }
+    };
+}
+impl_float!(f32);
+impl_float!(f64);
+
+/// An integer type that class-index targets and label maps are stored in
+/// (`u8`, `u16`, `u32`, `u64`, `usize`, `i8`, `i16`, `i32`, `i64`; sealed).
+pub trait Label: sealed::Sealed + Copy + Send + Sync + Debug + 'static {
+    /// The value, widened losslessly.
+    fn to_i128(self) -> i128;
+}
+
+macro_rules! impl_label {
+    ($($t:ty),*) => {$(
+        impl Label for $t {
+            #[inline(always)]
+            fn to_i128(self) -> i128 {
+                self as i128
+            }
+        }
+    )*};
+}
+impl_label!(u8, u16, u32, u64, usize, i8, i16, i32, i64);

@@ -1,0 +1,150 @@
+//! Element-wise binary losses over one run of elements, forward fused with backward.
+//!
+//! With input `x`, target `y`, element weight `w` (1 if absent) and upstream gradient `g`:
+//! ```text
+//! binary_cross_entropy (x a probability; each log clamped at -100):
+//!   l     = -w (y max(ln x, -100) + (1 - y) max(ln(1 - x), -100))
+//!   dl/dx = w (x - y) / max(x (1 - x), 1e-12)
+//! binary_cross_entropy_with_logits (pos_weight q, 1 if absent; ls(x) = ln sigmoid(x)):
+//!   ls(x) = min(x, 0) - ln(1 + e^-|x|)                       (stable for any x)
+//!   l     = w ((1 - y) x - (1 + (q - 1) y) ls(x))
+//!   dl/dx = w ((q y + 1 - y) sigmoid(x) - q y)
+//! sigmoid_focal_loss (torchvision; p = sigmoid(x), ce = bce_with_logits(x, y)):
+//!   r     = p + y - 2 p y                                     (1 - p_t)
+//!   l     = a ce r^gamma,  a = alpha y + (1 - alpha)(1 - y)   (a = 1 if alpha < 0)
+//!   dl/dx = a ((p - y) r^gamma + ce gamma r^(gamma-1) p (1 - p)(1 - 2y))
+//! ```
+
+use crate::float::Float;
+use crate::layout::Broadcast;
+use crate::reduction::Upstream;
+use std::ops::Range;
+
+/// A tensor broadcast against the input.
+pub(crate) type Bcast<'a, T> = Option<(&'a [T], &'a Broadcast)>;
+
+#[inline(always)]
+fn at<T: Float>(b: &Bcast<'_, T>, i: usize) -> T {
+    b.map_or(T::ONE, |(v, map)| v[map.index(i)])
+}
+
+/// Numerically stable logistic function.
+#[inline(always)]
+pub(crate) fn sigmoid<T: Float>(x: T) -> T {
+    if x >= T::ZERO {
+        T::ONE / (T::ONE + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (T::ONE + e)
+    }
+}
+
+/// `ln(sigmoid(x))` without overflow.
+#[inline(always)]
+fn log_sigmoid<T: Float>(x: T) -> T {
+    x.min(T::ZERO) - (-x.abs()).exp().ln_1p()
+}
+
+/// Writes `l` and the gradient `d` of element `i` of run `r`, and returns `l` for the sum.
+#[inline(always)]
+fn put<T: Float>(r: &Range<usize>, i: usize, l: T, d: impl FnOnce() -> T, grad: &mut [T], loss: &mut [T]) -> f64 {
+    if !loss.is_empty() {
+        loss[i - r.start] = l;
+    }
+    if !grad.is_empty() {
+        grad[i - r.start] = d();
+    }
+    l.to_f64()
+}
+
+/// Binary cross-entropy on probabilities over run `r`; returns the sum of the losses.
+pub(crate) fn bce<T: Float>(
+    x: &[T],
+    y: &[T],
+    w: Bcast<'_, T>,
+    r: Range<usize>,
+    up: Upstream<'_, T>,
+    grad: &mut [T],
+    loss: &mut [T],
+) -> f64 {
+    let floor = T::from_f64(-100.0);
+    // PyTorch's EPSILON is the f32 constant 1e-12, also for f64 inputs.
+    let eps = T::from_f64(1e-12f32 as f64);
+    let mut sum = 0.0;
+    for i in r.clone() {
+        let (xi, yi, wi) = (x[i], y[i], at(&w, i));
+        let l = ((yi - T::ONE) * (-xi).ln_1p().max_nan(floor) - yi * xi.ln().max_nan(floor)) * wi;
+        let d = || up.at(i) * (xi - yi) / ((T::ONE - xi) * xi).max_nan(eps) * wi;
+        sum += put(&r, i, l, d, grad, loss);
+    }
+    sum
+}
+
+/// Binary cross-entropy with logits over run `r`.
+#[allow(clippy::too_many_arguments)] // reason: each argument is one tensor of the formula
+pub(crate) fn bce_with_logits<T: Float>(
+    x: &[T],
+    y: &[T],
+    w: Bcast<'_, T>,
+    q: Bcast<'_, T>,
+    r: Range<usize>,
+    up: Upstream<'_, T>,
+    grad: &mut [T],
+    loss: &mut [T],
+) -> f64 {
+    let mut sum = 0.0;
+    for i in r.clone() {
+        let (xi, yi, wi) = (x[i], y[i], at(&w, i));
+        let l = match q {
+            Some(_) => (T::ONE - yi) * xi - (T::ONE + (at(&q, i) - T::ONE) * yi) * log_sigmoid(xi),
+            None => (T::ONE - yi) * xi - log_sigmoid(xi),
+        } * wi;
+        let d = || {
+            let s = sigmoid(xi);
+            let d = match q {
+                Some(_) => {
+                    let qy = at(&q, i) * yi;
+                    (qy + T::ONE - yi) * s - qy
+                }
+                None => s - yi,
+            };
+            d * up.at(i) * wi
+        };
+        sum += put(&r, i, l, d, grad, loss);
+    }
+    sum
+}
+
+/// torchvision's sigmoid focal loss over run `r` (`alpha < 0`: no alpha term).
+#[allow(clippy::too_many_arguments)] // reason: each argument is one tensor or option of the formula
+pub(crate) fn sigmoid_focal<T: Float>(
+    x: &[T],
+    y: &[T],
+    alpha: T,
+    gamma: T,
+    r: Range<usize>,
+    up: Upstream<'_, T>,
+    grad: &mut [T],
+    loss: &mut [T],
+) -> f64 {
+    let two = T::from_f64(2.0);
+    let mut sum = 0.0;
+    for i in r.clone() {
+        let (xi, yi) = (x[i], y[i]);
+        let p = sigmoid(xi);
+        let ce = (T::ONE - yi) * xi - log_sigmoid(xi);
+        let rr = p + yi - two * p * yi;
+        let modu = rr.powf(gamma);
+        let a = if alpha >= T::ZERO { alpha * yi + (T::ONE - alpha) * (T::ONE - yi) } else { T::ONE };
+        let l = a * (ce * modu);
+        let d = || {
+            let mut d = (p - yi) * modu;
+            if gamma != T::ZERO {
+                d += ce * gamma * rr.powf(gamma - T::ONE) * (p * (T::ONE - p)) * (T::ONE - two * yi);
+            }
+            d * a * up.at(i)
+        };
+        sum += put(&r, i, l, d, grad, loss);
+    }
+    sum
+}

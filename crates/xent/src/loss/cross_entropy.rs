@@ -1,0 +1,194 @@
+//! Cross-entropy: log-softmax over the class dimension followed by the negative log-likelihood.
+//!
+//! ```text
+//! class-index target t (ignored when t = ignore_index), smoothing e, C classes, weights w:
+//!   l = (1 - e) * -w_t logp_t + e / C * -sum_c w_c logp_c,        logp = log_softmax(x)
+//! probability target y (same shape as the input), y' = (1 - e) y + e / C:
+//!   l = -sum_c w_c y'_c logp_c
+//! ```
+//! PyTorch: `torch.nn.functional.cross_entropy` / `torch.nn.CrossEntropyLoss`.
+//!
+//! # Shapes
+//! input `[N, C, d1..dk]` (or unbatched `[C]`); class-index target `[N, d1..dk]` (or `[]`) of any
+//! [`Label`] type; probability target the input's shape. Output `[N, d1..dk]` for
+//! [`Reduction::None`], else `[]`.
+//!
+//! # Example
+//! The seed's worked number, `CrossEntropyLoss()([[1, 2, 3]], [2]) = 0.4076`:
+//! ```
+//! use xent::{CrossEntropy, View};
+//! let ce = CrossEntropy::new(Default::default())?;
+//! let out = ce.forward(View::new(&[1.0f32, 2.0, 3.0], &[1, 3])?, View::new(&[2i64], &[1])?)?;
+//! assert!((out.scalar().unwrap() - 0.4076).abs() < 1e-4);
+//! # Ok::<(), xent::Error>(())
+//! ```
+
+use super::IndexOptions;
+use crate::error::{Error, Result};
+use crate::float::{Float, Label};
+use crate::kernel::cross_entropy::{self as k, IndexParams};
+use crate::layout::Layout;
+use crate::reduction::{EmptyMean, LossOutput, Reducer, Reduction};
+use crate::validate;
+use crate::view::View;
+
+/// Options of [`CrossEntropy`], PyTorch's names and defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrossEntropyOptions<T> {
+    /// One weight per class, `[C]`, finite. Default: none (every class weighs 1).
+    pub weight: Option<Vec<T>>,
+    /// Class-index targets equal to this are ignored (any integer). Default: -100.
+    pub ignore_index: i64,
+    /// Default: [`Reduction::Mean`].
+    pub reduction: Reduction,
+    /// Label smoothing `e` in `[0, 1]`. Default: 0.
+    pub label_smoothing: f64,
+    /// What a mean over nothing gives. Default: [`EmptyMean::Nan`], as PyTorch.
+    pub empty_mean: EmptyMean,
+}
+
+impl<T> Default for CrossEntropyOptions<T> {
+    fn default() -> Self {
+        CrossEntropyOptions {
+            weight: None,
+            ignore_index: -100,
+            reduction: Reduction::Mean,
+            label_smoothing: 0.0,
+            empty_mean: EmptyMean::Nan,
+        }
+    }
+}
+
+/// Cross-entropy loss with checked options (see the [module docs](self)).
+#[derive(Debug, Clone)]
+pub struct CrossEntropy<T> {
+    options: CrossEntropyOptions<T>,
+    smoothing: T,
+}
+
+impl<T: Float> CrossEntropy<T> {
+    /// Checks the options once.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`] for a label smoothing outside `[0, 1]`, [`Error::NonFinite`] for
+    /// a NaN or infinite class weight.
+    pub fn new(options: CrossEntropyOptions<T>) -> Result<Self> {
+        let e = options.label_smoothing;
+        if !(0.0..=1.0).contains(&e) {
+            return Err(Error::InvalidOption {
+                name: "label_smoothing",
+                value: e.to_string(),
+                reason: "must be between 0.0 and 1.0",
+            });
+        }
+        if let Some(w) = &options.weight {
+            validate::finite("weight", w)?;
+        }
+        Ok(CrossEntropy { smoothing: T::from_f64(e), options })
+    }
+
+    /// The options.
+    pub fn options(&self) -> &CrossEntropyOptions<T> {
+        &self.options
+    }
+
+    fn index(&self) -> IndexOptions<'_, T> {
+        let o = &self.options;
+        IndexOptions {
+            weight: o.weight.as_deref(),
+            ignore_index: o.ignore_index,
+            smoothing: self.smoothing,
+            reduction: o.reduction,
+            empty_mean: o.empty_mean,
+        }
+    }
+
+    /// The loss for class-index targets.
+    ///
+    /// # Errors
+    /// Shape mismatches, a target outside `0..C` that is not `ignore_index`, a weight of the
+    /// wrong length.
+    pub fn forward<L: Label>(&self, input: View<'_, T>, target: View<'_, L>) -> Result<LossOutput<T>> {
+        self.index().run(k::cross_entropy::<T, L>, input, target, None)
+    }
+
+    /// The loss, and `d(sum(loss * grad_output)) / d(input)` written into `grad_input` (the
+    /// input's length), reading the logits once. `grad_output` has the output's shape: one
+    /// element for a reduced loss (`[1.0]` for the plain gradient).
+    ///
+    /// # Errors
+    /// As [`forward`](Self::forward), and for a `grad_output` or `grad_input` of the wrong length.
+    pub fn forward_backward<L: Label>(
+        &self,
+        input: View<'_, T>,
+        target: View<'_, L>,
+        grad_output: &[T],
+        grad_input: &mut [T],
+    ) -> Result<LossOutput<T>> {
+        self.index().run(k::cross_entropy::<T, L>, input, target, Some((grad_output, grad_input)))
+    }
+
+    /// The mean's denominator for these class-index targets: the sum of the class weights of the
+    /// non-ignored targets. It reads the targets only (see [`LossOutput`] for its use).
+    ///
+    /// # Errors
+    /// As [`forward`](Self::forward).
+    pub fn denominator<L: Label>(&self, input_shape: &[usize], target: View<'_, L>) -> Result<f64> {
+        Ok(self.index().check(input_shape, target)?.1)
+    }
+
+    /// The loss for probability targets (the input's shape; any real values, as in PyTorch).
+    /// `ignore_index` does not apply; the mean divides by the number of samples `N * d1..dk`.
+    ///
+    /// # Errors
+    /// A target shape other than the input's, a weight of the wrong length.
+    pub fn forward_probs(&self, input: View<'_, T>, target: View<'_, T>) -> Result<LossOutput<T>> {
+        self.probs(input, target, None)
+    }
+
+    /// [`forward_probs`](Self::forward_probs) fused with the gradient, as
+    /// [`forward_backward`](Self::forward_backward).
+    ///
+    /// # Errors
+    /// As [`forward_probs`](Self::forward_probs), and for gradient buffers of the wrong length.
+    pub fn forward_backward_probs(
+        &self,
+        input: View<'_, T>,
+        target: View<'_, T>,
+        grad_output: &[T],
+        grad_input: &mut [T],
+    ) -> Result<LossOutput<T>> {
+        self.probs(input, target, Some((grad_output, grad_input)))
+    }
+
+    fn probs(
+        &self,
+        input: View<'_, T>,
+        target: View<'_, T>,
+        backward: super::Backward<'_, T>,
+    ) -> Result<LossOutput<T>> {
+        let lay = Layout::classes_of(input.shape())?;
+        if target.shape() != input.shape() {
+            return Err(Error::ShapeMismatch {
+                what: "target",
+                got: target.shape().to_vec(),
+                expected: format!("{:?}, the input's shape (probability targets)", input.shape()),
+            });
+        }
+        let o = self.index();
+        validate::class_weights(o.weight, lay.classes)?;
+        let params = IndexParams {
+            classes: lay.classes,
+            class_stride: lay.class_stride(),
+            weight: o.weight,
+            weight_sum: T::ZERO,
+            ignore_index: o.ignore_index,
+            smoothing: o.smoothing,
+        };
+        let reducer = Reducer { reduction: o.reduction, empty: o.empty_mean, denominator: lay.positions() as f64 };
+        let out_shape = Layout::target_shape(input.shape());
+        super::run_blocks(lay, &reducer, out_shape, input.len(), backward, |b, up, g, l| {
+            k::cross_entropy_probs(input.data(), target.data(), &params, b, up, g, l)
+        })
+    }
+}

@@ -1,0 +1,107 @@
+//! Negative log-likelihood: picks `-x[target]` from log-probabilities.
+//!
+//! ```text
+//! l = -w_t x_t   (0 where t = ignore_index)
+//! ```
+//! PyTorch: `torch.nn.functional.nll_loss` / `torch.nn.NLLLoss`. Shapes as
+//! [`CrossEntropy`](crate::CrossEntropy) with class-index targets.
+//!
+//! # Example
+//! The seed's worked numbers, `NLLLoss()([[1, 2, 3]], [k]) = -(k + 1)`:
+//! ```
+//! use xent::{NllLoss, View};
+//! let nll = NllLoss::new(Default::default())?;
+//! for k in 0..3i64 {
+//!     let out = nll.forward(View::new(&[1.0f64, 2.0, 3.0], &[1, 3])?, View::new(&[k], &[1])?)?;
+//!     assert_eq!(out.scalar(), Some(-(k as f64 + 1.0)));
+//! }
+//! # Ok::<(), xent::Error>(())
+//! ```
+
+use super::IndexOptions;
+use crate::error::Result;
+use crate::float::{Float, Label};
+use crate::kernel::cross_entropy as k;
+use crate::reduction::{EmptyMean, LossOutput, Reduction};
+use crate::validate;
+use crate::view::View;
+
+/// Options of [`NllLoss`], PyTorch's names and defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NllOptions<T> {
+    /// One weight per class, `[C]`, finite. Default: none (every class weighs 1).
+    pub weight: Option<Vec<T>>,
+    /// Targets equal to this are ignored (any integer). Default: -100.
+    pub ignore_index: i64,
+    /// Default: [`Reduction::Mean`] (divided by the sum of the weights of the non-ignored targets).
+    pub reduction: Reduction,
+    /// What a mean over nothing gives. Default: [`EmptyMean::Nan`], as PyTorch.
+    pub empty_mean: EmptyMean,
+}
+
+impl<T> Default for NllOptions<T> {
+    fn default() -> Self {
+        NllOptions { weight: None, ignore_index: -100, reduction: Reduction::Mean, empty_mean: EmptyMean::Nan }
+    }
+}
+
+/// The negative log-likelihood loss with checked options (see the [module docs](self)).
+#[derive(Debug, Clone)]
+pub struct NllLoss<T> {
+    options: NllOptions<T>,
+}
+
+impl<T: Float> NllLoss<T> {
+    /// Checks the options once.
+    ///
+    /// # Errors
+    /// [`Error::NonFinite`](crate::Error::NonFinite) for a NaN or infinite class weight.
+    pub fn new(options: NllOptions<T>) -> Result<Self> {
+        if let Some(w) = &options.weight {
+            validate::finite("weight", w)?;
+        }
+        Ok(NllLoss { options })
+    }
+
+    fn index(&self) -> IndexOptions<'_, T> {
+        let o = &self.options;
+        IndexOptions {
+            weight: o.weight.as_deref(),
+            ignore_index: o.ignore_index,
+            smoothing: T::ZERO,
+            reduction: o.reduction,
+            empty_mean: o.empty_mean,
+        }
+    }
+
+    /// The loss of log-probabilities `input` for class-index targets.
+    ///
+    /// # Errors
+    /// Shape mismatches, a target outside `0..C` that is not `ignore_index`, a weight of the
+    /// wrong length.
+    pub fn forward<L: Label>(&self, input: View<'_, T>, target: View<'_, L>) -> Result<LossOutput<T>> {
+        self.index().run(k::nll::<T, L>, input, target, None)
+    }
+
+    /// The loss and its input gradient (see [`CrossEntropy::forward_backward`](crate::CrossEntropy::forward_backward)).
+    ///
+    /// # Errors
+    /// As [`forward`](Self::forward), and for gradient buffers of the wrong length.
+    pub fn forward_backward<L: Label>(
+        &self,
+        input: View<'_, T>,
+        target: View<'_, L>,
+        grad_output: &[T],
+        grad_input: &mut [T],
+    ) -> Result<LossOutput<T>> {
+        self.index().run(k::nll::<T, L>, input, target, Some((grad_output, grad_input)))
+    }
+
+    /// The mean's denominator for these targets (see [`CrossEntropy::denominator`](crate::CrossEntropy::denominator)).
+    ///
+    /// # Errors
+    /// As [`forward`](Self::forward).
+    pub fn denominator<L: Label>(&self, input_shape: &[usize], target: View<'_, L>) -> Result<f64> {
+        Ok(self.index().check(input_shape, target)?.1)
+    }
+}

@@ -1,0 +1,137 @@
+//! Softmax and log-softmax along any dimension, and their backward passes.
+//!
+//! ```text
+//! softmax(x)_c     = exp(x_c - m) / sum_k exp(x_k - m),   m = max_k x_k
+//! log_softmax(x)_c = (x_c - m) - ln sum_k exp(x_k - m)
+//! ```
+//! PyTorch: `torch.softmax(x, dim)`, `torch.log_softmax(x, dim)`; negative `dim` counts from the
+//! end. The output has the input's shape.
+//!
+//! # Example
+//! The seed's worked numbers:
+//! ```
+//! use xent::{log_softmax, softmax, View};
+//! let x = View::new(&[1.0f64, 2.0, 3.0], &[3])?;
+//! let p = softmax(x, 0)?;
+//! let want = [0.0900, 0.2447, 0.6652];
+//! assert!(p.iter().zip(want).all(|(p, w)| (p - w).abs() < 1e-4));
+//! let lp = log_softmax(x, -1)?;
+//! let want = [-2.4076, -1.4076, -0.4076];
+//! assert!(lp.iter().zip(want).all(|(p, w)| (p - w).abs() < 1e-4));
+//! # Ok::<(), xent::Error>(())
+//! ```
+
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::kernel::softmax as k;
+use crate::layout::Layout;
+use crate::par;
+use crate::view::{numel, View};
+
+fn check_out<T>(what: &'static str, out: &[T], want: &[usize]) -> Result<()> {
+    if out.len() == numel(want)? {
+        return Ok(());
+    }
+    Err(Error::ShapeMismatch { what, got: vec![out.len()], expected: format!("{want:?}, the input's shape") })
+}
+
+fn forward_into<T: Float>(input: View<'_, T>, dim: i64, log: bool, out: &mut [T]) -> Result<()> {
+    let (lay, _) = Layout::along(input.shape(), dim)?;
+    check_out("output", out, input.shape())?;
+    let cs = lay.class_stride();
+    par::for_blocks(lay, out, &mut [], |b, o, _| {
+        if let Some(mut o) = o {
+            k::forward(input.data(), b, cs, lay.classes, log, &mut o);
+        }
+    });
+    Ok(())
+}
+
+fn backward_into<T: Float>(
+    output: View<'_, T>,
+    grad_output: View<'_, T>,
+    dim: i64,
+    log: bool,
+    grad_input: &mut [T],
+) -> Result<()> {
+    let (lay, _) = Layout::along(output.shape(), dim)?;
+    if grad_output.shape() != output.shape() {
+        return Err(Error::ShapeMismatch {
+            what: "grad_output",
+            got: grad_output.shape().to_vec(),
+            expected: format!("{:?}, the output's shape", output.shape()),
+        });
+    }
+    check_out("grad_input", grad_input, output.shape())?;
+    let cs = lay.class_stride();
+    par::for_blocks(lay, grad_input, &mut [], |b, o, _| {
+        if let Some(mut o) = o {
+            k::backward(output.data(), grad_output.data(), b, cs, lay.classes, log, &mut o);
+        }
+    });
+    Ok(())
+}
+
+/// Softmax of `input` along `dim`, into `out` (the input's length).
+///
+/// # Errors
+/// [`Error::DimOutOfRange`], or an `out` of the wrong length.
+pub fn softmax_into<T: Float>(input: View<'_, T>, dim: i64, out: &mut [T]) -> Result<()> {
+    forward_into(input, dim, false, out)
+}
+
+/// Softmax of `input` along `dim`.
+///
+/// # Errors
+/// [`Error::DimOutOfRange`].
+pub fn softmax<T: Float>(input: View<'_, T>, dim: i64) -> Result<Vec<T>> {
+    let mut out = vec![T::ZERO; input.len()];
+    softmax_into(input, dim, &mut out)?;
+    Ok(out)
+}
+
+/// Log-softmax of `input` along `dim`, into `out` (the input's length).
+///
+/// # Errors
+/// [`Error::DimOutOfRange`], or an `out` of the wrong length.
+pub fn log_softmax_into<T: Float>(input: View<'_, T>, dim: i64, out: &mut [T]) -> Result<()> {
+    forward_into(input, dim, true, out)
+}
+
+/// Log-softmax of `input` along `dim`.
+///
+/// # Errors
+/// [`Error::DimOutOfRange`].
+pub fn log_softmax<T: Float>(input: View<'_, T>, dim: i64) -> Result<Vec<T>> {
+    let mut out = vec![T::ZERO; input.len()];
+    log_softmax_into(input, dim, &mut out)?;
+    Ok(out)
+}
+
+/// Gradient of softmax with respect to its input, from its `output` and the upstream
+/// `grad_output`: `y * (g - sum(g * y))`, into `grad_input`.
+///
+/// # Errors
+/// [`Error::DimOutOfRange`], mismatched shapes, a `grad_input` of the wrong length.
+pub fn softmax_backward_into<T: Float>(
+    output: View<'_, T>,
+    grad_output: View<'_, T>,
+    dim: i64,
+    grad_input: &mut [T],
+) -> Result<()> {
+    backward_into(output, grad_output, dim, false, grad_input)
+}
+
+/// Gradient of log-softmax with respect to its input, from its `output` and the upstream
+/// `grad_output`: `g - exp(y) * sum(g)`, into `grad_input`.
+///
+/// # Errors
+/// [`Error::DimOutOfRange`], mismatched shapes, a `grad_input` of the wrong length.
+pub fn log_softmax_backward_into<T: Float>(
+    output: View<'_, T>,
+    grad_output: View<'_, T>,
+    dim: i64,
+    grad_input: &mut [T],
+) -> Result<()> {
+    backward_into(output, grad_output, dim, true, grad_input)
+}

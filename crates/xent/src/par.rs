@@ -1,0 +1,178 @@
+//! How work is split over threads.
+//!
+//! Work is cut into fixed blocks whose size depends only on the shape, never on the number of
+//! threads. Each block is computed the same way on any thread, and per-block partial sums
+//! (`f64`) are combined in block order, so 1 thread and 16 threads give the same bits.
+
+use crate::layout::Layout;
+
+/// Elements (classes x positions) a block covers, about.
+pub(crate) const BLOCK_ELEMS: usize = 1 << 14;
+
+/// A run of consecutive positions handled together.
+///
+/// Element `(c, k)`, class `c` of the block's `k`-th position, lies at
+/// `base + c * layout.inner + k * lane_stride` in the input.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Block {
+    /// First position (index into a class-index target).
+    pub p0: usize,
+    /// Number of positions.
+    pub len: usize,
+    /// Input offset of class 0 of the first position.
+    pub base: usize,
+    /// Input offset between consecutive positions: `classes` if `inner == 1`, else 1.
+    pub lane_stride: usize,
+}
+
+impl Block {
+    #[inline(always)]
+    pub fn at(&self, c: usize, k: usize, class_stride: usize) -> usize {
+        self.base + c * class_stride + k * self.lane_stride
+    }
+}
+
+/// A block's share of a class-shaped output (same shape as the input).
+pub(crate) struct ClassOut<'a, T> {
+    /// `inner == 1`: one slice of `len * classes` rows. Otherwise: one slice per class, of `len`.
+    segs: Vec<&'a mut [T]>,
+    rowwise: bool,
+    classes: usize,
+}
+
+impl<T: Copy> ClassOut<'_, T> {
+    /// Sets element `(c, k)`.
+    #[inline(always)]
+    pub fn set(&mut self, c: usize, k: usize, v: T) {
+        if self.rowwise {
+            self.segs[0][k * self.classes + c] = v;
+        } else {
+            self.segs[c][k] = v;
+        }
+    }
+}
+
+/// The blocks of `lay`, in order.
+pub(crate) fn blocks(lay: Layout) -> Vec<Block> {
+    let per = (BLOCK_ELEMS / lay.classes.max(1)).max(1);
+    let mut out = Vec::new();
+    if lay.positions() == 0 {
+        // Nothing to do, however large the other dimensions are.
+    } else if lay.inner == 1 {
+        let mut r = 0;
+        while r < lay.outer {
+            let len = per.min(lay.outer - r);
+            out.push(Block { p0: r, len, base: r * lay.classes, lane_stride: lay.classes });
+            r += len;
+        }
+    } else {
+        for n in 0..lay.outer {
+            let mut j = 0;
+            while j < lay.inner {
+                let len = per.min(lay.inner - j);
+                out.push(Block { p0: n * lay.inner + j, len, base: n * lay.classes * lay.inner + j, lane_stride: 1 });
+                j += len;
+            }
+        }
+    }
+    out
+}
+
+/// Cuts a class-shaped output into the blocks' shares.
+fn split_class_out<'a, T>(lay: Layout, blocks: &[Block], out: &'a mut [T]) -> Vec<ClassOut<'a, T>> {
+    let mut shares = Vec::with_capacity(blocks.len());
+    if lay.inner == 1 {
+        let mut rest = out;
+        for b in blocks {
+            let (head, tail) = std::mem::take(&mut rest).split_at_mut(b.len * lay.classes);
+            rest = tail;
+            shares.push(ClassOut { segs: vec![head], rowwise: true, classes: lay.classes });
+        }
+    } else {
+        let per_n = blocks.len() / lay.outer.max(1);
+        for slab in out.chunks_mut(lay.classes * lay.inner) {
+            let first = shares.len();
+            for _ in 0..per_n {
+                shares.push(ClassOut { segs: Vec::with_capacity(lay.classes), rowwise: false, classes: lay.classes });
+            }
+            for row in slab.chunks_mut(lay.inner) {
+                let mut rest = row;
+                for (share, b) in shares[first..].iter_mut().zip(&blocks[first..]) {
+                    let (head, tail) = std::mem::take(&mut rest).split_at_mut(b.len);
+                    rest = tail;
+                    share.segs.push(head);
+                }
+            }
+        }
+    }
+    shares
+}
+
+/// Cuts `out` into consecutive pieces of the given lengths (an empty `out` gives empty pieces).
+pub(crate) fn split_runs<T>(out: &mut [T], lens: impl Iterator<Item = usize>) -> Vec<&mut [T]> {
+    let mut rest = out;
+    lens.map(|len| {
+        let len = len.min(rest.len());
+        let (head, tail) = std::mem::take(&mut rest).split_at_mut(len);
+        rest = tail;
+        head
+    })
+    .collect()
+}
+
+/// Maps `f` over items, in parallel when the `rayon` feature is on, keeping their order.
+pub(crate) fn map_ordered<I, R, F>(items: Vec<I>, f: F) -> Vec<R>
+where
+    I: Send,
+    R: Send,
+    F: Fn(I) -> R + Sync + Send,
+{
+    #[cfg(feature = "rayon")]
+    {
+        use rayon::prelude::*;
+        items.into_par_iter().map(f).collect()
+    }
+    #[cfg(not(feature = "rayon"))]
+    {
+        items.into_iter().map(f).collect()
+    }
+}
+
+/// Runs `f` on every block of `lay` with its share of a class-shaped output and of a
+/// position-shaped output (either may be empty), and returns the results in block order.
+pub(crate) fn for_blocks<T, R, F>(lay: Layout, class_out: &mut [T], pos_out: &mut [T], f: F) -> Vec<R>
+where
+    T: Copy + Send,
+    R: Send,
+    F: Fn(Block, Option<ClassOut<'_, T>>, &mut [T]) -> R + Sync + Send,
+{
+    let blocks = blocks(lay);
+    let mut class_shares: Vec<Option<ClassOut<'_, T>>> = if class_out.is_empty() {
+        blocks.iter().map(|_| None).collect()
+    } else {
+        split_class_out(lay, &blocks, class_out).into_iter().map(Some).collect()
+    };
+    let pos_shares = split_runs(pos_out, blocks.iter().map(|b| b.len));
+    let items: Vec<_> = blocks.into_iter().zip(class_shares.drain(..)).zip(pos_shares).collect();
+    map_ordered(items, |((b, c), p)| f(b, c, p))
+}
+
+/// Runs `f` on fixed runs of `len` elements with their shares of two element-shaped outputs
+/// (either may be empty), and returns the results in order.
+pub(crate) fn for_runs<T, R, F>(len: usize, out_a: &mut [T], out_b: &mut [T], f: F) -> Vec<R>
+where
+    T: Copy + Send,
+    R: Send,
+    F: Fn(std::ops::Range<usize>, &mut [T], &mut [T]) -> R + Sync + Send,
+{
+    let runs: Vec<_> = (0..len).step_by(BLOCK_ELEMS).map(|s| s..(s + BLOCK_ELEMS).min(len)).collect();
+    let a = split_runs(out_a, runs.iter().map(|r| r.len()));
+    let b = split_runs(out_b, runs.iter().map(|r| r.len()));
+    let items: Vec<_> = runs.into_iter().zip(a).zip(b).collect();
+    map_ordered(items, |((r, a), b)| f(r, a, b))
+}
+
+/// Sums per-block partials in block order.
+pub(crate) fn ordered_sum(parts: impl IntoIterator<Item = f64>) -> f64 {
+    parts.into_iter().fold(0.0, |a, b| a + b)
+}

@@ -1,0 +1,164 @@
+//! Reductions, the loss output type, and the upstream gradient a backward pass scales by.
+
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::view::numel;
+
+/// How per-element losses are combined, as PyTorch's `reduction` argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Reduction {
+    /// No reduction: one loss per element (per position for class-index losses).
+    None,
+    /// The weighted mean: `sum_i l_i / D`.
+    ///
+    /// `D` is the sum of the class weights of the non-ignored targets for `nll_loss` and
+    /// `cross_entropy` with class-index targets (the count of non-ignored targets without
+    /// weights), and the number of elements (samples) for every other loss. `D = 0` gives NaN,
+    /// as in PyTorch, unless [`EmptyMean::Zero`] is chosen.
+    #[default]
+    Mean,
+    /// The sum `sum_i l_i`.
+    Sum,
+}
+
+impl Reduction {
+    /// Parses PyTorch's names `"none"`, `"mean"`, `"sum"`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`] for any other name.
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "none" => Ok(Reduction::None),
+            "mean" => Ok(Reduction::Mean),
+            "sum" => Ok(Reduction::Sum),
+            _ => Err(Error::InvalidOption {
+                name: "reduction",
+                value: name.to_string(),
+                reason: "must be one of none, mean, sum",
+            }),
+        }
+    }
+}
+
+/// What a [`Reduction::Mean`] with a zero denominator (every target ignored, or an empty
+/// input) returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EmptyMean {
+    /// NaN (`0 / 0`) and a zero gradient for ignored targets, as PyTorch does.
+    #[default]
+    Nan,
+    /// 0, with a zero gradient.
+    Zero,
+}
+
+/// The result of a loss's forward pass.
+///
+/// Besides the loss, it reports the weighted sum and the denominator of the mean, so that
+/// gradient accumulation over micro-batches, or data-parallel workers, can form the exact
+/// global mean: sum the `denominator`s of all micro-batches to `D` (each loss's `denominator`
+/// method reads the targets only), run each micro-batch with [`Reduction::Sum`] and
+/// `grad_output = [1 / D]`; the accumulated gradient is then the gradient of the global mean,
+/// and `sum(weighted_sum) / D` is its value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LossOutput<T> {
+    /// The loss: one value per element for [`Reduction::None`], else one value.
+    pub loss: Vec<T>,
+    /// Shape of `loss`: `[]` for a reduced loss.
+    pub shape: Vec<usize>,
+    /// `sum_i l_i` over all elements, accumulated in `f64`.
+    pub weighted_sum: f64,
+    /// The denominator `D` of [`Reduction::Mean`] (see there), whatever the reduction.
+    pub denominator: f64,
+}
+
+impl<T: Float> LossOutput<T> {
+    /// The loss as one number, if it is a scalar (a reduced loss, or an unbatched one).
+    pub fn scalar(&self) -> Option<T> {
+        match self.loss.as_slice() {
+            [v] if self.shape.is_empty() => Some(*v),
+            _ => None,
+        }
+    }
+}
+
+/// The upstream gradient of each element, with the mean's `1 / D` already applied.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Upstream<'a, T> {
+    /// One value per element ([`Reduction::None`]).
+    Each(&'a [T]),
+    /// One value for all elements.
+    All(T),
+}
+
+impl<T: Float> Upstream<'_, T> {
+    #[inline(always)]
+    pub fn at(&self, i: usize) -> T {
+        match self {
+            Upstream::Each(g) => g[i],
+            Upstream::All(g) => *g,
+        }
+    }
+}
+
+/// Settles a reduction: the upstream gradient scale, and how to build the output.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Reducer {
+    pub reduction: Reduction,
+    pub empty: EmptyMean,
+    pub denominator: f64,
+}
+
+impl Reducer {
+    /// Checks `grad_output` (shape of the output) and turns it into per-element scales.
+    pub fn upstream<'a, T: Float>(&self, grad_output: &'a [T], out_shape: &[usize]) -> Result<Upstream<'a, T>> {
+        let want = match self.reduction {
+            Reduction::None => numel(out_shape)?,
+            _ => 1,
+        };
+        if grad_output.len() != want {
+            let expected = match self.reduction {
+                Reduction::None => format!("{want} elements, the output shape {out_shape:?}"),
+                _ => "one element (the loss is reduced)".to_string(),
+            };
+            return Err(Error::ShapeMismatch { what: "grad_output", got: vec![grad_output.len()], expected });
+        }
+        Ok(match self.reduction {
+            Reduction::None => Upstream::Each(grad_output),
+            Reduction::Sum => Upstream::All(grad_output[0]),
+            Reduction::Mean => Upstream::All(match (self.denominator == 0.0, self.empty) {
+                // g / 0: ignored elements get 0, weight-0 ones NaN, as in PyTorch.
+                (true, EmptyMean::Nan) => T::from_f64(grad_output[0].to_f64() / 0.0),
+                _ => T::from_f64(self.mean_of(grad_output[0].to_f64())),
+            }),
+        })
+    }
+
+    /// `v / D`; for `D = 0`, NaN (as PyTorch, whose weighted mean is `0 / 0` there even when a
+    /// smoothing term is not 0) or 0 under [`EmptyMean::Zero`].
+    fn mean_of(&self, v: f64) -> f64 {
+        match (self.denominator == 0.0, self.empty) {
+            (false, _) => v / self.denominator,
+            (true, EmptyMean::Nan) => f64::NAN,
+            (true, EmptyMean::Zero) => 0.0,
+        }
+    }
+
+    /// The output: `per_element` (kept only for [`Reduction::None`]) or the reduced value.
+    pub fn finish<T: Float>(&self, per_element: Vec<T>, shape: Vec<usize>, sum: f64) -> LossOutput<T> {
+        let (loss, shape) = match self.reduction {
+            Reduction::None => (per_element, shape),
+            Reduction::Sum => (vec![T::from_f64(sum)], vec![]),
+            Reduction::Mean => (vec![T::from_f64(self.mean_of(sum))], vec![]),
+        };
+        LossOutput { loss, shape, weighted_sum: sum, denominator: self.denominator }
+    }
+
+    /// Length of the per-element buffer a kernel should fill (empty unless [`Reduction::None`]).
+    pub fn per_element_len(&self, n: usize) -> usize {
+        if self.reduction == Reduction::None {
+            n
+        } else {
+            0
+        }
+    }
+}

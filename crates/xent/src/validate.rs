@@ -1,0 +1,106 @@
+//! Shared checks of data and options, run before any kernel writes an output.
+
+use crate::error::{Error, Result};
+use crate::float::{Float, Label};
+use crate::par::{map_ordered, ordered_sum, BLOCK_ELEMS};
+
+/// Every value finite.
+pub(crate) fn finite<T: Float>(what: &'static str, values: &[T]) -> Result<()> {
+    match values.iter().position(|v| !v.is_finite()) {
+        Some(index) => Err(Error::NonFinite { what, index, value: values[index].to_f64() }),
+        None => Ok(()),
+    }
+}
+
+/// A finite option value.
+pub(crate) fn finite_option(name: &'static str, v: f64) -> Result<()> {
+    if v.is_finite() {
+        Ok(())
+    } else {
+        Err(Error::InvalidOption { name, value: v.to_string(), reason: "must be finite" })
+    }
+}
+
+/// Every value in `[0, 1]` (NaN is not).
+pub(crate) fn unit_interval<T: Float>(what: &'static str, values: &[T]) -> Result<()> {
+    let bad = |v: &T| !(*v >= T::ZERO && *v <= T::ONE);
+    let parts = map_ordered(values.chunks(BLOCK_ELEMS).enumerate().collect(), |(i, chunk)| {
+        chunk.iter().position(bad).map(|k| i * BLOCK_ELEMS + k)
+    });
+    match parts.into_iter().flatten().next() {
+        Some(index) => Err(Error::NotAProbability { what, index, value: values[index].to_f64() }),
+        None => Ok(()),
+    }
+}
+
+/// Class weights: one finite value per class.
+pub(crate) fn class_weights<T: Float>(weight: Option<&[T]>, classes: usize) -> Result<()> {
+    let Some(w) = weight else { return Ok(()) };
+    if w.len() != classes {
+        return Err(Error::ShapeMismatch {
+            what: "weight",
+            got: vec![w.len()],
+            expected: format!("[{classes}], one weight per class"),
+        });
+    }
+    finite("weight", w)
+}
+
+/// The shape of a class-index target against the input's.
+pub(crate) fn target_shape(input: &[usize], target: &[usize], expected: &[usize]) -> Result<()> {
+    if target == expected {
+        return Ok(());
+    }
+    Err(Error::ShapeMismatch {
+        what: "target",
+        got: target.to_vec(),
+        expected: format!("{expected:?} for input {input:?} (the input's shape without the class dimension)"),
+    })
+}
+
+/// Checks every class-index target and returns the mean's denominator: the sum of the class
+/// weights of the non-ignored targets (their count without weights).
+pub(crate) fn index_targets<T: Float, L: Label>(
+    target: &[L],
+    classes: usize,
+    ignore_index: i64,
+    weight: Option<&[T]>,
+) -> Result<f64> {
+    let ignore = ignore_index as i128;
+    let parts = map_ordered(target.chunks(BLOCK_ELEMS).enumerate().collect(), |(i, chunk)| {
+        let mut den = 0.0f64;
+        for (k, t) in chunk.iter().enumerate() {
+            let v = t.to_i128();
+            if v == ignore {
+                continue;
+            }
+            if v < 0 || v >= classes as i128 {
+                return Err(Error::TargetOutOfRange {
+                    what: "target",
+                    index: i * BLOCK_ELEMS + k,
+                    value: v,
+                    classes,
+                    ignore_index,
+                });
+            }
+            den += weight.map_or(1.0, |w| w[v as usize].to_f64());
+        }
+        Ok(den)
+    });
+    let mut dens = Vec::with_capacity(parts.len());
+    for p in parts {
+        dens.push(p?);
+    }
+    Ok(ordered_sum(dens))
+}
+
+/// Whether a class-index target is ignored, given it passed [`index_targets`].
+#[inline(always)]
+pub(crate) fn class_of<L: Label>(t: L, ignore_index: i64) -> Option<usize> {
+    let v = t.to_i128();
+    if v == ignore_index as i128 {
+        None
+    } else {
+        Some(v as usize)
+    }
+}

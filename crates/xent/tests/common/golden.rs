@@ -1,0 +1,349 @@
+//! Reading golden files and running their cases against the library.
+
+use serde_json::Value;
+use std::path::Path;
+use xent::*;
+
+/// A tensor of a golden case, values widened to f64 (i64 data kept exactly too).
+#[derive(Debug, Clone)]
+pub struct GTensor {
+    pub dtype: String,
+    pub shape: Vec<usize>,
+    pub data: Vec<f64>,
+    pub ints: Vec<i64>,
+}
+
+fn num(v: &Value) -> f64 {
+    match v {
+        Value::String(s) => match s.as_str() {
+            "nan" => f64::NAN,
+            "inf" => f64::INFINITY,
+            "-inf" => f64::NEG_INFINITY,
+            other => panic!("bad number {other:?}"),
+        },
+        v => v.as_f64().unwrap_or_else(|| panic!("bad number {v}")),
+    }
+}
+
+pub fn tensor(v: &Value) -> GTensor {
+    let dtype = v["dtype"].as_str().unwrap().to_string();
+    let shape = v["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+    let raw = v["data"].as_array().unwrap();
+    let ints = if dtype == "i64" { raw.iter().map(|d| d.as_i64().unwrap()).collect() } else { vec![] };
+    let data = raw.iter().map(num).collect();
+    GTensor { dtype, shape, data, ints }
+}
+
+/// What running a case gave.
+#[derive(Debug)]
+pub enum Outcome {
+    Done { output: Vec<f64>, shape: Vec<usize>, grad: Option<Vec<f64>> },
+    Error(String),
+    Skip(&'static str),
+}
+
+/// Cases of one file, counted.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub passed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    pub skip_reason: String,
+}
+
+impl Tally {
+    pub fn add(&mut self, o: &Tally) {
+        self.passed += o.passed;
+        self.failed += o.failed;
+        self.skipped += o.skipped;
+    }
+}
+
+struct Case<'a> {
+    v: &'a Value,
+}
+
+impl Case<'_> {
+    fn input(&self, k: &str) -> Option<GTensor> {
+        self.v["inputs"].get(k).map(tensor)
+    }
+    fn opt(&self, k: &str) -> Option<&Value> {
+        self.v["options"].get(k)
+    }
+    fn opt_f64(&self, k: &str, default: f64) -> f64 {
+        self.opt(k).map_or(default, num)
+    }
+    fn opt_i64(&self, k: &str, default: i64) -> i64 {
+        self.opt(k).map_or(default, |v| v.as_i64().unwrap())
+    }
+    fn reduction(&self, default: &str) -> xent::Result<Reduction> {
+        Reduction::parse(self.opt("reduction").and_then(|v| v.as_str()).unwrap_or(default))
+    }
+    fn grad_output(&self) -> Option<GTensor> {
+        self.v.get("grad_output").map(tensor)
+    }
+}
+
+fn cast<T: Float>(v: &[f64]) -> Vec<T> {
+    v.iter().map(|&x| T::from_f64(x)).collect()
+}
+
+fn widen<T: Float>(v: &[T]) -> Vec<f64> {
+    v.iter().map(|x| x.to_f64()).collect()
+}
+
+fn owned<T: Float>(t: &Option<GTensor>) -> xent::Result<Option<Tensor<T>>> {
+    t.as_ref().map(|t| Tensor::new(cast(&t.data), t.shape.clone())).transpose()
+}
+
+/// Runs a loss's forward, and its fused backward when the case has a `grad_output`.
+fn loss_outcome<T: Float>(
+    input: &[T],
+    grad_output: Option<GTensor>,
+    fwd: impl Fn() -> xent::Result<LossOutput<T>>,
+    fb: impl Fn(&[T], &mut [T]) -> xent::Result<LossOutput<T>>,
+) -> xent::Result<Outcome> {
+    let out = fwd()?;
+    let grad = match grad_output {
+        Some(go) => {
+            let mut g = vec![T::ZERO; input.len()];
+            let again = fb(&cast(&go.data), &mut g)?;
+            assert_eq!(
+                widen(&again.loss).iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                widen(&out.loss).iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                "forward_backward's loss differs from forward's"
+            );
+            Some(widen(&g))
+        }
+        None => None,
+    };
+    Ok(Outcome::Done { output: widen(&out.loss), shape: out.shape, grad })
+}
+
+fn run_typed<T: Float>(op: &str, c: &Case<'_>) -> xent::Result<Outcome> {
+    let x = c.input("input");
+    match op {
+        "softmax" | "log_softmax" => {
+            let x = x.unwrap();
+            let xv = cast::<T>(&x.data);
+            let dim = c.opt_i64("dim", -1);
+            let view = View::new(&xv, &x.shape)?;
+            let log = op == "log_softmax";
+            let y = if log { log_softmax(view, dim)? } else { softmax(view, dim)? };
+            let grad = match c.grad_output() {
+                Some(go) => {
+                    let gv = cast::<T>(&go.data);
+                    let mut gi = vec![T::ZERO; y.len()];
+                    let (yv, gov) = (View::new(&y, &x.shape)?, View::new(&gv, &go.shape)?);
+                    if log {
+                        log_softmax_backward_into(yv, gov, dim, &mut gi)?
+                    } else {
+                        softmax_backward_into(yv, gov, dim, &mut gi)?
+                    };
+                    Some(widen(&gi))
+                }
+                None => None,
+            };
+            Ok(Outcome::Done { output: widen(&y), shape: x.shape, grad })
+        }
+        "nll_loss" | "cross_entropy" => {
+            let x = x.unwrap();
+            let t = c.input("target").unwrap();
+            let xv = cast::<T>(&x.data);
+            let input = View::new(&xv, &x.shape)?;
+            let weight = c.input("weight").map(|w| cast::<T>(&w.data));
+            let reduction = c.reduction("mean")?;
+            let ignore_index = c.opt_i64("ignore_index", -100);
+            if op == "nll_loss" {
+                let loss = NllLoss::new(NllOptions { weight, ignore_index, reduction, ..Default::default() })?;
+                let target = View::new(&t.ints, &t.shape)?;
+                return loss_outcome(
+                    &xv,
+                    c.grad_output(),
+                    || loss.forward(input, target),
+                    |go, g| loss.forward_backward(input, target, go, g),
+                );
+            }
+            let label_smoothing = c.opt_f64("label_smoothing", 0.0);
+            let loss = CrossEntropy::new(CrossEntropyOptions {
+                weight,
+                ignore_index,
+                reduction,
+                label_smoothing,
+                ..Default::default()
+            })?;
+            if t.dtype == "i64" {
+                let target = View::new(&t.ints, &t.shape)?;
+                loss_outcome(
+                    &xv,
+                    c.grad_output(),
+                    || loss.forward(input, target),
+                    |go, g| loss.forward_backward(input, target, go, g),
+                )
+            } else {
+                let tv = cast::<T>(&t.data);
+                let target = View::new(&tv, &t.shape)?;
+                loss_outcome(
+                    &xv,
+                    c.grad_output(),
+                    || loss.forward_probs(input, target),
+                    |go, g| loss.forward_backward_probs(input, target, go, g),
+                )
+            }
+        }
+        "binary_cross_entropy" | "binary_cross_entropy_with_logits" | "sigmoid_focal_loss" => {
+            let x = x.unwrap();
+            let t = c.input("target").unwrap();
+            let (xv, tv) = (cast::<T>(&x.data), cast::<T>(&t.data));
+            let (input, target) = (View::new(&xv, &x.shape)?, View::new(&tv, &t.shape)?);
+            let weight = owned::<T>(&c.input("weight"))?;
+            match op {
+                "binary_cross_entropy" => {
+                    let reduction = c.reduction("mean")?;
+                    let loss = Bce::new(BceOptions { weight, reduction, ..Default::default() })?;
+                    loss_outcome(
+                        &xv,
+                        c.grad_output(),
+                        || loss.forward(input, target),
+                        |go, g| loss.forward_backward(input, target, go, g),
+                    )
+                }
+                "binary_cross_entropy_with_logits" => {
+                    let reduction = c.reduction("mean")?;
+                    let pos_weight = owned::<T>(&c.input("pos_weight"))?;
+                    let loss = BceWithLogits::new(BceWithLogitsOptions {
+                        weight,
+                        pos_weight,
+                        reduction,
+                        ..Default::default()
+                    })?;
+                    loss_outcome(
+                        &xv,
+                        c.grad_output(),
+                        || loss.forward(input, target),
+                        |go, g| loss.forward_backward(input, target, go, g),
+                    )
+                }
+                _ => {
+                    let loss = SigmoidFocal::new(SigmoidFocalOptions {
+                        alpha: c.opt_f64("alpha", 0.25),
+                        gamma: c.opt_f64("gamma", 2.0),
+                        reduction: c.reduction("none")?,
+                        ..Default::default()
+                    })?;
+                    loss_outcome(
+                        &xv,
+                        c.grad_output(),
+                        || loss.forward(input, target),
+                        |go, g| loss.forward_backward(input, target, go, g),
+                    )
+                }
+            }
+        }
+        "class_weights" => Ok(Outcome::Skip("class weights: issue 3")),
+        "dice_loss" | "generalized_dice_loss" | "tversky_loss" | "focal_loss" => {
+            Ok(Outcome::Skip("MONAI losses: issue 4"))
+        }
+        _ => panic!("unknown op {op:?}"),
+    }
+}
+
+/// Runs one case in the given dtype; a library error becomes `Outcome::Error`.
+pub fn run_case(op: &str, v: &Value) -> Outcome {
+    let c = Case { v };
+    let r = match v["dtype"].as_str().unwrap_or("f64") {
+        "f32" => run_typed::<f32>(op, &c),
+        _ => run_typed::<f64>(op, &c),
+    };
+    r.unwrap_or_else(|e| Outcome::Error(e.to_string()))
+}
+
+/// `|got - want| <= atol + rtol * |want|`, NaN only equal to NaN, infinities exactly.
+pub fn close(got: f64, want: f64, f32: bool) -> bool {
+    let (rtol, atol) = if f32 { (1e-5, 1e-6) } else { (1e-10, 1e-12) };
+    if want.is_nan() || got.is_nan() {
+        return want.is_nan() && got.is_nan();
+    }
+    if want.is_infinite() || got.is_infinite() {
+        return got == want;
+    }
+    (got - want).abs() <= atol + rtol * want.abs()
+}
+
+fn compare(what: &str, got: &[f64], want: &GTensor, f32: bool) -> Result<(), String> {
+    if got.len() != want.data.len() {
+        return Err(format!("{what}: {} values, want {}", got.len(), want.data.len()));
+    }
+    for (i, (&g, &w)) in got.iter().zip(&want.data).enumerate() {
+        if !close(g, w, f32) {
+            return Err(format!("{what}[{i}] = {g:e}, want {w:e}"));
+        }
+    }
+    Ok(())
+}
+
+/// Checks an outcome against the case; `Ok(false)` means skipped.
+pub fn check(v: &Value, got: &Outcome) -> Result<bool, String> {
+    let f32 = v["dtype"].as_str() == Some("f32");
+    match (got, v.get("error")) {
+        (Outcome::Skip(_), _) => Ok(false),
+        (Outcome::Error(_), Some(_)) => Ok(true),
+        (Outcome::Error(e), None) => Err(format!("unexpected error: {e}")),
+        (Outcome::Done { .. }, Some(want)) => Err(format!("no error, want one like {want}")),
+        (Outcome::Done { output, shape, grad }, None) => {
+            let want = tensor(&v["output"]);
+            if *shape != want.shape {
+                return Err(format!("output shape {shape:?}, want {:?}", want.shape));
+            }
+            compare("output", output, &want, f32)?;
+            if let Some(wg) = v.get("grad").and_then(|g| g.get("input")) {
+                let g = grad.as_ref().ok_or("no gradient computed")?;
+                compare("grad", g, &tensor(wg), f32)?;
+            }
+            Ok(true)
+        }
+    }
+}
+
+fn bits(o: &Outcome) -> Vec<u64> {
+    match o {
+        Outcome::Done { output, grad, .. } => output.iter().chain(grad.iter().flatten()).map(|v| v.to_bits()).collect(),
+        _ => vec![],
+    }
+}
+
+/// Runs every case of a golden file on 1 and on 4 threads; returns the op, the tally and the
+/// failure messages.
+pub fn run_file(path: &Path) -> (String, Tally, Vec<String>) {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let doc: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let op = doc["op"].as_str().unwrap().to_string();
+    let pools: Vec<_> =
+        [1, 4].iter().map(|&n| rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap()).collect();
+    let mut tally = Tally::default();
+    let mut failures = Vec::new();
+    for case in doc["cases"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap_or("?");
+        let outcomes: Vec<Outcome> = pools.iter().map(|p| p.install(|| run_case(&op, case))).collect();
+        let verdict = check(case, &outcomes[0]).and_then(|ran| {
+            if bits(&outcomes[0]) != bits(&outcomes[1]) {
+                return Err("1 and 4 threads differ".to_string());
+            }
+            check(case, &outcomes[1]).map(|_| ran)
+        });
+        match verdict {
+            Ok(true) => tally.passed += 1,
+            Ok(false) => {
+                tally.skipped += 1;
+                if let Outcome::Skip(why) = outcomes[0] {
+                    tally.skip_reason = format!("not implemented yet: {why}");
+                }
+            }
+            Err(msg) => {
+                tally.failed += 1;
+                failures.push(format!("{op} {name}: {msg}"));
+            }
+        }
+    }
+    (op, tally, failures)
+}

@@ -1,0 +1,363 @@
+//! Property tests: kernels against the plain reference (`xent::reference`), every gradient
+//! against central finite differences (f64), and results bit-identical for 1, 2 and 3 threads.
+
+mod common;
+
+use common::rng::Rng;
+use xent::reference as r;
+use xent::*;
+
+/// A loss under test: `f(x, go) -> (output, grad)` with grad of `sum(output * go)`, in f64.
+type Fb<'a> = Box<dyn Fn(&[f64], &[f64]) -> (Vec<f64>, Vec<f64>) + 'a>;
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(a, b)| a * b).sum()
+}
+
+/// Central differences of `x -> sum(f(x) * go)` against the analytic gradient.
+fn check_fd(name: &str, x: &[f64], go: &[f64], fb: &Fb<'_>) {
+    let (_, grad) = fb(x, go);
+    for i in 0..x.len() {
+        let h = 1e-6 * x[i].abs().max(1.0);
+        let (mut xp, mut xm) = (x.to_vec(), x.to_vec());
+        xp[i] += h;
+        xm[i] -= h;
+        let fd = (dot(&fb(&xp, go).0, go) - dot(&fb(&xm, go).0, go)) / (2.0 * h);
+        assert!(
+            (fd - grad[i]).abs() <= 1e-6 + 1e-5 * grad[i].abs(),
+            "{name}: d/dx[{i}] = {}, differences {fd}",
+            grad[i]
+        );
+    }
+}
+
+fn assert_close(name: &str, got: &[f64], want: &[f64], rtol: f64) {
+    assert_eq!(got.len(), want.len(), "{name}: lengths");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        let ok = (g.is_nan() && w.is_nan()) || (g - w).abs() <= rtol * (1.0 + w.abs());
+        assert!(ok, "{name}[{i}]: {g} vs reference {w}");
+    }
+}
+
+fn shapes(rng: &mut Rng, c: usize) -> Vec<Vec<usize>> {
+    let mut d = || 1 + rng.below(4);
+    vec![vec![c], vec![d(), c], vec![d(), c, d()], vec![d(), c, d(), d()]]
+}
+
+const REDUCTIONS: [&str; 3] = ["none", "mean", "sum"];
+
+fn go_for(rng: &mut Rng, out_len: usize) -> Vec<f64> {
+    (0..out_len).map(|_| rng.range(0.5, 1.5)).collect()
+}
+
+fn index_targets(rng: &mut Rng, n: usize, c: usize, ignore: i64) -> Vec<i64> {
+    (0..n).map(|_| if rng.uniform() < 0.2 { ignore } else { rng.below(c) as i64 }).collect()
+}
+
+/// Runs the f64 and f32 versions of a loss against the reference and finite differences.
+fn check_loss(name: &str, x: &[f64], out_len: usize, reference: Vec<f64>, fb64: Fb<'_>, fb32: Fb<'_>, rng: &mut Rng) {
+    let go = go_for(rng, out_len);
+    let (out64, _) = fb64(x, &go);
+    assert_close(&format!("{name} f64"), &out64, &reference, 1e-12);
+    let (out32, _) = fb32(x, &go);
+    assert_close(&format!("{name} f32"), &out32, &reference, 2e-5);
+    check_fd(name, x, &go, &fb64);
+}
+
+fn widen<T: Float>(v: &[T]) -> Vec<f64> {
+    v.iter().map(|v| v.to_f64()).collect()
+}
+fn narrow<T: Float>(v: &[f64]) -> Vec<T> {
+    v.iter().map(|&v| T::from_f64(v)).collect()
+}
+
+fn ce_fb<'a, T: Float>(shape: &'a [usize], target: &'a [i64], opts: CrossEntropyOptions<f64>, nll: bool) -> Fb<'a> {
+    let tshape: Vec<usize> = if shape.len() == 1 { vec![] } else { [&shape[..1], &shape[2..]].concat() };
+    Box::new(move |x, go| {
+        let (x, go) = (narrow::<T>(x), narrow::<T>(go));
+        let weight = opts.weight.as_ref().map(|w| narrow::<T>(w));
+        let mut g = vec![T::ZERO; x.len()];
+        let t = View::new(target, &tshape).unwrap();
+        let input = View::new(&x, shape).unwrap();
+        let out = if nll {
+            NllLoss::new(NllOptions {
+                weight,
+                ignore_index: opts.ignore_index,
+                reduction: opts.reduction,
+                ..Default::default()
+            })
+            .unwrap()
+            .forward_backward(input, t, &go, &mut g)
+        } else {
+            CrossEntropy::new(CrossEntropyOptions {
+                weight,
+                ignore_index: opts.ignore_index,
+                reduction: opts.reduction,
+                label_smoothing: opts.label_smoothing,
+                empty_mean: opts.empty_mean,
+            })
+            .unwrap()
+            .forward_backward(input, t, &go, &mut g)
+        };
+        (widen(&out.unwrap().loss), widen(&g))
+    })
+}
+
+#[test]
+fn cross_entropy_and_nll_match_reference_and_finite_differences() {
+    let mut rng = Rng::new(1);
+    for c in [1, 2, 3, 7] {
+        for shape in shapes(&mut rng, c) {
+            for red in REDUCTIONS {
+                for nll in [false, true] {
+                    let n: usize = shape.iter().product::<usize>() / c;
+                    let x = rng.vec(n * c, 3.0);
+                    let ignore = if rng.uniform() < 0.5 { -100 } else { (c as i64) - 1 };
+                    let target = index_targets(&mut rng, n, c, ignore);
+                    let weight = (rng.uniform() < 0.5).then(|| (0..c).map(|_| rng.range(0.1, 2.0)).collect::<Vec<_>>());
+                    let smoothing = if nll || rng.uniform() < 0.5 { 0.0 } else { rng.range(0.0, 0.5) };
+                    let opts = CrossEntropyOptions {
+                        weight: weight.clone(),
+                        ignore_index: ignore,
+                        reduction: Reduction::parse(red).unwrap(),
+                        label_smoothing: smoothing,
+                        ..Default::default()
+                    };
+                    let reference = r::index_loss(&x, &shape, &target, weight.as_deref(), ignore, smoothing, red, nll);
+                    let out_len = reference.len();
+                    let name = format!("{} C{c} {shape:?} {red}", if nll { "nll" } else { "ce" });
+                    if reference.iter().any(|v| v.is_nan()) {
+                        continue; // every target ignored: no gradient to check
+                    }
+                    check_loss(
+                        &name,
+                        &x,
+                        out_len,
+                        reference,
+                        ce_fb::<f64>(&shape, &target, opts.clone(), nll),
+                        ce_fb::<f32>(&shape, &target, opts, nll),
+                        &mut rng,
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn probs_fb<'a, T: Float>(shape: &'a [usize], y: &'a [f64], opts: CrossEntropyOptions<f64>) -> Fb<'a> {
+    Box::new(move |x, go| {
+        let (x, go, y) = (narrow::<T>(x), narrow::<T>(go), narrow::<T>(y));
+        let weight = opts.weight.as_ref().map(|w| narrow::<T>(w));
+        let loss = CrossEntropy::new(CrossEntropyOptions {
+            weight,
+            reduction: opts.reduction,
+            label_smoothing: opts.label_smoothing,
+            ..Default::default()
+        })
+        .unwrap();
+        let mut g = vec![T::ZERO; x.len()];
+        let out = loss
+            .forward_backward_probs(View::new(&x, shape).unwrap(), View::new(&y, shape).unwrap(), &go, &mut g)
+            .unwrap();
+        (widen(&out.loss), widen(&g))
+    })
+}
+
+#[test]
+fn cross_entropy_probability_targets_match_reference_and_finite_differences() {
+    let mut rng = Rng::new(2);
+    for c in [1, 2, 5] {
+        for shape in shapes(&mut rng, c) {
+            for red in REDUCTIONS {
+                let x = rng.vec(shape.iter().product(), 2.0);
+                let y: Vec<f64> = (0..x.len()).map(|_| rng.uniform()).collect();
+                let weight = (rng.uniform() < 0.5).then(|| (0..c).map(|_| rng.range(0.1, 2.0)).collect::<Vec<_>>());
+                let smoothing = if rng.uniform() < 0.5 { 0.0 } else { 0.2 };
+                let opts = CrossEntropyOptions {
+                    weight: weight.clone(),
+                    reduction: Reduction::parse(red).unwrap(),
+                    label_smoothing: smoothing,
+                    ..Default::default()
+                };
+                let reference = r::cross_entropy_probs(&x, &shape, &y, weight.as_deref(), smoothing, red);
+                let n = reference.len();
+                check_loss(
+                    &format!("ce probs C{c} {shape:?} {red}"),
+                    &x,
+                    n,
+                    reference,
+                    probs_fb::<f64>(&shape, &y, opts.clone()),
+                    probs_fb::<f32>(&shape, &y, opts),
+                    &mut rng,
+                );
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Binary {
+    Bce,
+    Logits,
+    Focal(f64, f64),
+}
+
+fn binary_fb<'a, T: Float>(
+    kind: Binary,
+    shape: &'a [usize],
+    y: &'a [f64],
+    w: Option<&'a [f64]>,
+    q: Option<&'a [f64]>,
+    red: &'a str,
+) -> Fb<'a> {
+    Box::new(move |x, go| {
+        let (x, go, y) = (narrow::<T>(x), narrow::<T>(go), narrow::<T>(y));
+        let reduction = Reduction::parse(red).unwrap();
+        let t = |v: Option<&[f64]>| v.map(|v| Tensor::new(narrow::<T>(v), shape.to_vec()).unwrap());
+        let (input, target) = (View::new(&x, shape).unwrap(), View::new(&y, shape).unwrap());
+        let mut g = vec![T::ZERO; x.len()];
+        let out = match kind {
+            Binary::Bce => Bce::new(BceOptions { weight: t(w), reduction, ..Default::default() })
+                .unwrap()
+                .forward_backward(input, target, &go, &mut g),
+            Binary::Logits => BceWithLogits::new(BceWithLogitsOptions {
+                weight: t(w),
+                pos_weight: t(q),
+                reduction,
+                ..Default::default()
+            })
+            .unwrap()
+            .forward_backward(input, target, &go, &mut g),
+            Binary::Focal(alpha, gamma) => {
+                SigmoidFocal::new(SigmoidFocalOptions { alpha, gamma, reduction, ..Default::default() })
+                    .unwrap()
+                    .forward_backward(input, target, &go, &mut g)
+            }
+        };
+        (widen(&out.unwrap().loss), widen(&g))
+    })
+}
+
+#[test]
+fn binary_losses_match_reference_and_finite_differences() {
+    let mut rng = Rng::new(3);
+    for kind in
+        [Binary::Bce, Binary::Logits, Binary::Focal(0.25, 2.0), Binary::Focal(-1.0, 1.5), Binary::Focal(0.6, 0.0)]
+    {
+        for shape in [vec![5], vec![3, 4], vec![2, 3, 2, 2]] {
+            for red in REDUCTIONS {
+                let n: usize = shape.iter().product();
+                let x: Vec<f64> = match kind {
+                    Binary::Bce => (0..n).map(|_| rng.range(0.05, 0.95)).collect(),
+                    _ => rng.vec(n, 3.0),
+                };
+                let y: Vec<f64> = (0..n)
+                    .map(|_| if rng.uniform() < 0.5 { rng.uniform() } else { f64::from(rng.uniform() < 0.3) })
+                    .collect();
+                let w = (rng.uniform() < 0.5).then(|| (0..n).map(|_| rng.range(0.0, 2.0)).collect::<Vec<_>>());
+                let q = (rng.uniform() < 0.5).then(|| (0..n).map(|_| rng.range(0.5, 10.0)).collect::<Vec<_>>());
+                let (w, q) = match kind {
+                    Binary::Bce => (w, None),
+                    Binary::Logits => (w, q),
+                    Binary::Focal(..) => (None, None),
+                };
+                let reference = match kind {
+                    Binary::Bce => r::bce(&x, &y, w.as_deref(), red),
+                    Binary::Logits => r::bce_with_logits(&x, &y, w.as_deref(), q.as_deref(), red),
+                    Binary::Focal(a, g) => r::sigmoid_focal(&x, &y, a, g, red),
+                };
+                let out_len = reference.len();
+                check_loss(
+                    &format!("binary {shape:?} {red}"),
+                    &x,
+                    out_len,
+                    reference,
+                    binary_fb::<f64>(kind, &shape, &y, w.as_deref(), q.as_deref(), red),
+                    binary_fb::<f32>(kind, &shape, &y, w.as_deref(), q.as_deref(), red),
+                    &mut rng,
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn softmax_and_log_softmax_match_reference_and_finite_differences() {
+    let mut rng = Rng::new(4);
+    for shape in [vec![5], vec![3, 4], vec![2, 3, 4], vec![2, 1, 3, 2]] {
+        for dim in 0..shape.len() {
+            for log in [false, true] {
+                let x = rng.vec(shape.iter().product(), 3.0);
+                let fb: Fb<'_> = Box::new(|x, go| {
+                    let v = View::new(x, &shape).unwrap();
+                    let y = if log { log_softmax(v, dim as i64) } else { softmax(v, dim as i64) }.unwrap();
+                    let mut g = vec![0.0; x.len()];
+                    let (yv, gv) = (View::new(&y, &shape).unwrap(), View::new(go, &shape).unwrap());
+                    if log {
+                        log_softmax_backward_into(yv, gv, dim as i64, &mut g).unwrap();
+                    } else {
+                        softmax_backward_into(yv, gv, dim as i64, &mut g).unwrap();
+                    }
+                    (y, g)
+                });
+                let reference = if log { r::log_softmax(&x, &shape, dim) } else { r::softmax(&x, &shape, dim) };
+                let go = go_for(&mut rng, x.len());
+                assert_close("softmax", &fb(&x, &go).0, &reference, 1e-12);
+                check_fd(&format!("softmax log={log} {shape:?} d{dim}"), &x, &go, &fb);
+            }
+        }
+    }
+}
+
+/// Large enough to span many blocks, so threads really split the work.
+#[test]
+fn results_are_bit_identical_for_any_thread_count() {
+    let mut rng = Rng::new(5);
+    let pools: Vec<_> =
+        [1, 2, 3].iter().map(|&n| rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap()).collect();
+    for shape in [vec![3, 19, 97, 131], vec![40000, 7], vec![2, 3, 50000]] {
+        let c = shape[1];
+        let n: usize = shape.iter().product();
+        let x: Vec<f32> = rng.vec(n, 3.0).into_iter().map(|v| v as f32).collect();
+        let target: Vec<u8> = (0..n / c).map(|_| if rng.uniform() < 0.05 { 255 } else { rng.below(c) as u8 }).collect();
+        let tshape: Vec<usize> = [&shape[..1], &shape[2..]].concat();
+        let weight: Vec<f32> = (0..c).map(|_| rng.range(0.5, 2.0) as f32).collect();
+        let ce = CrossEntropy::new(CrossEntropyOptions {
+            weight: Some(weight),
+            ignore_index: 255,
+            label_smoothing: 0.1,
+            ..Default::default()
+        })
+        .unwrap();
+        let y: Vec<f32> = (0..n).map(|_| rng.uniform() as f32).collect();
+        let bce = BceWithLogits::new(BceWithLogitsOptions::default()).unwrap();
+        let run = || {
+            let (xv, tv) = (View::new(&x, &shape).unwrap(), View::new(&target, &tshape).unwrap());
+            let mut g = vec![0.0f32; n];
+            let a = ce.forward_backward(xv, tv, &[1.0], &mut g).unwrap();
+            let mut g2 = vec![0.0f32; n];
+            let b = bce.forward_backward(xv, View::new(&y, &shape).unwrap(), &[1.0], &mut g2).unwrap();
+            let s = softmax(xv, 1).unwrap();
+            let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            (a.weighted_sum.to_bits(), bits(&a.loss), bits(&g), b.weighted_sum.to_bits(), bits(&g2), bits(&s))
+        };
+        let results: Vec<_> = pools.iter().map(|p| p.install(run)).collect();
+        assert!(results.windows(2).all(|w| w[0] == w[1]), "thread counts disagree for {shape:?}");
+    }
+}
+
+/// The seg19 situation in small: an f32 mean over many positions agrees with the f64 reference.
+#[test]
+fn f32_cross_entropy_mean_over_many_positions_matches_f64_reference() {
+    let mut rng = Rng::new(6);
+    let shape = [2, 19, 64, 128];
+    let n: usize = shape.iter().product();
+    let x = rng.vec(n, 3.0);
+    let target: Vec<i64> = (0..n / 19).map(|_| if rng.uniform() < 0.05 { 255 } else { rng.below(19) as i64 }).collect();
+    let reference = r::index_loss(&x, &shape, &target, None, 255, 0.0, "mean", false)[0];
+    let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+    let ce = CrossEntropy::new(CrossEntropyOptions { ignore_index: 255, ..Default::default() }).unwrap();
+    let got = ce.forward(View::new(&x32, &shape).unwrap(), View::new(&target, &[2, 64, 128]).unwrap()).unwrap();
+    let rel = (got.scalar().unwrap() as f64 - reference).abs() / reference;
+    assert!(rel < 1e-6, "relative error {rel}");
+}
