@@ -41,7 +41,7 @@ pub enum Error {
         ndim: usize,
     },
     /// A class-index target (or label) outside `0..classes` that is not the ignore value.
-    #[error("{what} value {value} at flat index {index} is out of range for {classes} classes (ignore_index {ignore_index})")]
+    #[error("{what} value {value} at flat index {index} is out of range for {classes} classes (ignore_index {ignore_index:?})")]
     TargetOutOfRange {
         /// `"target"` or `"labels"`.
         what: &'static str,
@@ -51,8 +51,8 @@ pub enum Error {
         value: i128,
         /// Number of classes.
         classes: usize,
-        /// The ignore value in force.
-        ignore_index: i64,
+        /// The ignore value in force, if any.
+        ignore_index: Option<i64>,
     },
     /// A value that must be finite is NaN or infinite.
     #[error("{what}[{index}] = {value} is not finite")]

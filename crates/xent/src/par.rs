@@ -52,6 +52,18 @@ impl<T: Copy> ClassOut<'_, T> {
     }
 }
 
+impl<T: Copy + std::ops::AddAssign> ClassOut<'_, T> {
+    /// Adds `v` to element `(c, k)`.
+    #[inline(always)]
+    pub fn add(&mut self, c: usize, k: usize, v: T) {
+        if self.rowwise {
+            self.segs[0][k * self.classes + c] += v;
+        } else {
+            self.segs[c][k] += v;
+        }
+    }
+}
+
 /// The blocks of `lay`, in order.
 pub(crate) fn blocks(lay: Layout) -> Vec<Block> {
     let per = (BLOCK_ELEMS / lay.classes.max(1)).max(1);

@@ -63,10 +63,11 @@ pub(crate) fn target_shape(input: &[usize], target: &[usize], expected: &[usize]
 pub(crate) fn index_targets<T: Float, L: Label>(
     target: &[L],
     classes: usize,
-    ignore_index: i64,
+    ignore_index: Option<i64>,
     weight: Option<&[T]>,
 ) -> Result<f64> {
-    let ignore = ignore_index as i128;
+    // No ignore value: one no label can equal.
+    let ignore = ignore_index.map_or(i128::MIN, i128::from);
     let parts = map_ordered(target.chunks(BLOCK_ELEMS).enumerate().collect(), |(i, chunk)| {
         let mut den = 0.0f64;
         for (k, t) in chunk.iter().enumerate() {

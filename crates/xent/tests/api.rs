@@ -137,7 +137,10 @@ fn out_of_range_target_error_names_index_and_value() {
         .unwrap()
         .forward(View::new(&x, &[2, 3]).unwrap(), View::new(&[1i64, 3], &[2]).unwrap())
         .unwrap_err();
-    assert_eq!(err, Error::TargetOutOfRange { what: "target", index: 1, value: 3, classes: 3, ignore_index: -100 });
+    assert_eq!(
+        err,
+        Error::TargetOutOfRange { what: "target", index: 1, value: 3, classes: 3, ignore_index: Some(-100) }
+    );
     assert!(err.to_string().contains("value 3 at flat index 1"), "{err}");
 }
 

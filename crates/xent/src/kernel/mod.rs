@@ -6,4 +6,6 @@
 
 pub(crate) mod binary;
 pub(crate) mod cross_entropy;
+pub(crate) mod focal;
+pub(crate) mod overlap;
 pub(crate) mod softmax;

@@ -2,7 +2,9 @@
 
 pub mod binary_cross_entropy;
 pub mod cross_entropy;
+pub mod focal;
 pub mod nll;
+pub mod overlap;
 pub mod sigmoid_focal;
 pub mod softmax;
 
@@ -80,7 +82,7 @@ impl<T: Float> IndexOptions<'_, T> {
         let lay = Layout::classes_of(input)?;
         validate::target_shape(input, target.shape(), &Layout::target_shape(input))?;
         validate::class_weights(self.weight, lay.classes)?;
-        let den = validate::index_targets(target.data(), lay.classes, self.ignore_index, self.weight)?;
+        let den = validate::index_targets(target.data(), lay.classes, Some(self.ignore_index), self.weight)?;
         Ok((lay, den))
     }
 
