@@ -11,6 +11,11 @@
 //! | `F.binary_cross_entropy` | [`Bce`] |
 //! | `F.binary_cross_entropy_with_logits` | [`BceWithLogits`] |
 //! | `torchvision.ops.sigmoid_focal_loss` | [`SigmoidFocal`] |
+//! | `monai.losses.DiceLoss` (and Jaccard) | [`DiceLoss`] |
+//! | `monai.losses.GeneralizedDiceLoss` | [`GeneralizedDiceLoss`] |
+//! | `monai.losses.TverskyLoss` | [`TverskyLoss`] |
+//! | `monai.losses.FocalLoss` | [`FocalLoss`] |
+//! | `monai.losses.DiceCELoss` | [`DiceCe`] |
 //!
 //! ## Data flow
 //! ```text
@@ -86,7 +91,13 @@ pub use error::{Error, Result};
 pub use float::{Float, Label};
 pub use loss::binary_cross_entropy::{Bce, BceOptions, BceWithLogits, BceWithLogitsOptions};
 pub use loss::cross_entropy::{CrossEntropy, CrossEntropyOptions};
+pub use loss::dice_ce::{DiceCe, DiceCeOptions};
+pub use loss::focal::{FocalAlpha, FocalLoss, FocalOptions};
 pub use loss::nll::{NllLoss, NllOptions};
+pub use loss::overlap::{
+    Activation, DiceLoss, DiceOptions, GeneralizedDiceLoss, GeneralizedDiceOptions, TverskyLoss, TverskyOptions,
+    WeightType,
+};
 pub use loss::sigmoid_focal::{SigmoidFocal, SigmoidFocalOptions};
 pub use loss::softmax::{
     log_softmax, log_softmax_backward_into, log_softmax_into, softmax, softmax_backward_into, softmax_into,

@@ -170,8 +170,8 @@ pub(crate) fn backward<T: Float, L: Label>(
                 }
             }
             _ => {
-                for c in 0..o.classes {
-                    grad.add(c, k, dp[c]);
+                for (c, &d) in dp.iter().enumerate() {
+                    grad.add(c, k, d);
                 }
             }
         }

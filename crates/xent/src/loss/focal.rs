@@ -1,1 +1,270 @@
-//! placeholder
+//! The focal loss (Lin et al. 2017) for dense multi-class targets, with MONAI's semantics.
+//!
+//! Scores `x` `[N, C, d1..dk]` (k >= 1), class-index target `[N, d1..dk]`, one-hot `t`:
+//! ```text
+//! softmax (use_softmax): l_c = -alpha_c weight_c (1 - p_c)^gamma ln p_c t_c,  p = softmax over
+//!                        the included classes
+//! sigmoid:               l_c = alpha_t weight_c (1 - p_t)^gamma bce_with_logits(x_c, t_c)
+//! ```
+//! (the kernel's docs give the gradients). `include_background = false` drops class 0 before
+//! anything else, so the softmax runs over classes `1..C`. With `gamma = 0` and no alpha, the
+//! softmax form is cross-entropy: its sum over classes at a pixel is `-ln p_target`, and its
+//! mean divides by `N * C' * d1..dk` elements (so it is the cross-entropy mean divided by `C'`).
+//!
+//! Reductions, as MONAI: `mean` averages all `N * C' * d1..dk` elements; `sum` averages over
+//! the pixels of each sample and adds over samples and classes; [`Reduction::None`] returns the
+//! `[N, C', d1..dk]` elements. Beyond MONAI: `ignore_index` pixels have loss and gradient 0 and
+//! leave the counts (MONAI's own masked mean divides by pixels, not elements); a per-class
+//! alpha vector works with softmax too. An image where a class is absent contributes only
+//! through that class's negatives (sigmoid) or not at all (softmax).
+//!
+//! # Example
+//! `gamma = 0` with softmax is cross-entropy divided by the number of classes:
+//! ```
+//! use xent::loss::focal::{FocalLoss, FocalOptions};
+//! use xent::{CrossEntropy, View};
+//! let x = [1.0f64, 0.5, -1.0, 2.0, 0.0, 0.3]; // [N=1, C=2, H=1, W=3]
+//! let t = [1u8, 0, 1];
+//! let (xv, tv) = (View::new(&x, &[1, 2, 1, 3])?, View::new(&t, &[1, 1, 3])?);
+//! let focal = FocalLoss::new(FocalOptions { gamma: 0.0, use_softmax: true, ..Default::default() })?;
+//! let ce = CrossEntropy::new(Default::default())?;
+//! let (f, c) = (focal.forward(xv, tv)?.scalar().unwrap(), ce.forward(xv, tv)?.scalar().unwrap());
+//! assert!((f - c / 2.0).abs() < 1e-12);
+//! # Ok::<(), xent::Error>(())
+//! ```
+
+use super::{check_grad_len, Backward};
+use crate::error::{Error, Result};
+use crate::float::{Float, Label};
+pub use crate::kernel::focal::FocalAlpha;
+use crate::kernel::focal::{self as k, FocalParams, FocalUp};
+use crate::layout::Layout;
+use crate::par;
+use crate::reduction::{EmptyMean, LossOutput, Reducer, Reduction};
+use crate::validate;
+use crate::view::{numel, View};
+
+/// Options of [`FocalLoss`], MONAI's names and defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FocalOptions<T> {
+    /// Keep class 0. Default: true.
+    pub include_background: bool,
+    /// Focusing exponent, `>= 0`. Default: 2.
+    pub gamma: f64,
+    /// Default: [`FocalAlpha::None`]. A scalar is ignored with softmax and no background, as MONAI.
+    pub alpha: FocalAlpha<T>,
+    /// Per included class, `>= 0`. Default: none.
+    pub weight: Option<Vec<T>>,
+    /// Softmax over the classes instead of a sigmoid per class. Default: false.
+    pub use_softmax: bool,
+    /// Target pixels with this value are left out. Default: none.
+    pub ignore_index: Option<i64>,
+    /// Default: [`Reduction::Mean`].
+    pub reduction: Reduction,
+}
+
+impl<T> Default for FocalOptions<T> {
+    fn default() -> Self {
+        FocalOptions {
+            include_background: true,
+            gamma: 2.0,
+            alpha: FocalAlpha::None,
+            weight: None,
+            use_softmax: false,
+            ignore_index: None,
+            reduction: Reduction::Mean,
+        }
+    }
+}
+
+/// MONAI's focal loss (see the [module docs](self)).
+#[derive(Debug, Clone)]
+pub struct FocalLoss<T> {
+    options: FocalOptions<T>,
+}
+
+impl<T: Float> FocalLoss<T> {
+    /// Checks the options once.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`] for a gamma that is negative or not finite, a non-finite alpha,
+    /// a negative class weight; [`Error::NonFinite`] in the weight or alpha vectors.
+    pub fn new(options: FocalOptions<T>) -> Result<Self> {
+        validate::finite_option("gamma", options.gamma)?;
+        if options.gamma < 0.0 {
+            return Err(Error::InvalidOption {
+                name: "gamma",
+                value: options.gamma.to_string(),
+                reason: "must be >= 0",
+            });
+        }
+        match &options.alpha {
+            FocalAlpha::Scalar(a) => validate::finite_option("alpha", *a)?,
+            FocalAlpha::PerClass(a) => validate::finite("alpha", a)?,
+            FocalAlpha::None => {}
+        }
+        if let Some(w) = &options.weight {
+            validate::finite("weight", w)?;
+            if let Some(i) = w.iter().position(|v| *v < T::ZERO) {
+                return Err(Error::InvalidOption {
+                    name: "weight",
+                    value: format!("{} at index {i}", w[i]),
+                    reason: "class weights must be >= 0",
+                });
+            }
+        }
+        Ok(FocalLoss { options })
+    }
+
+    fn run<L: Label>(
+        &self,
+        input: View<'_, T>,
+        target: View<'_, L>,
+        backward: Backward<'_, T>,
+    ) -> Result<LossOutput<T>> {
+        let o = &self.options;
+        if input.ndim() < 3 {
+            return Err(Error::ShapeMismatch {
+                what: "input",
+                got: input.shape().to_vec(),
+                expected: "[N, C, d1, ..., dk] with k >= 1".into(),
+            });
+        }
+        let lay = Layout::classes_of(input.shape())?;
+        validate::target_shape(input.shape(), target.shape(), &Layout::target_shape(input.shape()))?;
+        validate::index_targets::<f64, L>(target.data(), lay.classes.max(2), o.ignore_index, None)?;
+        let first = usize::from(!o.include_background && lay.classes > 1);
+        let ci = lay.classes - first;
+        let per_class = |what: &'static str, v: &[T]| -> Result<()> {
+            if v.len() == ci {
+                return Ok(());
+            }
+            Err(Error::ShapeMismatch { what, got: vec![v.len()], expected: format!("[{ci}], one per included class") })
+        };
+        if let Some(w) = &o.weight {
+            per_class("weight", w)?;
+        }
+        let (alpha_pos, alpha_neg): (Option<Vec<T>>, Option<T>) = match (&o.alpha, o.use_softmax) {
+            (FocalAlpha::None, _) => (None, None),
+            (FocalAlpha::PerClass(a), _) => {
+                per_class("alpha", a)?;
+                (Some(a.clone()), None)
+            }
+            (FocalAlpha::Scalar(_), true) if first == 1 => (None, None),
+            (FocalAlpha::Scalar(a), true) => {
+                let a = T::from_f64(*a);
+                (Some((0..ci).map(|c| if c == 0 { T::ONE - a } else { a }).collect()), None)
+            }
+            (FocalAlpha::Scalar(a), false) => {
+                let a = T::from_f64(*a);
+                (Some(vec![a; ci]), Some(T::ONE - a))
+            }
+        };
+        let params = FocalParams {
+            classes: lay.classes,
+            class_stride: lay.class_stride(),
+            inner: lay.inner,
+            first,
+            softmax: o.use_softmax,
+            gamma: T::from_f64(o.gamma),
+            alpha_pos: alpha_pos.as_deref(),
+            alpha_neg,
+            weight: o.weight.as_deref(),
+            ignore_index: o.ignore_index,
+        };
+        // Valid pixels per sample.
+        let valid: Vec<usize> = target
+            .data()
+            .chunks(lay.inner.max(1))
+            .map(|s| match o.ignore_index {
+                Some(ii) => s.iter().filter(|t| validate::class_of(**t, ii).is_some()).count(),
+                None => s.len(),
+            })
+            .take(lay.outer)
+            .collect();
+        let elements = valid.iter().sum::<usize>() as f64 * ci as f64;
+        let out_shape: Vec<usize> = [&[lay.outer, ci][..], &input.shape()[2..]].concat();
+        let reducer = Reducer { reduction: o.reduction, empty: EmptyMean::Nan, denominator: elements };
+        let per_sample: Vec<T>;
+        let (up, grad): (Option<FocalUp<'_, T>>, &mut [T]) = match backward {
+            Some((go, gi)) => {
+                check_grad_len(gi, input.len())?;
+                let up = match reducer.upstream(go, &out_shape)? {
+                    crate::reduction::Upstream::Each(g) => FocalUp::Each(g),
+                    crate::reduction::Upstream::All(g) => {
+                        per_sample = match o.reduction {
+                            Reduction::Sum => valid
+                                .iter()
+                                .map(|&v| if v == 0 { T::ZERO } else { g / T::from_f64(v as f64) })
+                                .collect(),
+                            _ => vec![g; lay.outer],
+                        };
+                        FocalUp::PerSample(&per_sample)
+                    }
+                };
+                (Some(up), gi)
+            }
+            None => (None, &mut []),
+        };
+        let mut full = vec![T::ZERO; if o.reduction == Reduction::None { input.len() } else { 0 }];
+        let parts = par::for_blocks(lay, grad, &mut [], |b, g, _| {
+            let n0 = b.p0 / lay.inner.max(1);
+            let span = if b.len == 0 { 1 } else { (b.p0 + b.len - 1) / lay.inner - n0 + 1 };
+            let mut sums = vec![0.0; span];
+            k::focal(input.data(), target.data(), &params, b, up, g, None, &mut sums);
+            (n0, sums)
+        });
+        if !full.is_empty() {
+            par::for_blocks(lay, &mut full, &mut [], |b, l, _| {
+                let mut sums = vec![0.0; b.len];
+                k::focal(input.data(), target.data(), &params, b, None, None, l, &mut sums);
+            });
+        }
+        let mut per_n = vec![0.0; lay.outer];
+        for (n0, sums) in parts {
+            for (d, v) in per_n[n0..].iter_mut().zip(sums) {
+                *d += v;
+            }
+        }
+        let total = par::ordered_sum(per_n.iter().copied());
+        let out = match o.reduction {
+            Reduction::None => {
+                // Drop the excluded background channel.
+                let inner = lay.inner;
+                let kept: Vec<T> =
+                    full.chunks(lay.classes * inner).flat_map(|s| s[first * inner..].iter().copied()).collect();
+                debug_assert_eq!(kept.len(), numel(&out_shape)?);
+                reducer.finish(kept, out_shape, total)
+            }
+            Reduction::Mean => reducer.finish(vec![], out_shape, total),
+            Reduction::Sum => {
+                let s = per_n.iter().zip(&valid).map(|(&v, &c)| if c == 0 { 0.0 } else { v / c as f64 }).sum::<f64>();
+                LossOutput { loss: vec![T::from_f64(s)], shape: vec![], weighted_sum: total, denominator: elements }
+            }
+        };
+        Ok(out)
+    }
+
+    /// The loss of scores `input` `[N, C, d1..dk]` for class indices `target` `[N, d1..dk]`.
+    ///
+    /// # Errors
+    /// Shapes, labels outside `0..C` (other than `ignore_index`), weight or alpha of the wrong
+    /// length.
+    pub fn forward<L: Label>(&self, input: View<'_, T>, target: View<'_, L>) -> Result<LossOutput<T>> {
+        self.run(input, target, None)
+    }
+
+    /// The loss and `d(sum(loss * grad_output)) / d(input)` into `grad_input`.
+    ///
+    /// # Errors
+    /// As [`forward`](Self::forward), and for gradient buffers of the wrong length.
+    pub fn forward_backward<L: Label>(
+        &self,
+        input: View<'_, T>,
+        target: View<'_, L>,
+        grad_output: &[T],
+        grad_input: &mut [T],
+    ) -> Result<LossOutput<T>> {
+        self.run(input, target, Some((grad_output, grad_input)))
+    }
+}

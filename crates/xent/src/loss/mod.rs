@@ -2,6 +2,7 @@
 
 pub mod binary_cross_entropy;
 pub mod cross_entropy;
+pub mod dice_ce;
 pub mod focal;
 pub mod nll;
 pub mod overlap;

@@ -2,6 +2,7 @@
 
 use serde_json::Value;
 use std::path::Path;
+use xent::loss::focal::*;
 use xent::loss::overlap::*;
 use xent::*;
 
@@ -326,7 +327,27 @@ fn run_typed<T: Float>(op: &str, c: &Case<'_>) -> xent::Result<Outcome> {
                 }
             }
         }
-        "focal_loss" => Ok(Outcome::Skip("MONAI focal loss: issue 4")),
+        "focal_loss" => {
+            let x = x.unwrap();
+            let t = c.input("target").unwrap();
+            let xv = cast::<T>(&x.data);
+            let (input, target) = (View::new(&xv, &x.shape)?, View::new(&t.ints, &t.shape)?);
+            let loss = FocalLoss::new(FocalOptions {
+                include_background: c.opt("include_background").map_or(true, |v| v.as_bool().unwrap()),
+                gamma: c.opt_f64("gamma", 2.0),
+                alpha: c.opt("alpha").map_or(FocalAlpha::None, |a| FocalAlpha::Scalar(num(a))),
+                weight: c.opt("weight").map(|w| w.as_array().unwrap().iter().map(|v| T::from_f64(num(v))).collect()),
+                use_softmax: c.opt("use_softmax").is_some_and(|v| v.as_bool().unwrap()),
+                ignore_index: None,
+                reduction: c.reduction("mean")?,
+            })?;
+            loss_outcome(
+                &xv,
+                c.grad_output(),
+                || loss.forward(input, target),
+                |go, g| loss.forward_backward(input, target, go, g),
+            )
+        }
         _ => panic!("unknown op {op:?}"),
     }
 }
