@@ -94,6 +94,18 @@ pub enum Error {
         /// What it must be.
         reason: &'static str,
     },
+    /// Class counts that cannot be combined or used: different class numbers or ignore values,
+    /// no labelled pixel, a class absent under [`AbsentClasses::Error`](crate::weights::AbsentClasses::Error).
+    #[error("class counts: {0}")]
+    Counts(String),
+    /// A serialised value (such as class counts in JSON) that does not parse.
+    #[error("cannot parse {what}: {message}")]
+    Parse {
+        /// What was being read.
+        what: &'static str,
+        /// The parser's message.
+        message: String,
+    },
     /// An `ndarray` view that is not contiguous in standard (row-major) order.
     #[error("{what} is not contiguous in row-major order")]
     NotContiguous {

@@ -86,6 +86,7 @@ mod reduction;
 pub mod reference;
 mod validate;
 mod view;
+pub mod weights;
 
 pub use error::{Error, Result};
 pub use float::{Float, Label};

@@ -242,7 +242,22 @@ fn run_typed<T: Float>(op: &str, c: &Case<'_>) -> xent::Result<Outcome> {
                 }
             }
         }
-        "class_weights" => Ok(Outcome::Skip("class weights: issue 3")),
+        "class_weights" => {
+            use xent::weights::{AbsentClasses, ClassCounts, Scheme};
+            let l = c.input("labels").unwrap();
+            let counts = ClassCounts::from_images(
+                View::new(&l.ints, &l.shape)?,
+                c.opt_i64("num_classes", 0) as usize,
+                Some(c.opt_i64("ignore_index", 255)),
+            )?;
+            let scheme = Scheme::parse(
+                c.opt("scheme").and_then(|v| v.as_str()).unwrap(),
+                c.opt("c").map(num),
+                c.opt("beta").map(num),
+            )?;
+            let w = counts.weights(scheme, AbsentClasses::Zero)?;
+            Ok(Outcome::Done { shape: vec![w.len()], output: w, grad: None })
+        }
         "dice_loss" | "generalized_dice_loss" | "tversky_loss" => {
             let x = x.unwrap();
             let t = c.input("target").unwrap();
