@@ -1,0 +1,61 @@
+//! `xent`: class weights from label masks, from the command line.
+//!
+//! Exit codes: 0 on success (also when the reader of the output goes away), 2 on any error
+//! (bad arguments, unreadable or invalid input, an output that cannot be written). Errors are
+//! one line on standard error; output files are written whole or not at all.
+
+#![forbid(unsafe_code)]
+
+mod atomic;
+mod masks;
+mod npy;
+mod progress;
+mod weights;
+
+use clap::{Parser, Subcommand};
+use std::io::Write;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "xent", version, about = "Classification losses and class weights, exact to PyTorch")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Class counts and weights over label masks (PNG, .npy), mergeable across shards.
+    Weights(weights::Args),
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let (text, output) = match &cli.command {
+        Command::Weights(a) => (weights::run(a)?, a.output.as_deref()),
+    };
+    match output {
+        Some(p) => atomic::write(p, text.as_bytes()),
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())?;
+            out.flush()?;
+            Ok(())
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xent: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

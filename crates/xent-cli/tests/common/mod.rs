@@ -1,0 +1,75 @@
+//! Fixtures for the end-to-end tests: mask files written the way other tools write them.
+#![allow(dead_code)] // reason: each test binary uses a different part
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// Runs the built `xent` with `args`.
+pub fn xent(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xent")).args(args).output().expect("xent runs")
+}
+
+/// Asserts a failed run: exit code 2, a one-line error naming `needle`, no panic.
+pub fn assert_fails(out: &Output, needle: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "exit code; stderr: {err}");
+    assert!(err.contains(needle), "stderr should name {needle:?}: {err}");
+    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "a panic: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+}
+
+pub fn npy(path: &Path, descr: &str, shape: &[usize], data: &[u8]) {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let shape = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let mut dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    while (10 + dict.len() + 1) % 64 != 0 {
+        dict.push(' ');
+    }
+    dict.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend((dict.len() as u16).to_le_bytes());
+    out.extend(dict.as_bytes());
+    out.extend(data);
+    std::fs::write(path, out).unwrap();
+}
+
+pub fn png(
+    path: &Path,
+    w: u32,
+    h: u32,
+    color: png::ColorType,
+    depth: png::BitDepth,
+    data: &[u8],
+    palette: Option<Vec<u8>>,
+) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), w, h);
+    enc.set_color(color);
+    enc.set_depth(depth);
+    if let Some(p) = palette {
+        enc.set_palette(p);
+    }
+    let mut writer = enc.write_header().unwrap();
+    writer.write_image_data(data).unwrap();
+}
+
+/// A small deterministic label generator.
+pub fn labels(seed: u64, n: usize, k: u64) -> Vec<u64> {
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let r = s >> 33;
+            if r % 20 == 0 {
+                255
+            } else {
+                (r % (k * k)).isqrt()
+            }
+        })
+        .collect()
+}
+
+pub fn json(out: &Output) -> serde_json::Value {
+    assert!(out.status.success(), "xent failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("JSON output")
+}
