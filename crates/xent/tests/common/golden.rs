@@ -348,7 +348,7 @@ fn run_typed<T: Float>(op: &str, c: &Case<'_>) -> xent::Result<Outcome> {
             let xv = cast::<T>(&x.data);
             let (input, target) = (View::new(&xv, &x.shape)?, View::new(&t.ints, &t.shape)?);
             let loss = FocalLoss::new(FocalOptions {
-                include_background: c.opt("include_background").map_or(true, |v| v.as_bool().unwrap()),
+                include_background: c.opt("include_background").is_none_or(|v| v.as_bool().unwrap()),
                 gamma: c.opt_f64("gamma", 2.0),
                 alpha: c.opt("alpha").map_or(FocalAlpha::None, |a| FocalAlpha::Scalar(num(a))),
                 weight: c.opt("weight").map(|w| w.as_array().unwrap().iter().map(|v| T::from_f64(num(v))).collect()),
