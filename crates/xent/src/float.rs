@@ -145,13 +145,17 @@ impl_float!(f64);
 /// An integer type that class-index targets and label maps are stored in
 /// (`u8`, `u16`, `u32`, `u64`, `usize`, `i8`, `i16`, `i32`, `i64`; sealed).
 pub trait Label: sealed::Sealed + Copy + Send + Sync + Debug + 'static {
+    /// For types of at most 16 bits: the smallest value and the number of values, so that a
+    /// histogram can be indexed by `to_i128() - min` directly.
+    const DENSE: Option<(i128, usize)>;
     /// The value, widened losslessly.
     fn to_i128(self) -> i128;
 }
 
 macro_rules! impl_label {
-    ($($t:ty),*) => {$(
+    ($($t:ty => $dense:expr),*) => {$(
         impl Label for $t {
+            const DENSE: Option<(i128, usize)> = $dense;
             #[inline(always)]
             fn to_i128(self) -> i128 {
                 self as i128
@@ -159,4 +163,14 @@ macro_rules! impl_label {
         }
     )*};
 }
-impl_label!(u8, u16, u32, u64, usize, i8, i16, i32, i64);
+impl_label!(
+    u8 => Some((0, 256)),
+    u16 => Some((0, 65536)),
+    i8 => Some((-128, 256)),
+    i16 => Some((-32768, 65536)),
+    u32 => None,
+    u64 => None,
+    usize => None,
+    i32 => None,
+    i64 => None
+);

@@ -144,3 +144,34 @@ fn running_frequencies_smooth_batches() {
     }
     assert!(run.weights(Scheme::MedianFrequency, AbsentClasses::Zero).is_err());
 }
+
+/// Large images take the histogram path for 8- and 16-bit labels: it must agree with the
+/// label-by-label path of wider types, errors included.
+#[test]
+fn every_label_type_counts_the_same() {
+    let mut rng = Rng::new(10);
+    let n = 3 * 300_000;
+    let wide: Vec<i64> = (0..n).map(|_| if rng.uniform() < 0.05 { 255 } else { rng.below(7) as i64 }).collect();
+    let count = |v: &dyn Fn() -> Result<ClassCounts>| v().unwrap();
+    let want = count(&|| ClassCounts::from_images(View::new(&wide, &[3, 300_000]).unwrap(), 7, Some(255)));
+    macro_rules! same {
+        ($t:ty) => {{
+            let v: Vec<$t> = wide.iter().map(|&x| x as $t).collect();
+            let got = ClassCounts::from_images(View::new(&v, &[3, 300_000]).unwrap(), 7, Some(255)).unwrap();
+            assert_eq!(got, want, stringify!($t));
+            let mut bad = v.clone();
+            bad[400_123] = 9 as $t;
+            bad[400_456] = 12 as $t;
+            let err = ClassCounts::from_images(View::new(&bad, &[3, 300_000]).unwrap(), 7, Some(255)).unwrap_err();
+            assert!(matches!(err, Error::TargetOutOfRange { index: 400_123, value: 9, .. }), "{err:?}");
+        }};
+    }
+    same!(u8);
+    same!(u16);
+    same!(i16);
+    same!(i32);
+    let signed: Vec<i8> = wide.iter().map(|&x| if x == 255 { -1 } else { x as i8 }).collect();
+    let got = ClassCounts::from_images(View::new(&signed, &[3, 300_000]).unwrap(), 7, Some(-1)).unwrap();
+    assert_eq!(got.pixels(), want.pixels());
+    assert_eq!(got.ignored(), want.ignored());
+}

@@ -1,0 +1,77 @@
+//! Criterion benchmarks of the kernels at realistic shapes, serial and parallel as twins:
+//! `op/dtype/threads/shape`. Throughput is in bytes of the main input (logits or labels).
+//!
+//! `cargo bench -p xent` (CI compiles this, never times it).
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use xent::weights::ClassCounts;
+use xent::*;
+
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+    fn f32(&mut self) -> f32 {
+        (self.next() % 10_000) as f32 / 1000.0 - 5.0
+    }
+}
+
+fn pools() -> Vec<(usize, rayon::ThreadPool)> {
+    let max = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut counts = vec![1];
+    if max > 1 {
+        counts.push(max);
+    }
+    counts.into_iter().map(|n| (n, rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap())).collect()
+}
+
+fn count(c: &mut Criterion) {
+    // `count` of the performance issue: u8 labels [64, 512, 1024], values 0..18 with 5% 255.
+    let mut rng = Lcg(1);
+    let shape = [64usize, 512, 1024];
+    let labels: Vec<u8> = (0..shape.iter().product::<usize>())
+        .map(|_| if rng.next() % 20 == 0 { 255 } else { (rng.next() % 19) as u8 })
+        .collect();
+    let mut g = c.benchmark_group("count");
+    g.throughput(Throughput::Bytes(labels.len() as u64));
+    g.sample_size(10);
+    for (threads, pool) in pools() {
+        g.bench_function(BenchmarkId::new(format!("u8/{threads}"), "64x512x1024"), |b| {
+            b.iter(|| {
+                pool.install(|| ClassCounts::from_images(View::new(&labels, &shape).unwrap(), 19, Some(255)).unwrap())
+            })
+        });
+    }
+    g.finish();
+}
+
+fn cross_entropy(c: &mut Criterion) {
+    // `seg19`: logits [8, 19, 256, 512], 5% of targets 255, 19 class weights, mean.
+    let mut rng = Lcg(2);
+    let shape = [8usize, 19, 256, 512];
+    let x: Vec<f32> = (0..shape.iter().product::<usize>()).map(|_| rng.f32()).collect();
+    let t: Vec<u8> =
+        (0..8 * 256 * 512).map(|_| if rng.next() % 20 == 0 { 255 } else { (rng.next() % 19) as u8 }).collect();
+    let w: Vec<f32> = (0..19).map(|i| 0.5 + i as f32 / 13.0).collect();
+    let ce =
+        CrossEntropy::new(CrossEntropyOptions { weight: Some(w), ignore_index: 255, ..Default::default() }).unwrap();
+    let mut grad = vec![0.0f32; x.len()];
+    let mut g = c.benchmark_group("cross_entropy");
+    g.throughput(Throughput::Bytes((x.len() * 4) as u64));
+    g.sample_size(10);
+    let (xv, tv) = (View::new(&x, &shape).unwrap(), View::new(&t, &[8, 256, 512]).unwrap());
+    for (threads, pool) in pools() {
+        g.bench_function(BenchmarkId::new(format!("forward/f32/{threads}"), "8x19x256x512"), |b| {
+            b.iter(|| pool.install(|| ce.forward(xv, tv).unwrap()))
+        });
+        g.bench_function(BenchmarkId::new(format!("forward_backward/f32/{threads}"), "8x19x256x512"), |b| {
+            b.iter(|| pool.install(|| ce.forward_backward(xv, tv, &[1.0], &mut grad).unwrap()))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, count, cross_entropy);
+criterion_main!(benches);
