@@ -84,6 +84,7 @@ mod par;
 mod reduction;
 #[doc(hidden)]
 pub mod reference;
+mod sum;
 mod validate;
 mod view;
 pub mod weights;
@@ -105,6 +106,7 @@ pub use loss::softmax::{
 };
 pub use loss::Tensor;
 pub use reduction::{EmptyMean, LossOutput, Reduction};
+pub use sum::ExactSum;
 pub use view::{numel, View};
 
 /// The README's example, compiled and run as a doctest.

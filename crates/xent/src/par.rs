@@ -5,6 +5,7 @@
 //! (`f64`) are combined in block order, so 1 thread and 16 threads give the same bits.
 
 use crate::layout::Layout;
+use crate::sum::ExactSum;
 
 /// Elements (classes x positions) a block covers, about.
 pub(crate) const BLOCK_ELEMS: usize = 1 << 14;
@@ -184,7 +185,9 @@ where
     map_ordered(items, |((r, a), b)| f(r, a, b))
 }
 
-/// Sums per-block partials in block order.
-pub(crate) fn ordered_sum(parts: impl IntoIterator<Item = f64>) -> f64 {
-    parts.into_iter().fold(0.0, |a, b| a + b)
+/// The exact sum of per-block partials: the same whatever the grouping of the blocks.
+pub(crate) fn exact_sum(parts: impl IntoIterator<Item = f64>) -> ExactSum {
+    let mut s = ExactSum::default();
+    parts.into_iter().for_each(|p| s.add(p));
+    s
 }

@@ -2,6 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::float::Float;
+use crate::sum::ExactSum;
 use crate::view::numel;
 
 /// How per-element losses are combined, as PyTorch's `reduction` argument.
@@ -53,22 +54,24 @@ pub enum EmptyMean {
 
 /// The result of a loss's forward pass.
 ///
-/// Besides the loss, it reports the weighted sum and the denominator of the mean, so that
-/// gradient accumulation over micro-batches, or data-parallel workers, can form the exact
-/// global mean: sum the `denominator`s of all micro-batches to `D` (each loss's `denominator`
-/// method reads the targets only), run each micro-batch with [`Reduction::Sum`] and
-/// `grad_output = [1 / D]`; the accumulated gradient is then the gradient of the global mean,
-/// and `sum(weighted_sum) / D` is its value.
+/// Besides the loss, it reports the weighted sum and the denominator of the mean as
+/// [`ExactSum`]s, so that gradient accumulation over micro-batches, or data-parallel workers,
+/// can form the exact global mean: merge the `denominator`s of all micro-batches into `D` (the
+/// class-index losses' `denominator` method reads the targets only; for the other losses it is
+/// the element count), run each micro-batch with [`Reduction::Sum`] and
+/// `grad_output = [1 / D.value()]`; the accumulated gradient is then the gradient of the global
+/// mean, and the merged `weighted_sum`s divided by `D` its value. Merging is exact, so the
+/// result does not depend on how the batch was split.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LossOutput<T> {
     /// The loss: one value per element for [`Reduction::None`], else one value.
     pub loss: Vec<T>,
     /// Shape of `loss`: `[]` for a reduced loss.
     pub shape: Vec<usize>,
-    /// `sum_i l_i` over all elements, accumulated in `f64`.
-    pub weighted_sum: f64,
+    /// `sum_i l_i` over all elements: per-block sums in `f64`, added exactly.
+    pub weighted_sum: ExactSum,
     /// The denominator `D` of [`Reduction::Mean`] (see there), whatever the reduction.
-    pub denominator: f64,
+    pub denominator: ExactSum,
 }
 
 impl<T: Float> LossOutput<T> {
@@ -101,11 +104,11 @@ impl<T: Float> Upstream<'_, T> {
 }
 
 /// Settles a reduction: the upstream gradient scale, and how to build the output.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Reducer {
     pub reduction: Reduction,
     pub empty: EmptyMean,
-    pub denominator: f64,
+    pub denominator: ExactSum,
 }
 
 impl Reducer {
@@ -125,7 +128,7 @@ impl Reducer {
         Ok(match self.reduction {
             Reduction::None => Upstream::Each(grad_output),
             Reduction::Sum => Upstream::All(grad_output[0]),
-            Reduction::Mean => Upstream::All(match (self.denominator == 0.0, self.empty) {
+            Reduction::Mean => Upstream::All(match (self.denominator.value() == 0.0, self.empty) {
                 // g / 0: ignored elements get 0, weight-0 ones NaN, as in PyTorch.
                 (true, EmptyMean::Nan) => T::from_f64(grad_output[0].to_f64() / 0.0),
                 _ => T::from_f64(self.mean_of(grad_output[0].to_f64())),
@@ -136,21 +139,22 @@ impl Reducer {
     /// `v / D`; for `D = 0`, NaN (as PyTorch, whose weighted mean is `0 / 0` there even when a
     /// smoothing term is not 0) or 0 under [`EmptyMean::Zero`].
     fn mean_of(&self, v: f64) -> f64 {
-        match (self.denominator == 0.0, self.empty) {
-            (false, _) => v / self.denominator,
+        let d = self.denominator.value();
+        match (d == 0.0, self.empty) {
+            (false, _) => v / d,
             (true, EmptyMean::Nan) => f64::NAN,
             (true, EmptyMean::Zero) => 0.0,
         }
     }
 
     /// The output: `per_element` (kept only for [`Reduction::None`]) or the reduced value.
-    pub fn finish<T: Float>(&self, per_element: Vec<T>, shape: Vec<usize>, sum: f64) -> LossOutput<T> {
+    pub fn finish<T: Float>(&self, per_element: Vec<T>, shape: Vec<usize>, sum: ExactSum) -> LossOutput<T> {
         let (loss, shape) = match self.reduction {
             Reduction::None => (per_element, shape),
-            Reduction::Sum => (vec![T::from_f64(sum)], vec![]),
-            Reduction::Mean => (vec![T::from_f64(self.mean_of(sum))], vec![]),
+            Reduction::Sum => (vec![T::from_f64(sum.value())], vec![]),
+            Reduction::Mean => (vec![T::from_f64(self.mean_of(sum.value()))], vec![]),
         };
-        LossOutput { loss, shape, weighted_sum: sum, denominator: self.denominator }
+        LossOutput { loss, shape, weighted_sum: sum, denominator: self.denominator.clone() }
     }
 
     /// Length of the per-element buffer a kernel should fill (empty unless [`Reduction::None`]).

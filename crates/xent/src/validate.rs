@@ -2,7 +2,8 @@
 
 use crate::error::{Error, Result};
 use crate::float::{Float, Label};
-use crate::par::{map_ordered, ordered_sum, BLOCK_ELEMS};
+use crate::par::{map_ordered, BLOCK_ELEMS};
+use crate::sum::ExactSum;
 
 /// Every value finite.
 pub(crate) fn finite<T: Float>(what: &'static str, values: &[T]) -> Result<()> {
@@ -59,17 +60,20 @@ pub(crate) fn target_shape(input: &[usize], target: &[usize], expected: &[usize]
 }
 
 /// Checks every class-index target and returns the mean's denominator: the sum of the class
-/// weights of the non-ignored targets (their count without weights).
+/// weights of the non-ignored targets (their count without weights), exactly, from per-class
+/// counts, so that it does not depend on how the targets are split.
 pub(crate) fn index_targets<T: Float, L: Label>(
     target: &[L],
     classes: usize,
     ignore_index: Option<i64>,
     weight: Option<&[T]>,
-) -> Result<f64> {
+) -> Result<ExactSum> {
     // No ignore value: one no label can equal.
     let ignore = ignore_index.map_or(i128::MIN, i128::from);
-    let parts = map_ordered(target.chunks(BLOCK_ELEMS).enumerate().collect(), |(i, chunk)| {
-        let mut den = 0.0f64;
+    // Per-class counts when weighted (chunks long enough to amortise the count vector).
+    let per = if weight.is_some() { BLOCK_ELEMS.max(4 * classes) } else { BLOCK_ELEMS };
+    let parts = map_ordered(target.chunks(per).enumerate().collect(), |(i, chunk)| {
+        let mut counts = vec![0u64; if weight.is_some() { classes } else { 1 }];
         for (k, t) in chunk.iter().enumerate() {
             let v = t.to_i128();
             if v == ignore {
@@ -78,21 +82,26 @@ pub(crate) fn index_targets<T: Float, L: Label>(
             if v < 0 || v >= classes as i128 {
                 return Err(Error::TargetOutOfRange {
                     what: "target",
-                    index: i * BLOCK_ELEMS + k,
+                    index: i * per + k,
                     value: v,
                     classes,
                     ignore_index,
                 });
             }
-            den += weight.map_or(1.0, |w| w[v as usize].to_f64());
+            counts[if weight.is_some() { v as usize } else { 0 }] += 1;
         }
-        Ok(den)
+        Ok(counts)
     });
-    let mut dens = Vec::with_capacity(parts.len());
+    let mut total = vec![0u64; if weight.is_some() { classes } else { 1 }];
     for p in parts {
-        dens.push(p?);
+        total.iter_mut().zip(p?).for_each(|(a, b)| *a += b);
     }
-    Ok(ordered_sum(dens))
+    let mut den = ExactSum::default();
+    match weight {
+        Some(w) => w.iter().zip(&total).for_each(|(w, &n)| den.add_product(w.to_f64(), n as f64)),
+        None => den.add(total[0] as f64),
+    }
+    Ok(den)
 }
 
 /// Whether a class-index target is ignored, given it passed [`index_targets`].

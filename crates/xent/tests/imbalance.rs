@@ -216,7 +216,7 @@ fn focal_with_gamma_zero_and_softmax_is_cross_entropy_over_classes() {
     let (mut gf, mut gc) = (vec![0.0; x.len()], vec![0.0; x.len()]);
     let f = focal.forward_backward(xv, tv, &[1.0], &mut gf).unwrap();
     let c = ce.forward_backward(xv, tv, &[1.0], &mut gc).unwrap();
-    let elements = f.denominator;
+    let elements = f.denominator.value();
     assert_eq!(elements, t.iter().filter(|&&v| v != IGNORE).count() as f64 * 3.0);
     assert!((f.scalar().unwrap() * elements - c.scalar().unwrap()).abs() < 1e-12);
     assert!(gf.iter().zip(&gc).all(|(a, b)| (a * elements - b).abs() < 1e-12));

@@ -339,7 +339,14 @@ fn results_are_bit_identical_for_any_thread_count() {
             let b = bce.forward_backward(xv, View::new(&y, &shape).unwrap(), &[1.0], &mut g2).unwrap();
             let s = softmax(xv, 1).unwrap();
             let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-            (a.weighted_sum.to_bits(), bits(&a.loss), bits(&g), b.weighted_sum.to_bits(), bits(&g2), bits(&s))
+            (
+                a.weighted_sum.value().to_bits(),
+                bits(&a.loss),
+                bits(&g),
+                b.weighted_sum.value().to_bits(),
+                bits(&g2),
+                bits(&s),
+            )
         };
         let results: Vec<_> = pools.iter().map(|p| p.install(run)).collect();
         assert!(results.windows(2).all(|w| w[0] == w[1]), "thread counts disagree for {shape:?}");

@@ -29,6 +29,7 @@ use crate::float::{Float, Label};
 use crate::kernel::cross_entropy::{self as k, IndexParams};
 use crate::layout::Layout;
 use crate::reduction::{EmptyMean, LossOutput, Reducer, Reduction};
+use crate::sum::ExactSum;
 use crate::validate;
 use crate::view::View;
 
@@ -133,7 +134,7 @@ impl<T: Float> CrossEntropy<T> {
     ///
     /// # Errors
     /// As [`forward`](Self::forward).
-    pub fn denominator<L: Label>(&self, input_shape: &[usize], target: View<'_, L>) -> Result<f64> {
+    pub fn denominator<L: Label>(&self, input_shape: &[usize], target: View<'_, L>) -> Result<ExactSum> {
         Ok(self.index().check(input_shape, target)?.1)
     }
 
@@ -185,7 +186,11 @@ impl<T: Float> CrossEntropy<T> {
             ignore_index: o.ignore_index,
             smoothing: o.smoothing,
         };
-        let reducer = Reducer { reduction: o.reduction, empty: o.empty_mean, denominator: lay.positions() as f64 };
+        let reducer = Reducer {
+            reduction: o.reduction,
+            empty: o.empty_mean,
+            denominator: ExactSum::from(lay.positions() as f64),
+        };
         let out_shape = Layout::target_shape(input.shape());
         super::run_blocks(lay, &reducer, out_shape, input.len(), backward, |b, up, g, l| {
             k::cross_entropy_probs(input.data(), target.data(), &params, b, up, g, l)

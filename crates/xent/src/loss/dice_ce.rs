@@ -24,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::float::{Float, Label};
 use crate::loss::cross_entropy::{CrossEntropy, CrossEntropyOptions};
 use crate::reduction::{LossOutput, Reduction};
+use crate::sum::ExactSum;
 use crate::validate;
 use crate::view::View;
 
@@ -90,7 +91,12 @@ impl<T: Float> DiceCe<T> {
 
     fn combine(&self, dice: LossOutput<T>, ce: LossOutput<T>) -> LossOutput<T> {
         let v = self.lambda_dice * dice.loss[0] + self.lambda_ce * ce.loss[0];
-        LossOutput { loss: vec![v], shape: vec![], weighted_sum: v.to_f64(), denominator: 1.0 }
+        LossOutput {
+            loss: vec![v],
+            shape: vec![],
+            weighted_sum: ExactSum::from(v.to_f64()),
+            denominator: ExactSum::from(1.0),
+        }
     }
 
     /// The loss of scores `input` `[N, C, d1..dk]` for class indices `target` `[N, d1..dk]`.

@@ -41,6 +41,7 @@ use crate::kernel::focal::{self as k, FocalParams, FocalUp};
 use crate::layout::Layout;
 use crate::par;
 use crate::reduction::{EmptyMean, LossOutput, Reducer, Reduction};
+use crate::sum::ExactSum;
 use crate::validate;
 use crate::view::{numel, View};
 
@@ -184,7 +185,7 @@ impl<T: Float> FocalLoss<T> {
             .collect();
         let elements = valid.iter().sum::<usize>() as f64 * ci as f64;
         let out_shape: Vec<usize> = [&[lay.outer, ci][..], &input.shape()[2..]].concat();
-        let reducer = Reducer { reduction: o.reduction, empty: EmptyMean::Nan, denominator: elements };
+        let reducer = Reducer { reduction: o.reduction, empty: EmptyMean::Nan, denominator: ExactSum::from(elements) };
         let per_sample: Vec<T>;
         let (up, grad): (Option<FocalUp<'_, T>>, &mut [T]) = match backward {
             Some((go, gi)) => {
@@ -226,7 +227,7 @@ impl<T: Float> FocalLoss<T> {
                 *d += v;
             }
         }
-        let total = par::ordered_sum(per_n.iter().copied());
+        let total = par::exact_sum(per_n.iter().copied());
         let out = match o.reduction {
             Reduction::None => {
                 // Drop the excluded background channel.
@@ -239,7 +240,12 @@ impl<T: Float> FocalLoss<T> {
             Reduction::Mean => reducer.finish(vec![], out_shape, total),
             Reduction::Sum => {
                 let s = per_n.iter().zip(&valid).map(|(&v, &c)| if c == 0 { 0.0 } else { v / c as f64 }).sum::<f64>();
-                LossOutput { loss: vec![T::from_f64(s)], shape: vec![], weighted_sum: total, denominator: elements }
+                LossOutput {
+                    loss: vec![T::from_f64(s)],
+                    shape: vec![],
+                    weighted_sum: total,
+                    denominator: ExactSum::from(elements),
+                }
             }
         };
         Ok(out)

@@ -15,6 +15,7 @@ use crate::kernel::cross_entropy::IndexParams;
 use crate::layout::Layout;
 use crate::par::{self, Block, ClassOut};
 use crate::reduction::{EmptyMean, LossOutput, Reducer, Reduction, Upstream};
+use crate::sum::ExactSum;
 use crate::validate;
 use crate::view::{numel, View};
 
@@ -79,7 +80,7 @@ pub(crate) struct IndexOptions<'a, T> {
 
 impl<T: Float> IndexOptions<'_, T> {
     /// Checks input, target and weight; returns the layout and the mean's denominator.
-    pub fn check<L: Label>(&self, input: &[usize], target: View<'_, L>) -> Result<(Layout, f64)> {
+    pub fn check<L: Label>(&self, input: &[usize], target: View<'_, L>) -> Result<(Layout, ExactSum)> {
         let lay = Layout::classes_of(input)?;
         validate::target_shape(input, target.shape(), &Layout::target_shape(input))?;
         validate::class_weights(self.weight, lay.classes)?;
@@ -138,7 +139,7 @@ where
     };
     let mut per = vec![T::ZERO; reducer.per_element_len(lay.positions())];
     let sums = par::for_blocks(lay, grad, &mut per, |b, g, l| f(b, up, g, l));
-    Ok(reducer.finish(per, out_shape, par::ordered_sum(sums)))
+    Ok(reducer.finish(per, out_shape, par::exact_sum(sums)))
 }
 
 /// Drives an element-wise kernel over fixed runs of the input.
@@ -162,7 +163,7 @@ where
         });
     }
     let shape = input.shape().to_vec();
-    let reducer = Reducer { reduction, empty: empty_mean, denominator: numel(&shape)? as f64 };
+    let reducer = Reducer { reduction, empty: empty_mean, denominator: ExactSum::from(numel(&shape)? as f64) };
     let (up, grad): (Upstream<'_, T>, &mut [T]) = match backward {
         Some((go, gi)) => {
             check_grad_len(gi, input.len())?;
@@ -172,5 +173,5 @@ where
     };
     let mut per = vec![T::ZERO; reducer.per_element_len(input.len())];
     let sums = par::for_runs(input.len(), grad, &mut per, |r, g, l| f(r, up, g, l));
-    Ok(reducer.finish(per, shape, par::ordered_sum(sums)))
+    Ok(reducer.finish(per, shape, par::exact_sum(sums)))
 }

@@ -23,6 +23,7 @@ use crate::error::Result;
 use crate::float::{Float, Label};
 use crate::kernel::cross_entropy as k;
 use crate::reduction::{EmptyMean, LossOutput, Reduction};
+use crate::sum::ExactSum;
 use crate::validate;
 use crate::view::View;
 
@@ -101,7 +102,7 @@ impl<T: Float> NllLoss<T> {
     ///
     /// # Errors
     /// As [`forward`](Self::forward).
-    pub fn denominator<L: Label>(&self, input_shape: &[usize], target: View<'_, L>) -> Result<f64> {
+    pub fn denominator<L: Label>(&self, input_shape: &[usize], target: View<'_, L>) -> Result<ExactSum> {
         Ok(self.index().check(input_shape, target)?.1)
     }
 }

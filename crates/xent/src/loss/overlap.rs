@@ -44,6 +44,7 @@ use crate::kernel::overlap::{self as k, OverlapParams};
 use crate::layout::Layout;
 use crate::par;
 use crate::reduction::{EmptyMean, LossOutput, Reducer, Reduction};
+use crate::sum::ExactSum;
 use crate::validate;
 use crate::view::View;
 
@@ -150,7 +151,7 @@ pub(crate) fn run<T: Float, L: Label, S: Scheme>(
         (c, true) => vec![c],
         (c, false) => vec![sums.groups, c],
     };
-    let reducer = Reducer { reduction, empty: EmptyMean::Nan, denominator: entries.len() as f64 };
+    let reducer = Reducer { reduction, empty: EmptyMean::Nan, denominator: ExactSum::from(entries.len() as f64) };
     if let Some((go, grad)) = backward {
         check_grad_len(grad, input.len())?;
         let up = reducer.upstream(go, &shape)?;
@@ -166,7 +167,7 @@ pub(crate) fn run<T: Float, L: Label, S: Scheme>(
             }
         });
     }
-    let sum = par::ordered_sum(entries.iter().copied());
+    let sum = par::exact_sum(entries.iter().copied());
     Ok(reducer.finish(entries.iter().map(|&v| T::from_f64(v)).collect(), shape, sum))
 }
 
