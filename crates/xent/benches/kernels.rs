@@ -2,6 +2,7 @@
 //! `op/dtype/threads/shape`. Throughput is in bytes of the main input (logits or labels).
 //!
 //! `cargo bench -p xent` (CI compiles this, never times it).
+#![allow(missing_docs)] // reason: criterion's macros generate undocumented items
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use xent::weights::ClassCounts;
@@ -73,5 +74,9 @@ fn cross_entropy(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, count, cross_entropy);
+criterion_group! {
+    name = benches;
+    config = Criterion::default();
+    targets = count, cross_entropy
+}
 criterion_main!(benches);
