@@ -1,4 +1,4 @@
-//! `xent`: class weights from label masks, from the command line.
+//! `xent`: class weights from label masks, and losses on saved arrays, from the command line.
 //!
 //! Exit codes: 0 on success (also when the reader of the output goes away), 2 on any error
 //! (bad arguments, unreadable or invalid input, an output that cannot be written). Errors are
@@ -6,7 +6,9 @@
 
 #![forbid(unsafe_code)]
 
+mod arrays;
 mod atomic;
+mod loss;
 mod masks;
 mod npy;
 mod progress;
@@ -27,11 +29,14 @@ struct Cli {
 enum Command {
     /// Class counts and weights over label masks (PNG, .npy), mergeable across shards.
     Weights(weights::Args),
+    /// Any loss on saved arrays (.npy, .safetensors), streamed in chunks, with its gradient.
+    Loss(loss::Args),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let (text, output) = match &cli.command {
         Command::Weights(a) => (weights::run(a)?, a.output.as_deref()),
+        Command::Loss(a) => (loss::run(a)?, a.output.as_deref()),
     };
     match output {
         Some(p) => atomic::write(p, text.as_bytes()),

@@ -129,9 +129,8 @@ pub fn decode<T, const N: usize>(bytes: &[u8], f: fn([u8; N]) -> T) -> Vec<T> {
     bytes.chunks_exact(N).map(|c| f(c.try_into().expect("chunks of N"))).collect()
 }
 
-/// Writes a little-endian `.npy` (version 1) file's bytes.
-#[cfg(test)]
-pub fn encode(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
+/// The header of a little-endian, C-order `.npy` (version 1) file.
+pub fn header(descr: &str, shape: &[usize]) -> Vec<u8> {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
     let shape = match dims.len() {
         1 => format!("({},)", dims[0]),
@@ -145,6 +144,12 @@ pub fn encode(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
     let mut out = b"\x93NUMPY\x01\x00".to_vec();
     out.extend((dict.len() as u16).to_le_bytes());
     out.extend(dict.as_bytes());
+    out
+}
+
+#[cfg(test)]
+fn encode(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
+    let mut out = header(descr, shape);
     out.extend(data);
     out
 }

@@ -109,6 +109,43 @@ pub use reduction::{EmptyMean, LossOutput, Reduction};
 pub use sum::ExactSum;
 pub use view::{numel, View};
 
+/// How many rows (slices of the first dimension) each chunk of a streamed computation must be a
+/// multiple of, so that computing a loss chunk by chunk and merging the [`LossOutput`]s gives
+/// the in-memory result bit for bit: chunks then cut the work into the same blocks.
+///
+/// `class_axis`: a loss over the class dimension 1 (`nll_loss`, `cross_entropy`); otherwise an
+/// element-wise loss (the binary ones).
+///
+/// ```
+/// // [N, 19, 256, 512]: blocks never span two samples, so any chunk of samples works.
+/// assert_eq!(xent::chunk_rows_multiple(&[8, 19, 256, 512], true), 1);
+/// // [N, 1000]: blocks are runs of 16 rows.
+/// assert_eq!(xent::chunk_rows_multiple(&[16384, 1000], true), 16);
+/// ```
+pub fn chunk_rows_multiple(shape: &[usize], class_axis: bool) -> usize {
+    let row: usize = shape.iter().skip(1).product();
+    if class_axis {
+        let classes = shape.get(1).copied().unwrap_or(1);
+        let inner = if shape.len() > 2 { row / classes.max(1) } else { 1 };
+        if inner == 1 {
+            (par::BLOCK_ELEMS / classes.max(1)).max(1)
+        } else {
+            1
+        }
+    } else {
+        let g = gcd(row.max(1), par::BLOCK_ELEMS);
+        par::BLOCK_ELEMS / g
+    }
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
 /// The README's example, compiled and run as a doctest.
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]

@@ -73,3 +73,34 @@ pub fn json(out: &Output) -> serde_json::Value {
     assert!(out.status.success(), "xent failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("JSON output")
 }
+
+/// A `.safetensors` file holding `tensors` (name, dtype, shape, little-endian bytes).
+pub fn safetensors(path: &Path, tensors: &[(&str, &str, Vec<usize>, Vec<u8>)]) {
+    let mut header = serde_json::Map::new();
+    let mut data = Vec::new();
+    for (name, dtype, shape, bytes) in tensors {
+        let start = data.len();
+        data.extend_from_slice(bytes);
+        header.insert(
+            name.to_string(),
+            serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": [start, data.len()]}),
+        );
+    }
+    let h = serde_json::to_vec(&serde_json::Value::Object(header)).unwrap();
+    let mut out = (h.len() as u64).to_le_bytes().to_vec();
+    out.extend(h);
+    out.extend(data);
+    std::fs::write(path, out).unwrap();
+}
+
+pub fn f32_bytes(v: &[f64]) -> Vec<u8> {
+    v.iter().flat_map(|&x| (x as f32).to_le_bytes()).collect()
+}
+
+pub fn f64_bytes(v: &[f64]) -> Vec<u8> {
+    v.iter().flat_map(|&x| x.to_le_bytes()).collect()
+}
+
+pub fn i64_bytes(v: &[i64]) -> Vec<u8> {
+    v.iter().flat_map(|&x| x.to_le_bytes()).collect()
+}

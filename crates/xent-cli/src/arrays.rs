@@ -1,0 +1,148 @@
+//! Arrays on disk, read a slab of rows at a time: `.npy` files and tensors of `.safetensors`
+//! files (`FILE:NAME`).
+
+use crate::npy::{self, Dtype};
+use anyhow::{bail, ensure, Context, Result};
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+/// One array in a file: where its row-major data starts, its type and shape.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub path: PathBuf,
+    pub dtype: Dtype,
+    pub shape: Vec<usize>,
+    offset: u64,
+}
+
+/// Opens `spec`: `FILE.npy`, `FILE.safetensors:NAME`, or `FILE.safetensors` holding one tensor.
+/// The element count is checked against `max_elements` and the file's length.
+pub fn open(spec: &str, max_elements: usize) -> Result<Source> {
+    let (path, name) = match spec.rsplit_once(':') {
+        Some((p, n)) if p.ends_with(".safetensors") => (p, Some(n)),
+        _ => (spec, None),
+    };
+    let path = Path::new(path);
+    let ctx = || path.display().to_string();
+    let file = std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
+    let len = file.metadata().with_context(ctx)?.len();
+    let mut r = BufReader::new(file);
+    let is_st = path.extension().is_some_and(|e| e == "safetensors");
+    let (dtype, shape, offset) = if is_st {
+        safetensors_header(&mut r, name).with_context(ctx)?
+    } else {
+        ensure!(name.is_none(), "{}: only .safetensors files hold named tensors", path.display());
+        let h = npy::read_header(&mut r).with_context(ctx)?;
+        (h.dtype, h.shape, h.offset as u64)
+    };
+    let n = xent::numel(&shape).with_context(ctx)?;
+    ensure!(
+        n <= max_elements,
+        "{}: array of shape {shape:?} has {n} elements, over the limit of {max_elements}",
+        path.display()
+    );
+    let need = offset + (n * dtype.size()) as u64;
+    ensure!(
+        len >= need && (is_st || len == need),
+        "{}: truncated or corrupt: {len} bytes, the {} array of shape {shape:?} needs {need}",
+        path.display(),
+        dtype.name()
+    );
+    Ok(Source { path: path.to_path_buf(), dtype, shape, offset })
+}
+
+fn safetensors_header(r: &mut impl Read, name: Option<&str>) -> Result<(Dtype, Vec<usize>, u64)> {
+    let mut n = [0u8; 8];
+    r.read_exact(&mut n).context("file too short for a safetensors header")?;
+    let n = u64::from_le_bytes(n);
+    ensure!(n <= 100 << 20, "safetensors header of {n} bytes is implausibly long (corrupt file?)");
+    let mut header = vec![0u8; n as usize];
+    r.read_exact(&mut header).context("truncated safetensors header")?;
+    let header: serde_json::Value = serde_json::from_slice(&header).context("safetensors header is not JSON")?;
+    let tensors = header.as_object().context("safetensors header is not a JSON object")?;
+    let names: Vec<&String> = tensors.keys().filter(|k| *k != "__metadata__").collect();
+    let name = match (name, names.as_slice()) {
+        (Some(n), _) => n,
+        (None, [only]) => only.as_str(),
+        (None, _) => bail!("holds {} tensors {names:?}: choose one with FILE:NAME", names.len()),
+    };
+    let t = tensors.get(name).with_context(|| format!("no tensor named {name:?} (it holds {names:?})"))?;
+    let dtype = match t["dtype"].as_str() {
+        Some("U8") => Dtype::U8,
+        Some("U16") => Dtype::U16,
+        Some("I32") => Dtype::I32,
+        Some("I64") => Dtype::I64,
+        Some("F32") => Dtype::F32,
+        Some("F64") => Dtype::F64,
+        other => bail!("tensor {name:?} has dtype {other:?}, not one of U8, U16, I32, I64, F32, F64"),
+    };
+    let shape: Vec<usize> =
+        serde_json::from_value(t["shape"].clone()).with_context(|| format!("tensor {name:?}: bad shape"))?;
+    let offs: [u64; 2] = serde_json::from_value(t["data_offsets"].clone())
+        .with_context(|| format!("tensor {name:?}: bad data_offsets"))?;
+    let elements = xent::numel(&shape)?;
+    ensure!(
+        offs[1].checked_sub(offs[0]) == Some((elements * dtype.size()) as u64),
+        "tensor {name:?}: data_offsets {offs:?} do not fit shape {shape:?} of {}",
+        dtype.name()
+    );
+    Ok((dtype, shape, 8 + n + offs[0]))
+}
+
+/// Element types a [`Source`] can be read as.
+pub trait Element: Copy + Send + Sync + 'static {
+    fn decode(dtype: Dtype, bytes: &[u8]) -> Result<Vec<Self>>;
+}
+
+macro_rules! element {
+    ($t:ty, floats: $floats:expr) => {
+        impl Element for $t {
+            fn decode(dtype: Dtype, b: &[u8]) -> Result<Vec<$t>> {
+                Ok(match dtype {
+                    Dtype::U8 if !$floats => b.iter().map(|&v| v as $t).collect(),
+                    Dtype::U16 if !$floats => npy::decode(b, u16::from_le_bytes).into_iter().map(|v| v as $t).collect(),
+                    Dtype::I32 if !$floats => npy::decode(b, i32::from_le_bytes).into_iter().map(|v| v as $t).collect(),
+                    Dtype::I64 if !$floats => npy::decode(b, i64::from_le_bytes).into_iter().map(|v| v as $t).collect(),
+                    Dtype::F32 if $floats => npy::decode(b, f32::from_le_bytes).into_iter().map(|v| v as $t).collect(),
+                    Dtype::F64 if $floats => npy::decode(b, f64::from_le_bytes).into_iter().map(|v| v as $t).collect(),
+                    d => bail!(
+                        "has dtype {}, expected {}",
+                        d.name(),
+                        if $floats { "float32 or float64" } else { "an integer type" }
+                    ),
+                })
+            }
+        }
+    };
+}
+element!(f32, floats: true);
+element!(f64, floats: true);
+element!(i64, floats: false);
+
+impl Source {
+    /// Elements per row (slice of the first dimension); the whole array for a scalar.
+    pub fn row_len(&self) -> usize {
+        self.shape.iter().skip(1).product()
+    }
+
+    /// Rows (the first dimension; 1 for a scalar).
+    pub fn rows(&self) -> usize {
+        self.shape.first().copied().unwrap_or(1)
+    }
+
+    /// Reads rows `r0 .. r0 + rows` as `T`.
+    pub fn read_rows<T: Element>(&self, r0: usize, rows: usize) -> Result<Vec<T>> {
+        let ctx = || self.path.display().to_string();
+        let per = self.row_len() * self.dtype.size();
+        let mut f = std::fs::File::open(&self.path).with_context(ctx)?;
+        f.seek(SeekFrom::Start(self.offset + (r0 * per) as u64)).with_context(ctx)?;
+        let mut bytes = vec![0u8; rows * per];
+        f.read_exact(&mut bytes).with_context(|| format!("{}: truncated data", self.path.display()))?;
+        T::decode(self.dtype, &bytes).with_context(ctx)
+    }
+
+    /// The whole array as `T`.
+    pub fn read_all<T: Element>(&self) -> Result<Vec<T>> {
+        self.read_rows(0, self.rows())
+    }
+}
