@@ -53,6 +53,20 @@ impl<T: Copy> ClassOut<'_, T> {
     }
 }
 
+impl<T> ClassOut<'_, T> {
+    /// The `classes` values of position `k` (rowwise only).
+    #[inline(always)]
+    pub fn row(&mut self, k: usize) -> &mut [T] {
+        &mut self.segs[0][k * self.classes..(k + 1) * self.classes]
+    }
+
+    /// The block's lanes of class `c` (not rowwise).
+    #[inline(always)]
+    pub fn lanes(&mut self, c: usize) -> &mut [T] {
+        self.segs[c]
+    }
+}
+
 impl<T: Copy + std::ops::AddAssign> ClassOut<'_, T> {
     /// Adds `v` to element `(c, k)`.
     #[inline(always)]

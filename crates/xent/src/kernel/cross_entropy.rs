@@ -54,7 +54,104 @@ fn ignored<T: Float>(k: usize, classes: usize, grad: &mut Option<ClassOut<'_, T>
     }
 }
 
+/// Lanes per tile when positions are strided (`inner > 1`): the tile's logits stay in L1.
+const TILE: usize = 64;
+
+/// `max_c v_c` with eight independent accumulators, so that it vectorises. A NaN may be lost
+/// here, but it reaches the sum of exponentials, which makes the loss NaN all the same.
+#[inline(always)]
+fn row_max<T: Float>(v: &[T]) -> T {
+    let mut acc = [T::NEG_INFINITY; 8];
+    let chunks = v.chunks_exact(8);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for l in 0..8 {
+            acc[l] = if acc[l] > c[l] { acc[l] } else { c[l] };
+        }
+    }
+    let mut m = T::NEG_INFINITY;
+    for &a in acc.iter().chain(tail) {
+        m = if m > a { m } else { a };
+    }
+    m
+}
+
+/// `sum_c e^(v_c - m)` with eight accumulators; each `e^(v_c - m)` is also written to `out` if
+/// it is not empty.
+#[inline(always)]
+fn row_exp_sum<T: Float>(v: &[T], m: T, out: &mut [T]) -> T {
+    let mut acc = [T::ZERO; 8];
+    if out.is_empty() {
+        let chunks = v.chunks_exact(8);
+        let tail = chunks.remainder();
+        for c in chunks {
+            for l in 0..8 {
+                acc[l] += (c[l] - m).exp_fast();
+            }
+        }
+        for (l, &t) in tail.iter().enumerate() {
+            acc[l] += (t - m).exp_fast();
+        }
+    } else {
+        for (c, o) in v.chunks(8).zip(out.chunks_mut(8)) {
+            for l in 0..c.len() {
+                let e = (c[l] - m).exp_fast();
+                o[l] = e;
+                acc[l] += e;
+            }
+        }
+    }
+    acc.iter().fold(T::ZERO, |s, &a| s + a)
+}
+
+/// What one position contributes: its loss, and the gradient coefficients
+/// `dl/dx_c = e_c * grad_scale - smooth_scale * w_c - [c = t] target_scale` (zero if ignored).
+#[derive(Clone, Copy)]
+struct Position<T> {
+    loss: T,
+    keep: bool,
+    grad_scale: T,
+    smooth_scale: T,
+    target_scale: T,
+    t: usize,
+}
+
+impl<T: Float> IndexParams<'_, T> {
+    /// The loss and gradient coefficients of a position from `m`, `s = sum e^(x - m)`, `x_t - m`
+    /// and `sum_c w_c (x_c - m)` (needed with smoothing only).
+    #[inline(always)]
+    fn position(&self, t: Option<usize>, s: T, xt_m: T, sw: T, go: T) -> Position<T> {
+        let Some(t) = t else {
+            return Position {
+                loss: T::ZERO,
+                keep: false,
+                grad_scale: T::ZERO,
+                smooth_scale: T::ZERO,
+                target_scale: T::ZERO,
+                t: 0,
+            };
+        };
+        let e = self.smoothing;
+        let e_c = e / T::from_f64(self.classes as f64);
+        let ls = s.ln();
+        let wt = self.w(t);
+        let mut loss = -(wt * (xt_m - ls));
+        if e > T::ZERO {
+            // sum_c w_c logp_c = sum_c w_c (x_c - m) - W ln s
+            loss = (T::ONE - e) * loss + e_c * -(sw - self.weight_sum * ls);
+        }
+        let a = go * wt * (T::ONE - e);
+        let bc = if e > T::ZERO { go * e_c } else { T::ZERO };
+        let grad_scale = if e > T::ZERO { (a + bc * self.weight_sum) / s } else { a / s };
+        Position { loss, keep: true, grad_scale, smooth_scale: bc, target_scale: a, t }
+    }
+}
+
 /// Cross-entropy with class-index targets over block `b`; returns the sum of the losses.
+///
+/// The logits of a tile are read from memory once: one pass for the maxima, one for the
+/// exponentials (kept in the gradient buffer), then the gradient is finished in place.
+#[inline(always)]
 pub(crate) fn cross_entropy<T: Float, L: Label>(
     x: &[T],
     target: &[L],
@@ -64,43 +161,122 @@ pub(crate) fn cross_entropy<T: Float, L: Label>(
     mut grad: Option<ClassOut<'_, T>>,
     loss: &mut [T],
 ) -> f64 {
-    let (cs, classes) = (p.class_stride, p.classes);
-    let e = p.smoothing;
-    let e_c = e / T::from_f64(classes as f64);
+    let classes = p.classes;
+    let smooth = p.smoothing > T::ZERO;
     let mut sum = 0.0;
-    for k in 0..b.len {
-        let pos = b.p0 + k;
-        let Some(t) = class_of(target[pos], p.ignore_index) else {
-            ignored(k, classes, &mut grad, loss);
-            continue;
-        };
-        let (m, s) = max_sumexp(x, &b, k, cs, classes);
-        let ls = s.ln();
-        let wt = p.w(t);
-        let mut l = -(wt * ((x[b.at(t, k, cs)] - m) - ls));
-        if e > T::ZERO {
-            let mut smooth = T::ZERO;
-            for c in 0..classes {
-                smooth += ((x[b.at(c, k, cs)] - m) - ls) * p.w(c);
+    if b.lane_stride != 1 || p.class_stride == 1 {
+        // Rows: the classes of a position are contiguous.
+        for k in 0..b.len {
+            let pos = b.p0 + k;
+            let row = &x[b.base + k * b.lane_stride..][..classes];
+            let t = class_of(target[pos], p.ignore_index);
+            let m = row_max(row);
+            let mut none: [T; 0] = [];
+            let out: &mut [T] = match (&mut grad, t) {
+                (Some(g), Some(_)) => g.row(k),
+                _ => &mut none,
+            };
+            let s = row_exp_sum(row, m, out);
+            let sw = if smooth && t.is_some() {
+                row.iter().enumerate().fold(T::ZERO, |a, (c, &v)| a + p.w(c) * (v - m))
+            } else {
+                T::ZERO
+            };
+            let xt_m = t.map_or(T::ZERO, |t| row[t] - m);
+            let q = p.position(t, s, xt_m, sw, up.at(pos));
+            sum += q.loss.to_f64();
+            if !loss.is_empty() {
+                loss[k] = q.loss;
             }
-            l = (T::ONE - e) * l + e_c * -smooth;
+            if let Some(g) = &mut grad {
+                let gr = g.row(k);
+                if !q.keep {
+                    gr.fill(T::ZERO);
+                    continue;
+                }
+                match p.weight {
+                    Some(w) if smooth => {
+                        gr.iter_mut().zip(w).for_each(|(v, &wc)| *v = *v * q.grad_scale - q.smooth_scale * wc)
+                    }
+                    _ => gr.iter_mut().for_each(|v| *v = *v * q.grad_scale - q.smooth_scale),
+                }
+                gr[q.t] -= q.target_scale;
+            }
         }
-        sum += l.to_f64();
-        if !loss.is_empty() {
-            loss[k] = l;
+        return sum;
+    }
+    // Tiles of consecutive positions (the vector lanes), looping over the classes.
+    let cs = p.class_stride;
+    let mut m = [T::ZERO; TILE];
+    let mut s = [T::ZERO; TILE];
+    let mut sw = [T::ZERO; TILE];
+    let mut q = [None::<Position<T>>; TILE];
+    for k0 in (0..b.len).step_by(TILE) {
+        let n = TILE.min(b.len - k0);
+        let at = |c: usize| b.base + c * cs + k0;
+        m[..n].fill(T::NEG_INFINITY);
+        for c in 0..classes {
+            let xs = &x[at(c)..][..n];
+            for j in 0..n {
+                m[j] = if m[j] > xs[j] { m[j] } else { xs[j] };
+            }
+        }
+        s[..n].fill(T::ZERO);
+        sw[..n].fill(T::ZERO);
+        for c in 0..classes {
+            let xs = &x[at(c)..][..n];
+            match &mut grad {
+                Some(g) => {
+                    let gs = &mut g.lanes(c)[k0..k0 + n];
+                    for j in 0..n {
+                        let e = (xs[j] - m[j]).exp_fast();
+                        gs[j] = e;
+                        s[j] += e;
+                    }
+                }
+                None => {
+                    for j in 0..n {
+                        s[j] += (xs[j] - m[j]).exp_fast();
+                    }
+                }
+            }
+            if smooth {
+                let wc = p.w(c);
+                for j in 0..n {
+                    sw[j] += wc * (xs[j] - m[j]);
+                }
+            }
+        }
+        for j in 0..n {
+            let pos = b.p0 + k0 + j;
+            let t = class_of(target[pos], p.ignore_index);
+            let xt_m = t.map_or(T::ZERO, |t| x[at(t) + j] - m[j]);
+            let r = p.position(t, s[j], xt_m, sw[j], up.at(pos));
+            sum += r.loss.to_f64();
+            if !loss.is_empty() {
+                loss[k0 + j] = r.loss;
+            }
+            q[j] = Some(r);
         }
         if let Some(g) = &mut grad {
-            let go = up.at(pos);
-            let a = go * wt * (T::ONE - e);
-            let bc = go * e_c;
+            let (mut gsc, mut ssc, mut keep) = ([T::ZERO; TILE], [T::ZERO; TILE], [false; TILE]);
+            for (j, r) in q[..n].iter().enumerate() {
+                let r = r.expect("set above");
+                (gsc[j], ssc[j], keep[j]) = (r.grad_scale, r.smooth_scale, r.keep);
+            }
             for c in 0..classes {
-                let pc = ((x[b.at(c, k, cs)] - m) - ls).exp();
-                let hot = if c == t { T::ONE } else { T::ZERO };
-                let mut v = a * (pc - hot);
-                if e > T::ZERO {
-                    v += bc * (p.weight_sum * pc - p.w(c));
+                let wc = p.w(c);
+                let gs = &mut g.lanes(c)[k0..k0 + n];
+                for j in 0..n {
+                    let v = gs[j] * gsc[j] - ssc[j] * wc;
+                    gs[j] = if keep[j] { v } else { T::ZERO };
                 }
-                g.set(c, k, v);
+            }
+            for (j, r) in q[..n].iter().enumerate() {
+                let r = r.expect("set above");
+                if r.keep {
+                    g.lanes(r.t)[k0 + j] -= r.target_scale;
+                }
             }
         }
     }

@@ -7,5 +7,7 @@
 pub(crate) mod binary;
 pub(crate) mod cross_entropy;
 pub(crate) mod focal;
+pub(crate) mod math;
 pub(crate) mod overlap;
+pub(crate) mod simd;
 pub(crate) mod softmax;

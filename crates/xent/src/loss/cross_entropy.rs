@@ -110,7 +110,7 @@ impl<T: Float> CrossEntropy<T> {
     /// Shape mismatches, a target outside `0..C` that is not `ignore_index`, a weight of the
     /// wrong length.
     pub fn forward<L: Label>(&self, input: View<'_, T>, target: View<'_, L>) -> Result<LossOutput<T>> {
-        self.index().run(k::cross_entropy::<T, L>, input, target, None)
+        self.index().run(crate::kernel::simd::cross_entropy::<T, L>, input, target, None)
     }
 
     /// The loss, and `d(sum(loss * grad_output)) / d(input)` written into `grad_input` (the
@@ -126,7 +126,7 @@ impl<T: Float> CrossEntropy<T> {
         grad_output: &[T],
         grad_input: &mut [T],
     ) -> Result<LossOutput<T>> {
-        self.index().run(k::cross_entropy::<T, L>, input, target, Some((grad_output, grad_input)))
+        self.index().run(crate::kernel::simd::cross_entropy::<T, L>, input, target, Some((grad_output, grad_input)))
     }
 
     /// The mean's denominator for these class-index targets: the sum of the class weights of the

@@ -1,0 +1,125 @@
+//! Runtime dispatch to wider vector units. The kernels are plain safe Rust; here they are
+//! compiled again inside functions that enable AVX2 + FMA or AVX-512, and the widest one the
+//! CPU has is called. The maths and its order are the same in every copy (Rust never fuses a
+//! multiply and an add on its own), so the bits do not depend on the copy that runs.
+#![allow(unsafe_code)] // reason: calling `#[target_feature]` functions after detecting the feature
+
+use crate::float::{Float, Label};
+use crate::kernel::cross_entropy::{self, IndexParams};
+use crate::par::{Block, ClassOut};
+use crate::reduction::Upstream;
+
+/// The widest vector unit of this CPU, detected once.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Level {
+    Baseline,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+fn level() -> Level {
+    static LEVEL: std::sync::OnceLock<Level> = std::sync::OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return Level::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                return Level::Avx2;
+            }
+        }
+        Level::Baseline
+    })
+}
+
+macro_rules! dispatch {
+    ($(#[$doc:meta])* $name:ident => $kernel:path, <$($g:ident : $b:path),*> ($($arg:ident : $ty:ty),*) -> $ret:ty) => {
+        $(#[$doc])*
+        pub(crate) fn $name<$($g: $b),*>($($arg: $ty),*) -> $ret {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx2,fma")]
+                fn avx512<$($g: $b),*>($($arg: $ty),*) -> $ret {
+                    $kernel($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2<$($g: $b),*>($($arg: $ty),*) -> $ret {
+                    $kernel($($arg),*)
+                }
+                match level() {
+                    // SAFETY: `level` found AVX-512F (with AVX2 and FMA) on this CPU.
+                    Level::Avx512 => return unsafe { avx512($($arg),*) },
+                    // SAFETY: `level` found AVX2 and FMA on this CPU.
+                    Level::Avx2 => return unsafe { avx2($($arg),*) },
+                    Level::Baseline => {}
+                }
+            }
+            $kernel($($arg),*)
+        }
+    };
+}
+
+dispatch!(
+    /// [`cross_entropy::cross_entropy`] on the widest vector unit.
+    cross_entropy => cross_entropy::cross_entropy,
+    <T: Float, L: Label>(
+        x: &[T],
+        target: &[L],
+        p: &IndexParams<'_, T>,
+        b: Block,
+        up: Upstream<'_, T>,
+        grad: Option<ClassOut<'_, T>>,
+        loss: &mut [T]
+    ) -> f64
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::Layout;
+    use crate::par::for_blocks;
+
+    /// The copy for the widest unit gives the same bits as the baseline one.
+    #[test]
+    fn every_vector_width_gives_the_same_bits() {
+        let mut s = 7u64;
+        let mut next = || {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (s >> 33) as f32 / (1u64 << 31) as f32
+        };
+        for shape in [[3usize, 7, 500], [300, 33, 1]] {
+            let lay = Layout::classes_of(&shape).unwrap();
+            let x: Vec<f32> = (0..shape.iter().product()).map(|_| next() * 20.0 - 10.0).collect();
+            let t: Vec<i64> = (0..lay.positions())
+                .map(|_| if next() < 0.1 { -1 } else { (next() * lay.classes as f32) as i64 % lay.classes as i64 })
+                .collect();
+            let w: Vec<f32> = (0..lay.classes).map(|_| next() + 0.5).collect();
+            let p = IndexParams {
+                classes: lay.classes,
+                class_stride: lay.class_stride(),
+                weight: Some(&w),
+                weight_sum: w.iter().sum(),
+                ignore_index: -1,
+                smoothing: 0.1,
+            };
+            let run = |wide: bool| {
+                let mut g = vec![0.0f32; x.len()];
+                let mut l = vec![0.0f32; lay.positions()];
+                let sums = for_blocks(lay, &mut g, &mut l, |b, gr, lo| {
+                    let up = Upstream::All(0.37f32);
+                    if wide {
+                        cross_entropy(&x, &t, &p, b, up, gr, lo)
+                    } else {
+                        cross_entropy::cross_entropy(&x, &t, &p, b, up, gr, lo)
+                    }
+                });
+                let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                (bits(&g), bits(&l), sums.iter().map(|v| v.to_bits()).collect::<Vec<_>>())
+            };
+            assert!(run(true) == run(false), "{shape:?}");
+        }
+    }
+}
