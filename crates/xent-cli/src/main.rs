@@ -8,6 +8,7 @@
 
 mod arrays;
 mod atomic;
+mod bench;
 mod loss;
 mod masks;
 mod npy;
@@ -31,12 +32,15 @@ enum Command {
     Weights(weights::Args),
     /// Any loss on saved arrays (.npy, .safetensors), streamed in chunks, with its gradient.
     Loss(loss::Args),
+    /// Time the kernels on the performance workloads (seg19, seed2, cls1k, lm32k, bce, count, copy).
+    Bench(bench::Args),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let (text, output) = match &cli.command {
         Command::Weights(a) => (weights::run(a)?, a.output.as_deref()),
         Command::Loss(a) => (loss::run(a)?, a.output.as_deref()),
+        Command::Bench(a) => (bench::run(a)?, None),
     };
     match output {
         Some(p) => atomic::write(p, text.as_bytes()),

@@ -56,6 +56,9 @@ pub trait Float:
     fn exp_fast(self) -> Self;
     /// Natural logarithm.
     fn ln(self) -> Self;
+    /// Natural logarithm by a vectorisable polynomial for `f32` (about 1 ulp for normal
+    /// numbers), libm's for `f64`.
+    fn ln_fast(self) -> Self;
     /// `ln(1 + self)`, accurate near 0.
     fn ln_1p(self) -> Self;
     /// Absolute value.
@@ -87,6 +90,15 @@ macro_rules! fast_exp {
     };
 }
 
+macro_rules! fast_ln {
+    (f32, $x:expr) => {
+        crate::kernel::math::ln_f32($x)
+    };
+    (f64, $x:expr) => {
+        f64::ln($x)
+    };
+}
+
 macro_rules! impl_float {
     ($t:ident) => {
         impl Float for $t {
@@ -102,6 +114,10 @@ macro_rules! impl_float {
             #[inline(always)]
             fn exp_fast(self) -> Self {
                 fast_exp!($t, self)
+            }
+            #[inline(always)]
+            fn ln_fast(self) -> Self {
+                fast_ln!($t, self)
             }
             #[inline(always)]
             fn ln(self) -> Self {

@@ -101,6 +101,39 @@ impl Broadcast {
         Ok(Broadcast { dims: input.to_vec(), strides })
     }
 
+    /// The broadcast tensor's values at the input's flat indices `r`, in order: a multi-index
+    /// is stepped like an odometer, so there is no division per element.
+    pub fn gather<T: Copy>(&self, v: &[T], r: std::ops::Range<usize>) -> Vec<T> {
+        if r.is_empty() {
+            return vec![];
+        }
+        if self.strides.iter().all(|&s| s == 0) {
+            return vec![v[0]; r.len()];
+        }
+        let nd = self.dims.len();
+        let mut idx = vec![0usize; nd];
+        let mut rest = r.start;
+        for d in (0..nd).rev() {
+            idx[d] = rest % self.dims[d];
+            rest /= self.dims[d];
+        }
+        let mut at: usize = idx.iter().zip(&self.strides).map(|(i, s)| i * s).sum();
+        let mut out = Vec::with_capacity(r.len());
+        for _ in r {
+            out.push(v[at]);
+            for d in (0..nd).rev() {
+                idx[d] += 1;
+                at += self.strides[d];
+                if idx[d] < self.dims[d] {
+                    break;
+                }
+                at -= self.strides[d] * self.dims[d];
+                idx[d] = 0;
+            }
+        }
+        out
+    }
+
     /// Index in the broadcast tensor of the input's flat index `i`.
     #[inline]
     pub fn index(&self, mut i: usize) -> usize {

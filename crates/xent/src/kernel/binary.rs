@@ -80,8 +80,33 @@ pub(crate) fn bce<T: Float>(
     sum
 }
 
+/// The values of a broadcast tensor over run `r` (`fill` where there is none).
+fn expand<T: Float>(b: &Bcast<'_, T>, r: &Range<usize>, fill: T) -> Vec<T> {
+    match b {
+        Some((v, map)) => map.gather(v, r.clone()),
+        None => vec![fill; r.len()],
+    }
+}
+
+/// `ln(1 + u)` for `u` in `[0, 1]`, vectorisable: `ln z * u / (z - 1)` with `z = 1 + u`, which
+/// cancels the rounding of `1 + u`.
+#[inline(always)]
+fn ln_1p_unit<T: Float>(u: T) -> T {
+    let z = T::ONE + u;
+    let d = z - T::ONE;
+    if d == T::ZERO {
+        u
+    } else {
+        z.ln_fast() * (u / d)
+    }
+}
+
+/// Lanes of the element-wise kernels: each lane sums its elements in `f64`, in a fixed order.
+const LANES: usize = 64;
+
 /// Binary cross-entropy with logits over run `r`.
 #[allow(clippy::too_many_arguments)] // reason: each argument is one tensor of the formula
+#[inline(always)]
 pub(crate) fn bce_with_logits<T: Float>(
     x: &[T],
     y: &[T],
@@ -92,27 +117,45 @@ pub(crate) fn bce_with_logits<T: Float>(
     grad: &mut [T],
     loss: &mut [T],
 ) -> f64 {
-    let mut sum = 0.0;
-    for i in r.clone() {
-        let (xi, yi, wi) = (x[i], y[i], at(&w, i));
-        let l = match q {
-            Some(_) => (T::ONE - yi) * xi - (T::ONE + (at(&q, i) - T::ONE) * yi) * log_sigmoid(xi),
-            None => (T::ONE - yi) * xi - log_sigmoid(xi),
-        } * wi;
-        let d = || {
-            let s = sigmoid(xi);
-            let d = match q {
-                Some(_) => {
-                    let qy = at(&q, i) * yi;
-                    (qy + T::ONE - yi) * s - qy
-                }
-                None => s - yi,
-            };
-            d * up.at(i) * wi
-        };
-        sum += put(&r, i, l, d, grad, loss);
+    let (xs, ys) = (&x[r.clone()], &y[r.clone()]);
+    let (ws, qs) = (expand(&w, &r, T::ONE), expand(&q, &r, T::ONE));
+    let each = match up {
+        Upstream::Each(g) => Some(&g[r.clone()]),
+        Upstream::All(_) => None,
+    };
+    let go_all = [up.at(0); LANES];
+    let mut acc = [0.0f64; LANES];
+    let mut lv = [T::ZERO; LANES];
+    for k0 in (0..xs.len()).step_by(LANES) {
+        let n = LANES.min(xs.len() - k0);
+        let (x, y, w, q) = (&xs[k0..k0 + n], &ys[k0..k0 + n], &ws[k0..k0 + n], &qs[k0..k0 + n]);
+        if grad.is_empty() {
+            for j in 0..n {
+                // ln sigmoid(x) = min(x, 0) - ln(1 + e^-|x|)
+                let e = (-x[j].abs()).exp_fast();
+                let ls = x[j].min(T::ZERO) - ln_1p_unit(e);
+                lv[j] = ((T::ONE - y[j]) * x[j] - (T::ONE + (q[j] - T::ONE) * y[j]) * ls) * w[j];
+            }
+        } else {
+            let g = &mut grad[k0..k0 + n];
+            let go = each.map_or(&go_all[..n], |g| &g[k0..k0 + n]);
+            for j in 0..n {
+                let e = (-x[j].abs()).exp_fast();
+                let ls = x[j].min(T::ZERO) - ln_1p_unit(e);
+                lv[j] = ((T::ONE - y[j]) * x[j] - (T::ONE + (q[j] - T::ONE) * y[j]) * ls) * w[j];
+                let s = if x[j] >= T::ZERO { T::ONE / (T::ONE + e) } else { e / (T::ONE + e) };
+                let qy = q[j] * y[j];
+                g[j] = ((qy + T::ONE - y[j]) * s - qy) * go[j] * w[j];
+            }
+        }
+        for j in 0..n {
+            acc[j] += lv[j].to_f64();
+        }
+        if !loss.is_empty() {
+            loss[k0..k0 + n].copy_from_slice(&lv[..n]);
+        }
     }
-    sum
+    acc.iter().sum()
 }
 
 /// torchvision's sigmoid focal loss over run `r` (`alpha < 0`: no alpha term).

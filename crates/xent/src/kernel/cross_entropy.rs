@@ -57,47 +57,59 @@ fn ignored<T: Float>(k: usize, classes: usize, grad: &mut Option<ClassOut<'_, T>
 /// Lanes per tile when positions are strided (`inner > 1`): the tile's logits stay in L1.
 const TILE: usize = 64;
 
-/// `max_c v_c` with eight independent accumulators, so that it vectorises. A NaN may be lost
-/// here, but it reaches the sum of exponentials, which makes the loss NaN all the same.
+/// `max_c v_c`, in `TILE` independent lanes so that it vectorises. A NaN may be lost here, but
+/// it reaches the sum of exponentials, which makes the loss NaN all the same.
 #[inline(always)]
 fn row_max<T: Float>(v: &[T]) -> T {
-    let mut acc = [T::NEG_INFINITY; 8];
-    let chunks = v.chunks_exact(8);
-    let tail = chunks.remainder();
-    for c in chunks {
-        for l in 0..8 {
-            acc[l] = if acc[l] > c[l] { acc[l] } else { c[l] };
+    let mut acc = [T::NEG_INFINITY; TILE];
+    for c in v.chunks(TILE) {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a = if *a > x { *a } else { x };
         }
     }
-    let mut m = T::NEG_INFINITY;
-    for &a in acc.iter().chain(tail) {
-        m = if m > a { m } else { a };
-    }
-    m
+    acc.iter().fold(T::NEG_INFINITY, |m, &a| if m > a { m } else { a })
 }
 
-/// `sum_c e^(v_c - m)` with eight accumulators; each `e^(v_c - m)` is also written to `out` if
-/// it is not empty.
+/// `sum_c e^(v_c - m)` in `TILE` lanes (a fixed order); each `e^(v_c - m)` is also written to
+/// `out` if it is not empty.
 #[inline(always)]
 fn row_exp_sum<T: Float>(v: &[T], m: T, out: &mut [T]) -> T {
-    let mut acc = [T::ZERO; 8];
+    let mut acc = [T::ZERO; TILE];
     if out.is_empty() {
-        let chunks = v.chunks_exact(8);
-        let tail = chunks.remainder();
-        for c in chunks {
-            for l in 0..8 {
-                acc[l] += (c[l] - m).exp_fast();
+        for c in v.chunks(TILE) {
+            for (a, &x) in acc.iter_mut().zip(c) {
+                *a += (x - m).exp_fast();
             }
         }
-        for (l, &t) in tail.iter().enumerate() {
-            acc[l] += (t - m).exp_fast();
-        }
     } else {
-        for (c, o) in v.chunks(8).zip(out.chunks_mut(8)) {
-            for l in 0..c.len() {
-                let e = (c[l] - m).exp_fast();
-                o[l] = e;
-                acc[l] += e;
+        for (c, o) in v.chunks(TILE).zip(out.chunks_mut(TILE)) {
+            for ((a, &x), o) in acc.iter_mut().zip(c).zip(o) {
+                let e = (x - m).exp_fast();
+                *o = e;
+                *a += e;
+            }
+        }
+    }
+    acc.iter().fold(T::ZERO, |s, &a| s + a)
+}
+
+/// `sum_c w_c (v_c - m)` (`w_c = 1` without weights) in `TILE` lanes.
+#[inline(always)]
+fn row_weighted_sum<T: Float>(v: &[T], m: T, w: Option<&[T]>) -> T {
+    let mut acc = [T::ZERO; TILE];
+    match w {
+        Some(w) => {
+            for (c, wc) in v.chunks(TILE).zip(w.chunks(TILE)) {
+                for ((a, &x), &wx) in acc.iter_mut().zip(c).zip(wc) {
+                    *a += wx * (x - m);
+                }
+            }
+        }
+        None => {
+            for c in v.chunks(TILE) {
+                for (a, &x) in acc.iter_mut().zip(c) {
+                    *a += x - m;
+                }
             }
         }
     }
@@ -117,10 +129,10 @@ struct Position<T> {
 }
 
 impl<T: Float> IndexParams<'_, T> {
-    /// The loss and gradient coefficients of a position from `m`, `s = sum e^(x - m)`, `x_t - m`
-    /// and `sum_c w_c (x_c - m)` (needed with smoothing only).
+    /// The loss and gradient coefficients of a position from `s = sum e^(x - m)`, `ln s`,
+    /// `x_t - m` and `sum_c w_c (x_c - m)` (needed with smoothing only).
     #[inline(always)]
-    fn position(&self, t: Option<usize>, s: T, xt_m: T, sw: T, go: T) -> Position<T> {
+    fn position(&self, t: Option<usize>, s: T, ls: T, xt_m: T, sw: T, go: T) -> Position<T> {
         let Some(t) = t else {
             return Position {
                 loss: T::ZERO,
@@ -133,7 +145,6 @@ impl<T: Float> IndexParams<'_, T> {
         };
         let e = self.smoothing;
         let e_c = e / T::from_f64(self.classes as f64);
-        let ls = s.ln();
         let wt = self.w(t);
         let mut loss = -(wt * (xt_m - ls));
         if e > T::ZERO {
@@ -177,13 +188,9 @@ pub(crate) fn cross_entropy<T: Float, L: Label>(
                 _ => &mut none,
             };
             let s = row_exp_sum(row, m, out);
-            let sw = if smooth && t.is_some() {
-                row.iter().enumerate().fold(T::ZERO, |a, (c, &v)| a + p.w(c) * (v - m))
-            } else {
-                T::ZERO
-            };
+            let sw = if smooth && t.is_some() { row_weighted_sum(row, m, p.weight) } else { T::ZERO };
             let xt_m = t.map_or(T::ZERO, |t| row[t] - m);
-            let q = p.position(t, s, xt_m, sw, up.at(pos));
+            let q = p.position(t, s, s.ln(), xt_m, sw, up.at(pos));
             sum += q.loss.to_f64();
             if !loss.is_empty() {
                 loss[k] = q.loss;
@@ -247,11 +254,15 @@ pub(crate) fn cross_entropy<T: Float, L: Label>(
                 }
             }
         }
+        let mut ls = [T::ZERO; TILE];
+        for j in 0..n {
+            ls[j] = s[j].ln_fast();
+        }
         for j in 0..n {
             let pos = b.p0 + k0 + j;
             let t = class_of(target[pos], p.ignore_index);
             let xt_m = t.map_or(T::ZERO, |t| x[at(t) + j] - m[j]);
-            let r = p.position(t, s[j], xt_m, sw[j], up.at(pos));
+            let r = p.position(t, s[j], ls[j], xt_m, sw[j], up.at(pos));
             sum += r.loss.to_f64();
             if !loss.is_empty() {
                 loss[k0 + j] = r.loss;

@@ -7,6 +7,12 @@
 //! ```
 //! Relative error below 2e-7 (about 1 ulp) over the whole range; 0 below -87.3 (where `e^x` is
 //! subnormal), `+inf` above 88.7, NaN for NaN.
+//!
+//! `ln` likewise, from the exponent bits and a polynomial of the mantissa (Cephes' `logf`):
+//! ```text
+//! x = 2^e m, m in [sqrt(1/2), sqrt(2)),  f = m - 1
+//! ln x = e ln 2 + f - f^2/2 + f^3 P(f)
+//! ```
 
 /// `e^x` in `f32`, vectorisable.
 #[inline(always)]
@@ -47,6 +53,42 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
     }
 }
 
+/// `ln x` in `f32`, vectorisable; for normal positive `x` within 2 ulp, `-inf` at 0, `+inf` at
+/// `+inf`, NaN for negative numbers and NaN (subnormal inputs lose accuracy).
+#[inline(always)]
+pub(crate) fn ln_f32(x: f32) -> f32 {
+    const SQRT_HALF: f32 = std::f32::consts::FRAC_1_SQRT_2;
+    let bits = x.to_bits() as i32;
+    let e = ((bits >> 23) & 0xff) - 126;
+    let m = f32::from_bits(((bits & 0x007f_ffff) | 0x3f00_0000) as u32); // in [0.5, 1)
+    let small = m < SQRT_HALF;
+    let e = (if small { e - 1 } else { e }) as f32;
+    let f = if small { m + m - 1.0 } else { m - 1.0 };
+    let z = f * f;
+    let y = 7.037_683_6e-2;
+    let y = y * f - 1.151_461e-1;
+    let y = y * f + 1.167_699_9e-1;
+    let y = y * f - 1.242_014_1e-1;
+    let y = y * f + 1.424_932_3e-1;
+    let y = y * f - 1.666_805_8e-1;
+    let y = y * f + 2.000_071_4e-1;
+    let y = y * f - 2.499_999_4e-1;
+    let y = y * f + 3.333_333e-1;
+    let y = y * f * z;
+    let y = y + e * -2.121_944_4e-4;
+    let y = y - 0.5 * z;
+    let r = f + y + e * 0.693_359_4;
+    if x == f32::INFINITY {
+        f32::INFINITY
+    } else if x == 0.0 {
+        f32::NEG_INFINITY
+    } else if x > 0.0 {
+        r
+    } else {
+        f32::NAN
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,5 +106,21 @@ mod tests {
         assert_eq!(exp_f32(f32::NEG_INFINITY), 0.0);
         assert_eq!(exp_f32(100.0), f32::INFINITY);
         assert!(exp_f32(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn ln_f32_is_within_two_ulp_of_libm() {
+        let mut x = 1.0e-37f32;
+        while x < 3.0e38 {
+            let (got, want) = (ln_f32(x), (x as f64).ln());
+            assert!((got as f64 - want).abs() <= 2.5e-7 * want.abs().max(1.0), "ln({x}) = {got}, want {want}");
+            x *= 1.0173;
+        }
+        for x in [1.0f32, 2.0, 0.5, 1.0 + f32::EPSILON, 19.0] {
+            assert!((ln_f32(x) as f64 - (x as f64).ln()).abs() < 2e-7, "{x}");
+        }
+        assert_eq!(ln_f32(0.0), f32::NEG_INFINITY);
+        assert_eq!(ln_f32(f32::INFINITY), f32::INFINITY);
+        assert!(ln_f32(-1.0).is_nan() && ln_f32(f32::NAN).is_nan());
     }
 }

@@ -5,6 +5,7 @@
 #![allow(unsafe_code)] // reason: calling `#[target_feature]` functions after detecting the feature
 
 use crate::float::{Float, Label};
+use crate::kernel::binary::{self, Bcast};
 use crate::kernel::cross_entropy::{self, IndexParams};
 use crate::par::{Block, ClassOut};
 use crate::reduction::Upstream;
@@ -38,14 +39,17 @@ fn level() -> Level {
 macro_rules! dispatch {
     ($(#[$doc:meta])* $name:ident => $kernel:path, <$($g:ident : $b:path),*> ($($arg:ident : $ty:ty),*) -> $ret:ty) => {
         $(#[$doc])*
+        #[allow(clippy::too_many_arguments)] // reason: the kernel's own argument list
         pub(crate) fn $name<$($g: $b),*>($($arg: $ty),*) -> $ret {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f,avx2,fma")]
+                #[allow(clippy::too_many_arguments)] // reason: the kernel's own argument list
                 fn avx512<$($g: $b),*>($($arg: $ty),*) -> $ret {
                     $kernel($($arg),*)
                 }
                 #[target_feature(enable = "avx2,fma")]
+                #[allow(clippy::too_many_arguments)] // reason: the kernel's own argument list
                 fn avx2<$($g: $b),*>($($arg: $ty),*) -> $ret {
                     $kernel($($arg),*)
                 }
@@ -72,6 +76,21 @@ dispatch!(
         b: Block,
         up: Upstream<'_, T>,
         grad: Option<ClassOut<'_, T>>,
+        loss: &mut [T]
+    ) -> f64
+);
+
+dispatch!(
+    /// [`binary::bce_with_logits`] on the widest vector unit.
+    bce_with_logits => binary::bce_with_logits,
+    <T: Float>(
+        x: &[T],
+        y: &[T],
+        w: Bcast<'_, T>,
+        q: Bcast<'_, T>,
+        r: std::ops::Range<usize>,
+        up: Upstream<'_, T>,
+        grad: &mut [T],
         loss: &mut [T]
     ) -> f64
 );

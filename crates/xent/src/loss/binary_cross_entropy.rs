@@ -173,7 +173,7 @@ impl<T: Float> BceWithLogits<T> {
         let w = w.as_ref().map(|(v, m)| (*v, m));
         let q = q.as_ref().map(|(v, m)| (*v, m));
         run_elementwise(input, target, o.reduction, o.empty_mean, backward, |r, up, g, l| {
-            k::bce_with_logits(input.data(), target.data(), w, q, r, up, g, l)
+            crate::kernel::simd::bce_with_logits(input.data(), target.data(), w, q, r, up, g, l)
         })
     }
 }

@@ -1,0 +1,235 @@
+//! `xent bench`: the performance issue's workloads, timed in process.
+//!
+//! Each workload builds its inputs once (fixed seeds, outside the timing), then times the forward
+//! pass alone and the fused forward+backward into a preallocated gradient: median and minimum
+//! over `--runs` runs after one warm-up, in ms and GB/s of logits bytes.
+
+use anyhow::{bail, Result};
+use std::fmt::Write as _;
+use std::hint::black_box;
+use std::time::Instant;
+use xent::weights::{batch_weights, AbsentClasses, ClassCounts, Scheme};
+use xent::*;
+
+/// Arguments of `xent bench`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A workload (seg19, seed2, cls1k, lm32k, bce, count, copy) or all.
+    #[arg(long, default_value = "all")]
+    pub workload: String,
+    /// Threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Timed runs per measurement (after one warm-up).
+    #[arg(long, default_value_t = 10)]
+    pub runs: usize,
+    /// Output format: table or json (one object per line).
+    #[arg(long, default_value = "table")]
+    pub format: String,
+}
+
+const WORKLOADS: [&str; 7] = ["seg19", "seed2", "cls1k", "lm32k", "bce", "count", "copy"];
+
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+    fn uniform(&mut self) -> f32 {
+        self.next() as f32 / (1u64 << 31) as f32
+    }
+    /// Roughly normal(0, 2): a sum of uniforms.
+    fn logit(&mut self) -> f32 {
+        (self.uniform() + self.uniform() + self.uniform() - 1.5) * 4.0
+    }
+}
+
+/// Median and minimum of `runs` timings of `f`, in ms.
+fn time(runs: usize, mut f: impl FnMut()) -> (f64, f64) {
+    f();
+    let mut t: Vec<f64> = (0..runs.max(1))
+        .map(|_| {
+            let s = Instant::now();
+            f();
+            s.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    (t[t.len() / 2], t[0])
+}
+
+struct Row {
+    workload: &'static str,
+    bytes: usize,
+    forward: (f64, f64),
+    forward_backward: Option<(f64, f64)>,
+}
+
+fn ce_workload(
+    name: &'static str,
+    shape: &[usize],
+    runs: usize,
+    target: impl Fn(&mut Lcg, usize) -> i64,
+    opts: CrossEntropyOptions<f32>,
+) -> Result<Row> {
+    let mut rng = Lcg(name.len() as u64);
+    let x: Vec<f32> = (0..shape.iter().product()).map(|_| rng.logit()).collect();
+    let tshape: Vec<usize> = [&shape[..1], &shape[2..]].concat();
+    let classes = shape[1];
+    let t: Vec<i64> = (0..tshape.iter().product()).map(|_| target(&mut rng, classes)).collect();
+    let ce = CrossEntropy::new(opts)?;
+    let (xv, tv) = (View::new(&x, shape)?, View::new(&t, &tshape)?);
+    let mut g = vec![0.0f32; x.len()];
+    let forward = time(runs, || {
+        black_box(ce.forward(xv, tv).unwrap());
+    });
+    let fb = time(runs, || {
+        black_box(ce.forward_backward(xv, tv, &[1.0], &mut g).unwrap());
+    });
+    Ok(Row { workload: name, bytes: x.len() * 4, forward, forward_backward: Some(fb) })
+}
+
+fn run_one(w: &str, runs: usize) -> Result<Row> {
+    Ok(match w {
+        "seg19" => {
+            let weight: Vec<f32> = (0..19).map(|i| 0.5 + 1.5 * i as f32 / 19.0).collect();
+            ce_workload(
+                "seg19",
+                &[8, 19, 256, 512],
+                runs,
+                |r, c| if r.uniform() < 0.05 { 255 } else { r.next() as i64 % c as i64 },
+                CrossEntropyOptions { weight: Some(weight), ignore_index: 255, ..Default::default() },
+            )?
+        }
+        "seed2" => {
+            // The seed's setting: the weights are the batch's inverse frequency, timed with the loss.
+            let shape = [16usize, 2, 512, 512];
+            let mut rng = Lcg(2);
+            let x: Vec<f32> = (0..shape.iter().product()).map(|_| rng.logit()).collect();
+            let t: Vec<u8> = (0..16 * 512 * 512).map(|_| u8::from(rng.uniform() < 0.03)).collect();
+            let (xv, tv) = (View::new(&x, &shape)?, View::new(&t, &[16, 512, 512])?);
+            let mut g = vec![0.0f32; x.len()];
+            let loss = || {
+                let w = batch_weights(tv, 2, None, Scheme::InverseFrequency, AbsentClasses::Zero).unwrap();
+                CrossEntropy::new(CrossEntropyOptions {
+                    weight: Some(w.iter().map(|&v| v as f32).collect()),
+                    ..Default::default()
+                })
+                .unwrap()
+            };
+            let forward = time(runs, || {
+                black_box(loss().forward(xv, tv).unwrap());
+            });
+            let fb = time(runs, || {
+                black_box(loss().forward_backward(xv, tv, &[1.0], &mut g).unwrap());
+            });
+            Row { workload: "seed2", bytes: x.len() * 4, forward, forward_backward: Some(fb) }
+        }
+        "cls1k" => ce_workload(
+            "cls1k",
+            &[16384, 1000],
+            runs,
+            |r, c| r.next() as i64 % c as i64,
+            CrossEntropyOptions { label_smoothing: 0.1, ..Default::default() },
+        )?,
+        "lm32k" => ce_workload(
+            "lm32k",
+            &[4096, 32000],
+            runs,
+            |r, c| if r.uniform() < 0.1 { -100 } else { r.next() as i64 % c as i64 },
+            CrossEntropyOptions::default(),
+        )?,
+        "bce" => {
+            let shape = [16usize, 1, 512, 512];
+            let mut rng = Lcg(5);
+            let x: Vec<f32> = (0..shape.iter().product()).map(|_| rng.logit()).collect();
+            let y: Vec<f32> = (0..x.len()).map(|_| f32::from(u8::from(rng.uniform() < 0.03))).collect();
+            let l = BceWithLogits::new(BceWithLogitsOptions {
+                pos_weight: Some(Tensor::new(vec![32.3], vec![1])?),
+                ..Default::default()
+            })?;
+            let (xv, yv) = (View::new(&x, &shape)?, View::new(&y, &shape)?);
+            let mut g = vec![0.0f32; x.len()];
+            let forward = time(runs, || {
+                black_box(l.forward(xv, yv).unwrap());
+            });
+            let fb = time(runs, || {
+                black_box(l.forward_backward(xv, yv, &[1.0], &mut g).unwrap());
+            });
+            Row { workload: "bce", bytes: x.len() * 4, forward, forward_backward: Some(fb) }
+        }
+        "count" => {
+            let shape = [64usize, 512, 1024];
+            let mut rng = Lcg(6);
+            let t: Vec<u8> = (0..shape.iter().product())
+                .map(|_| if rng.uniform() < 0.05 { 255 } else { (rng.next() % 19) as u8 })
+                .collect();
+            let tv = View::new(&t, &shape)?;
+            let forward = time(runs, || {
+                black_box(ClassCounts::from_images(tv, 19, Some(255)).unwrap());
+            });
+            Row { workload: "count", bytes: t.len(), forward, forward_backward: None }
+        }
+        "copy" => {
+            let n = 8 * 19 * 256 * 512;
+            let src: Vec<f32> = (0..n).map(|i| i as f32).collect();
+            let mut dst = vec![0.0f32; n];
+            let forward = time(runs, || {
+                dst.copy_from_slice(black_box(&src));
+                black_box(&dst);
+            });
+            Row { workload: "copy", bytes: n * 4, forward, forward_backward: None }
+        }
+        other => bail!("unknown workload {other:?}: one of {WORKLOADS:?} or all"),
+    })
+}
+
+/// Runs the command; returns what to print.
+pub fn run(a: &Args) -> Result<String> {
+    let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if threads == 0 {
+        bail!("--threads must be at least 1");
+    }
+    let json = match a.format.as_str() {
+        "json" => true,
+        "table" => false,
+        f => bail!("--format {f:?}: table or json"),
+    };
+    let names: Vec<&str> = if a.workload == "all" { WORKLOADS.to_vec() } else { vec![a.workload.as_str()] };
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+    let mut out = String::new();
+    if !json {
+        let _ = writeln!(out, "{threads} thread(s), median (min) of {} runs", a.runs);
+        let _ = writeln!(out, "{:<8} {:>22} {:>22} {:>10}", "workload", "forward ms (GB/s)", "fwd+bwd ms (GB/s)", "MB");
+    }
+    for name in names {
+        let r = pool.install(|| run_one(name, a.runs))?;
+        let gbs = |ms: f64| r.bytes as f64 / (ms * 1e6);
+        if json {
+            let v = serde_json::json!({
+                "workload": r.workload,
+                "threads": threads,
+                "bytes": r.bytes,
+                "forward_ms": r.forward.0,
+                "forward_min_ms": r.forward.1,
+                "forward_gb_s": gbs(r.forward.0),
+                "forward_backward_ms": r.forward_backward.map(|t| t.0),
+                "forward_backward_min_ms": r.forward_backward.map(|t| t.1),
+                "forward_backward_gb_s": r.forward_backward.map(|t| gbs(t.0)),
+            });
+            let _ = writeln!(out, "{v}");
+        } else {
+            let fb = r.forward_backward.map_or("-".to_string(), |t| format!("{:.2} ({:.2}) {:.1}", t.0, t.1, gbs(t.0)));
+            let _ = writeln!(
+                out,
+                "{:<8} {:>22} {:>22} {:>10.1}",
+                r.workload,
+                format!("{:.2} ({:.2}) {:.1}", r.forward.0, r.forward.1, gbs(r.forward.0)),
+                fb,
+                r.bytes as f64 / 1e6
+            );
+        }
+    }
+    Ok(out)
+}
