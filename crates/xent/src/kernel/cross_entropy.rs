@@ -70,50 +70,45 @@ fn row_max<T: Float>(v: &[T]) -> T {
     acc.iter().fold(T::NEG_INFINITY, |m, &a| if m > a { m } else { a })
 }
 
-/// `sum_c e^(v_c - m)` in `TILE` lanes (a fixed order); each `e^(v_c - m)` is also written to
-/// `out` if it is not empty.
+/// `(sum_c e^(v_c - m), sum_c w_c (v_c - m))` in `TILE` lanes (a fixed order), the second
+/// only if `smooth` (`w_c = 1` without weights); each `e^(v_c - m)` is also written to `out`
+/// if it is not empty.
 #[inline(always)]
-fn row_exp_sum<T: Float>(v: &[T], m: T, out: &mut [T]) -> T {
+fn row_exp_sum<T: Float>(v: &[T], m: T, out: &mut [T], smooth: bool, w: Option<&[T]>) -> (T, T) {
     let mut acc = [T::ZERO; TILE];
-    if out.is_empty() {
-        for c in v.chunks(TILE) {
-            for (a, &x) in acc.iter_mut().zip(c) {
-                *a += (x - m).exp_fast();
+    let mut accw = [T::ZERO; TILE];
+    for (i, c) in v.chunks(TILE).enumerate() {
+        let n = c.len();
+        if out.is_empty() {
+            for j in 0..n {
+                acc[j] += (c[j] - m).exp_fast();
+            }
+        } else {
+            let o = &mut out[i * TILE..i * TILE + n];
+            for j in 0..n {
+                let e = (c[j] - m).exp_fast();
+                o[j] = e;
+                acc[j] += e;
             }
         }
-    } else {
-        for (c, o) in v.chunks(TILE).zip(out.chunks_mut(TILE)) {
-            for ((a, &x), o) in acc.iter_mut().zip(c).zip(o) {
-                let e = (x - m).exp_fast();
-                *o = e;
-                *a += e;
-            }
-        }
-    }
-    acc.iter().fold(T::ZERO, |s, &a| s + a)
-}
-
-/// `sum_c w_c (v_c - m)` (`w_c = 1` without weights) in `TILE` lanes.
-#[inline(always)]
-fn row_weighted_sum<T: Float>(v: &[T], m: T, w: Option<&[T]>) -> T {
-    let mut acc = [T::ZERO; TILE];
-    match w {
-        Some(w) => {
-            for (c, wc) in v.chunks(TILE).zip(w.chunks(TILE)) {
-                for ((a, &x), &wx) in acc.iter_mut().zip(c).zip(wc) {
-                    *a += wx * (x - m);
+        if smooth {
+            match w {
+                Some(w) => {
+                    let wc = &w[i * TILE..i * TILE + n];
+                    for j in 0..n {
+                        accw[j] += wc[j] * (c[j] - m);
+                    }
                 }
-            }
-        }
-        None => {
-            for c in v.chunks(TILE) {
-                for (a, &x) in acc.iter_mut().zip(c) {
-                    *a += x - m;
+                None => {
+                    for j in 0..n {
+                        accw[j] += c[j] - m;
+                    }
                 }
             }
         }
     }
-    acc.iter().fold(T::ZERO, |s, &a| s + a)
+    let fold = |a: &[T; TILE]| a.iter().fold(T::ZERO, |s, &x| s + x);
+    (fold(&acc), fold(&accw))
 }
 
 /// What one position contributes: its loss, and the gradient coefficients
@@ -187,8 +182,7 @@ pub(crate) fn cross_entropy<T: Float, L: Label>(
                 (Some(g), Some(_)) => g.row(k),
                 _ => &mut none,
             };
-            let s = row_exp_sum(row, m, out);
-            let sw = if smooth && t.is_some() { row_weighted_sum(row, m, p.weight) } else { T::ZERO };
+            let (s, sw) = row_exp_sum(row, m, out, smooth && t.is_some(), p.weight);
             let xt_m = t.map_or(T::ZERO, |t| row[t] - m);
             let q = p.position(t, s, s.ln(), xt_m, sw, up.at(pos));
             sum += q.loss.to_f64();
@@ -217,7 +211,9 @@ pub(crate) fn cross_entropy<T: Float, L: Label>(
     let mut m = [T::ZERO; TILE];
     let mut s = [T::ZERO; TILE];
     let mut sw = [T::ZERO; TILE];
-    let mut q = [None::<Position<T>>; TILE];
+    let mut acc = [0.0f64; TILE];
+    let one_e = T::ONE - p.smoothing;
+    let e_c = p.smoothing / T::from_f64(classes as f64);
     for k0 in (0..b.len).step_by(TILE) {
         let n = TILE.min(b.len - k0);
         let at = |c: usize| b.base + c * cs + k0;
@@ -254,27 +250,48 @@ pub(crate) fn cross_entropy<T: Float, L: Label>(
                 }
             }
         }
-        let mut ls = [T::ZERO; TILE];
-        for j in 0..n {
-            ls[j] = s[j].ln_fast();
-        }
+        // Per lane: the target, its weight and logit (gathers); then the loss and the gradient
+        // coefficients, `dl/dx_c = e_c * gsc - ssc * w_c - [c = t] tsc`, in vectorisable loops.
+        let (mut keep, mut tc) = ([false; TILE], [0usize; TILE]);
+        let (mut wt, mut xt, mut go) = ([T::ZERO; TILE], [T::ZERO; TILE], [T::ZERO; TILE]);
         for j in 0..n {
             let pos = b.p0 + k0 + j;
-            let t = class_of(target[pos], p.ignore_index);
-            let xt_m = t.map_or(T::ZERO, |t| x[at(t) + j] - m[j]);
-            let r = p.position(t, s[j], ls[j], xt_m, sw[j], up.at(pos));
-            sum += r.loss.to_f64();
-            if !loss.is_empty() {
-                loss[k0 + j] = r.loss;
+            match class_of(target[pos], p.ignore_index) {
+                Some(t) => (keep[j], tc[j], wt[j], xt[j]) = (true, t, p.w(t), x[at(t) + j]),
+                None => (keep[j], tc[j], wt[j], xt[j]) = (false, 0, T::ZERO, m[j]),
             }
-            q[j] = Some(r);
+            go[j] = up.at(pos);
+        }
+        let (mut lv, mut gsc, mut ssc, mut tsc) = ([T::ZERO; TILE], [T::ZERO; TILE], [T::ZERO; TILE], [T::ZERO; TILE]);
+        if smooth {
+            for j in 0..n {
+                let ls = s[j].ln_fast();
+                let nll = -(wt[j] * ((xt[j] - m[j]) - ls));
+                // sum_c w_c logp_c = sum_c w_c (x_c - m) - W ln s
+                let l = one_e * nll + e_c * -(sw[j] - p.weight_sum * ls);
+                lv[j] = if keep[j] { l } else { T::ZERO };
+                let a = go[j] * wt[j] * one_e;
+                let bc = go[j] * e_c;
+                gsc[j] = (a + bc * p.weight_sum) / s[j];
+                (ssc[j], tsc[j]) = (bc, a);
+            }
+        } else {
+            for j in 0..n {
+                let ls = s[j].ln_fast();
+                let l = -(wt[j] * ((xt[j] - m[j]) - ls));
+                lv[j] = if keep[j] { l } else { T::ZERO };
+                let a = go[j] * wt[j];
+                gsc[j] = a / s[j];
+                tsc[j] = a;
+            }
+        }
+        for j in 0..n {
+            acc[j] += lv[j].to_f64();
+        }
+        if !loss.is_empty() {
+            loss[k0..k0 + n].copy_from_slice(&lv[..n]);
         }
         if let Some(g) = &mut grad {
-            let (mut gsc, mut ssc, mut keep) = ([T::ZERO; TILE], [T::ZERO; TILE], [false; TILE]);
-            for (j, r) in q[..n].iter().enumerate() {
-                let r = r.expect("set above");
-                (gsc[j], ssc[j], keep[j]) = (r.grad_scale, r.smooth_scale, r.keep);
-            }
             for c in 0..classes {
                 let wc = p.w(c);
                 let gs = &mut g.lanes(c)[k0..k0 + n];
@@ -283,15 +300,14 @@ pub(crate) fn cross_entropy<T: Float, L: Label>(
                     gs[j] = if keep[j] { v } else { T::ZERO };
                 }
             }
-            for (j, r) in q[..n].iter().enumerate() {
-                let r = r.expect("set above");
-                if r.keep {
-                    g.lanes(r.t)[k0 + j] -= r.target_scale;
+            for j in 0..n {
+                if keep[j] {
+                    g.lanes(tc[j])[k0 + j] -= tsc[j];
                 }
             }
         }
     }
-    sum
+    acc.iter().sum()
 }
 
 /// Negative log-likelihood over block `b` (the input holds log-probabilities).

@@ -1,0 +1,113 @@
+"""PyTorch on the workloads of `xent bench`, for a side-by-side comparison (see BENCHMARKS.md).
+
+Usage: python tools/bench_torch.py [--threads 2] [--runs 10]
+Prints one JSON object per workload, the keys of `xent bench --format json`. Exits 0 with a
+message when torch is not installed: it is no dependency of xent.
+For PyTorch "at its best", run it with glibc told to reuse freed memory:
+MALLOC_MMAP_THRESHOLD_=17179869184 MALLOC_TRIM_THRESHOLD_=17179869184 python tools/bench_torch.py
+"""
+import argparse
+import json
+import statistics
+import time
+
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError:
+    print("torch is not installed: nothing to compare")
+    raise SystemExit(0)
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--threads", type=int, default=2)
+ap.add_argument("--runs", type=int, default=10)
+args = ap.parse_args()
+torch.set_num_threads(args.threads)
+g = torch.Generator().manual_seed(0)
+
+
+def timed(f):
+    f()
+    t = []
+    for _ in range(args.runs):
+        s = time.perf_counter()
+        f()
+        t.append((time.perf_counter() - s) * 1e3)
+    return statistics.median(t), min(t)
+
+
+def report(name, nbytes, fwd, fb=None):
+    print(json.dumps({"workload": name, "threads": args.threads, "bytes": nbytes, "forward_ms": fwd[0],
+                      "forward_min_ms": fwd[1], "forward_backward_ms": fb[0] if fb else None,
+                      "forward_backward_min_ms": fb[1] if fb else None}), flush=True)
+
+
+def ce(name, shape, target, **kw):
+    x = torch.randn(shape, generator=g) * 2
+    t = target(shape)
+    fwd = timed(lambda: F.cross_entropy(x, t, **kw))
+    xr = x.clone().requires_grad_(True)
+
+    def fb():
+        xr.grad = None
+        F.cross_entropy(xr, t, **kw).backward()
+    report(name, x.numel() * 4, fwd, timed(fb))
+
+
+def seg_t(shape):
+    t = torch.randint(0, shape[1], (shape[0],) + tuple(shape[2:]), generator=g)
+    t[torch.rand(t.shape, generator=g) < 0.05] = 255
+    return t
+
+
+ce("seg19", (8, 19, 256, 512), seg_t, weight=torch.rand(19, generator=g) * 1.5 + 0.5, ignore_index=255)
+
+# seed2: the seed's inverse frequency from the batch, timed with the loss.
+x = torch.randn(16, 2, 512, 512, generator=g) * 2
+t = (torch.rand(16, 512, 512, generator=g) < 0.03).long()
+
+
+def seed_loss(inp):
+    alpha = t.sum() / t.numel()
+    return F.cross_entropy(inp, t, weight=torch.stack([alpha, 1 - alpha]).float())
+
+
+fwd = timed(lambda: seed_loss(x))
+xr = x.clone().requires_grad_(True)
+
+
+def seed_fb():
+    xr.grad = None
+    seed_loss(xr).backward()
+
+
+report("seed2", x.numel() * 4, fwd, timed(seed_fb))
+ce("cls1k", (16384, 1000), lambda s: torch.randint(0, 1000, (s[0],), generator=g), label_smoothing=0.1)
+
+
+def lm_t(s):
+    t = torch.randint(0, 32000, (s[0],), generator=g)
+    t[torch.rand(t.shape, generator=g) < 0.1] = -100
+    return t
+
+
+ce("lm32k", (4096, 32000), lm_t)
+x = torch.randn(16, 1, 512, 512, generator=g) * 2
+y = (torch.rand(x.shape, generator=g) < 0.03).float()
+pw = torch.tensor([32.3])
+fwd = timed(lambda: F.binary_cross_entropy_with_logits(x, y, pos_weight=pw))
+xr = x.clone().requires_grad_(True)
+
+
+def bce_fb():
+    xr.grad = None
+    F.binary_cross_entropy_with_logits(xr, y, pos_weight=pw).backward()
+
+
+report("bce", x.numel() * 4, fwd, timed(bce_fb))
+lab = torch.randint(0, 19, (64, 512, 1024), generator=g, dtype=torch.uint8)
+lab[torch.rand(lab.shape, generator=g) < 0.05] = 255
+report("count", lab.numel(), timed(lambda: torch.bincount(lab[lab != 255].long(), minlength=19)))
+src = torch.randn(8 * 19 * 256 * 512, generator=g)
+dst = torch.empty_like(src)
+report("copy", src.numel() * 4, timed(lambda: dst.copy_(src)))
