@@ -1,0 +1,195 @@
+//! The candle adapter against the golden vectors (values and gradients through candle's
+//! autograd), its composed path against its kernel path, and a training-loop smoke test.
+
+use candle_core::{DType, Device, Tensor, Var};
+use serde_json::Value;
+use xent::*;
+
+fn num(v: &Value) -> f64 {
+    match v.as_str() {
+        Some("nan") => f64::NAN,
+        Some("inf") => f64::INFINITY,
+        Some("-inf") => f64::NEG_INFINITY,
+        _ => v.as_f64().unwrap(),
+    }
+}
+
+fn tensor(v: &Value, dev: &Device) -> Tensor {
+    let shape: Vec<usize> = v["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+    let data = v["data"].as_array().unwrap();
+    match v["dtype"].as_str().unwrap() {
+        "i64" => Tensor::from_vec(data.iter().map(|d| d.as_i64().unwrap()).collect::<Vec<_>>(), shape, dev).unwrap(),
+        "f32" => Tensor::from_vec(data.iter().map(|d| num(d) as f32).collect::<Vec<_>>(), shape, dev).unwrap(),
+        _ => Tensor::from_vec(data.iter().map(num).collect::<Vec<_>>(), shape, dev).unwrap(),
+    }
+}
+
+fn values(t: &Tensor) -> Vec<f64> {
+    t.flatten_all().unwrap().to_dtype(DType::F64).unwrap().to_vec1::<f64>().unwrap()
+}
+
+fn close(got: &[f64], want: &[f64], f32: bool) -> bool {
+    let (rtol, atol) = if f32 { (1e-5, 1e-6) } else { (1e-10, 1e-12) };
+    got.len() == want.len()
+        && got
+            .iter()
+            .zip(want)
+            .all(|(g, w)| (g.is_nan() && w.is_nan()) || g == w || (g - w).abs() <= atol + rtol * w.abs())
+}
+
+type Run = fn(&Tensor, &Tensor, &Value) -> candle_core::Result<Tensor>;
+
+fn ce(composed: bool) -> Run {
+    fn opts(o: &Value, w: Option<Vec<f64>>) -> CrossEntropyOptions<f64> {
+        CrossEntropyOptions {
+            weight: w,
+            ignore_index: o.get("ignore_index").map_or(-100, |v| v.as_i64().unwrap()),
+            reduction: Reduction::parse(o.get("reduction").and_then(|v| v.as_str()).unwrap_or("mean")).unwrap(),
+            label_smoothing: o.get("label_smoothing").map_or(0.0, num),
+            ..Default::default()
+        }
+    }
+    if composed {
+        |x, t, c| xent_candle::cross_entropy_composed(x, t, &opts(&c["options"], weight(c)))
+    } else {
+        |x, t, c| xent_candle::cross_entropy(x, t, &opts(&c["options"], weight(c)))
+    }
+}
+
+fn weight(c: &Value) -> Option<Vec<f64>> {
+    c["inputs"].get("weight").map(|w| w["data"].as_array().unwrap().iter().map(num).collect())
+}
+
+fn bcel(composed: bool) -> Run {
+    fn opts(c: &Value) -> BceWithLogitsOptions<f64> {
+        let t = |k: &str| {
+            c["inputs"].get(k).map(|w| {
+                let shape = w["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+                xent::Tensor::new(w["data"].as_array().unwrap().iter().map(num).collect(), shape).unwrap()
+            })
+        };
+        BceWithLogitsOptions {
+            weight: t("weight"),
+            pos_weight: t("pos_weight"),
+            reduction: Reduction::parse(c["options"].get("reduction").and_then(|v| v.as_str()).unwrap_or("mean"))
+                .unwrap(),
+            ..Default::default()
+        }
+    }
+    if composed {
+        |x, t, c| xent_candle::binary_cross_entropy_with_logits_composed(x, t, &opts(c))
+    } else {
+        |x, t, c| xent_candle::binary_cross_entropy_with_logits(x, t, &opts(c))
+    }
+}
+
+fn dice(x: &Tensor, t: &Tensor, c: &Value) -> candle_core::Result<Tensor> {
+    let o = &c["options"];
+    let flag = |k: &str, d: bool| o.get(k).map_or(d, |v| v.as_bool().unwrap());
+    let opts = DiceOptions {
+        activation: if o["activation"] == "sigmoid" { Activation::Sigmoid } else { Activation::Softmax },
+        include_background: flag("include_background", true),
+        squared_pred: flag("squared_pred", false),
+        jaccard: flag("jaccard", false),
+        batch: flag("batch", false),
+        smooth_nr: o.get("smooth_nr").map_or(1e-5, num),
+        smooth_dr: o.get("smooth_dr").map_or(1e-5, num),
+        weight: o.get("weight").map(|w| w.as_array().unwrap().iter().map(|v| num(v) as f32 as f64).collect()),
+        ignore_index: None,
+        reduction: Reduction::parse(o["reduction"].as_str().unwrap()).unwrap(),
+    };
+    xent_candle::dice_loss(x, t, &opts)
+}
+
+/// Runs every non-error case of `file` through `run`: the output, and the gradient of
+/// `sum(output * grad_output)` through candle's backward pass.
+fn golden(file: &str, run: Run) -> usize {
+    let dev = Device::Cpu;
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/golden").join(file);
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut n = 0;
+    for c in doc["cases"].as_array().unwrap() {
+        if c.get("error").is_some() {
+            continue;
+        }
+        let f32 = c["dtype"] == "f32";
+        let x = Var::from_tensor(&tensor(&c["inputs"]["input"], &dev)).unwrap();
+        let t = tensor(&c["inputs"]["target"], &dev);
+        let out = run(x.as_tensor(), &t, c).unwrap_or_else(|e| panic!("{}: {e}", c["name"]));
+        assert!(
+            close(&values(&out), &values(&tensor(&c["output"], &dev)), f32),
+            "{} output {:?}",
+            c["name"],
+            values(&out)
+        );
+        if let Some(go) = c.get("grad_output") {
+            let go = tensor(go, &dev);
+            let grads = (out * go).unwrap().sum_all().unwrap().backward().unwrap();
+            let g = grads.get(x.as_tensor()).expect("a gradient");
+            assert!(close(&values(g), &values(&tensor(&c["grad"]["input"], &dev)), f32), "{} grad", c["name"]);
+        }
+        n += 1;
+    }
+    n
+}
+
+#[test]
+fn kernel_path_matches_the_golden_vectors() {
+    assert!(golden("cross_entropy.json", ce(false)) > 200);
+    assert!(golden("binary_cross_entropy_with_logits.json", bcel(false)) > 20);
+    assert!(golden("dice_loss.json", dice) > 20);
+}
+
+#[test]
+fn composed_path_matches_the_golden_vectors() {
+    // Probability targets and unsupported options fall back to the kernels inside.
+    assert!(golden("cross_entropy.json", ce(true)) > 200);
+    assert!(golden("binary_cross_entropy_with_logits.json", bcel(true)) > 20);
+}
+
+#[test]
+fn half_precision_is_computed_in_f32() {
+    let dev = Device::Cpu;
+    let x = Tensor::new(&[[1.0f32, 2.0, 3.0]], &dev).unwrap();
+    let t = Tensor::new(&[2u32], &dev).unwrap();
+    for dt in [DType::F16, DType::BF16] {
+        let l = xent_candle::cross_entropy(&x.to_dtype(dt).unwrap(), &t, &Default::default()).unwrap();
+        assert_eq!(l.dtype(), dt);
+        assert!((l.to_dtype(DType::F32).unwrap().to_scalar::<f32>().unwrap() - 0.4076).abs() < 2e-3);
+    }
+}
+
+#[test]
+fn bad_targets_are_errors_not_panics() {
+    let dev = Device::Cpu;
+    let x = Tensor::new(&[[1.0f32, 2.0, 3.0]], &dev).unwrap();
+    let err = xent_candle::cross_entropy(&x, &Tensor::new(&[7i64], &dev).unwrap(), &Default::default()).unwrap_err();
+    assert!(err.to_string().contains("value 7"), "{err}");
+    let y = Tensor::new(&[[1.0f32, 0.0, 1.0]], &dev).unwrap();
+    assert!(xent_candle::dice_loss(&x, &y, &Default::default()).is_err());
+}
+
+/// A linear classifier trained with weighted cross-entropy: the loss falls.
+#[test]
+fn training_loop_smoke_test() {
+    let dev = Device::Cpu;
+    let n = 64;
+    let xs: Vec<f32> = (0..n * 2).map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0).collect();
+    let x = Tensor::from_vec(xs.clone(), (n, 2), &dev).unwrap();
+    let t = Tensor::from_vec((0..n).map(|i| u8::from(xs[2 * i] + xs[2 * i + 1] > 0.5)).collect::<Vec<_>>(), n, &dev)
+        .unwrap();
+    let w = Var::zeros((2, 2), DType::F32, &dev).unwrap();
+    let b = Var::zeros(2, DType::F32, &dev).unwrap();
+    let opts = CrossEntropyOptions { weight: Some(vec![0.3, 1.0]), ..Default::default() };
+    let mut losses = Vec::new();
+    for _ in 0..100 {
+        let logits = x.matmul(w.as_tensor()).unwrap().broadcast_add(b.as_tensor()).unwrap();
+        let loss = xent_candle::cross_entropy(&logits, &t, &opts).unwrap();
+        losses.push(loss.to_scalar::<f32>().unwrap());
+        let g = loss.backward().unwrap();
+        for v in [&w, &b] {
+            v.set(&(v.as_tensor() - (g.get(v.as_tensor()).unwrap() * 1.0).unwrap()).unwrap()).unwrap();
+        }
+    }
+    assert!(losses[99] < 0.5 * losses[0], "{} -> {}", losses[0], losses[99]);
+}
