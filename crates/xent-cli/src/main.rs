@@ -9,6 +9,8 @@
 mod arrays;
 mod atomic;
 mod bench;
+mod demo;
+mod draw;
 mod loss;
 mod masks;
 mod npy;
@@ -28,6 +30,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Train one small segmentation network per loss on imbalanced synthetic data and compare them.
+    Demo(demo::DemoArgs),
+    /// The demo's comparison on your own images and masks (PNG, matching file stems).
+    Train(demo::TrainArgs),
     /// Class counts and weights over label masks (PNG, .npy), mergeable across shards.
     Weights(weights::Args),
     /// Any loss on saved arrays (.npy, .safetensors), streamed in chunks, with its gradient.
@@ -38,6 +44,8 @@ enum Command {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let (text, output) = match &cli.command {
+        Command::Demo(a) => (demo::demo(a)?, None),
+        Command::Train(a) => (demo::train_cmd(a)?, None),
         Command::Weights(a) => (weights::run(a)?, a.output.as_deref()),
         Command::Loss(a) => (loss::run(a)?, a.output.as_deref()),
         Command::Bench(a) => (bench::run(a)?, None),
