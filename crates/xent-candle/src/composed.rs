@@ -1,22 +1,77 @@
-//! Compositions of candle ops for the losses used most, so they run (and differentiate) on any
-//! device. The same formulas as xent's kernels; tested against them on the CPU.
+//! Compositions of candle ops for every loss, so they run (and differentiate) on any device.
+//! The same formulas as xent's kernels, tested against them on the CPU; xent's kernels stay the
+//! reference for the last bits (MONAI's f32 quirks, BCE's clamped gradient at 0 and 1).
 
 use super::Loss;
 use candle_core::{DType, Result, Tensor};
-use xent::{BceWithLogitsOptions, CrossEntropyOptions, EmptyMean, Reduction};
+use xent::*;
 
 /// The composed loss, or `None` where there is no composition for these options.
 pub(crate) fn loss(x: &Tensor, target: &Tensor, loss: &Loss) -> Result<Option<Tensor>> {
     if x.elem_count() == 0 {
         return Ok(None); // candle cannot reduce an empty tensor
     }
-    match loss {
-        Loss::CrossEntropy(o) if o.empty_mean == EmptyMean::Nan && !target.dtype().is_float() => {
-            cross_entropy(x, target, o).map(Some)
+    let index = !target.dtype().is_float();
+    Ok(Some(match loss {
+        Loss::CrossEntropy(o) if o.empty_mean == EmptyMean::Nan && index => cross_entropy(x, target, o, true)?,
+        Loss::Nll(o) if o.empty_mean == EmptyMean::Nan && index => {
+            let o = CrossEntropyOptions {
+                weight: o.weight.clone(),
+                ignore_index: o.ignore_index,
+                reduction: o.reduction,
+                label_smoothing: 0.0,
+                empty_mean: o.empty_mean,
+            };
+            cross_entropy(x, target, &o, false)?
         }
-        Loss::BceWithLogits(o) if o.empty_mean == EmptyMean::Nan => bce_with_logits(x, target, o).map(Some),
-        _ => Ok(None),
-    }
+        Loss::BceWithLogits(o) if o.empty_mean == EmptyMean::Nan => bce_with_logits(x, target, o)?,
+        Loss::Bce(o) if o.empty_mean == EmptyMean::Nan => bce(x, target, o)?,
+        Loss::SigmoidFocal(o) if o.empty_mean == EmptyMean::Nan => sigmoid_focal(x, target, o)?,
+        Loss::Dice(o) if index => overlap(x, target, &Overlap::dice(o))?,
+        Loss::GeneralizedDice(o) if index => overlap(x, target, &Overlap::generalized(o))?,
+        Loss::Tversky(o) if index => overlap(x, target, &Overlap::tversky(o))?,
+        Loss::Focal(o) if index => focal(x, target, o)?,
+        Loss::DiceCe(o) if index && o.dice.reduction != Reduction::None && o.ce.reduction != Reduction::None => {
+            let d = overlap(x, target, &Overlap::dice(&o.dice))?;
+            let c = cross_entropy(x, target, &o.ce, true)?;
+            ((d * o.lambda_dice)? + (c * o.lambda_ce)?)?
+        }
+        _ => return Ok(None),
+    }))
+}
+
+/// `ln sigmoid(x)`: `-ln(1 + e^-x)` for `x >= 0`, `x - ln(1 + e^x)` below, each branch fed only
+/// its own side's values so that neither overflows (nor sends NaN back through the other).
+fn log_sigmoid(x: &Tensor) -> Result<Tensor> {
+    let pos = x.ge(0.0)?;
+    let zero = x.zeros_like()?;
+    let (xp, xn) = (pos.where_cond(x, &zero)?, pos.where_cond(&zero, x)?);
+    let lp = (xp.neg()?.exp()? + 1.0)?.log()?.neg()?;
+    let ln = (&xn - (xn.exp()? + 1.0)?.log()?)?;
+    pos.where_cond(&lp, &ln)
+}
+
+/// A weight vector of `C` values shaped to broadcast along dimension 1 of an `nd`-d tensor.
+fn along_classes(w: &[f64], nd: usize, like: &Tensor) -> Result<Tensor> {
+    let shape: Vec<usize> = (0..nd).map(|d| if d == 1 { w.len() } else { 1 }).collect();
+    Tensor::new(w, like.device())?.to_dtype(like.dtype())?.reshape(shape)
+}
+
+/// `[N, C, d..]` one-hot of class indices `[N, d..]` (class 0 where ignored), and the keep mask
+/// `[N, 1, d..]` (1 where the target is not `ignore`).
+fn one_hot(t: &Tensor, classes: usize, ignore: Option<i64>, like: &Tensor) -> Result<(Tensor, Tensor)> {
+    let t = t.to_dtype(DType::I64)?.unsqueeze(1)?;
+    let keep = match ignore {
+        Some(i) => t.ne(i)?,
+        None => t.ones_like()?.to_dtype(DType::U8)?,
+    };
+    let nd = t.rank();
+    let ids: Vec<i64> = (0..classes as i64).collect();
+    let shape: Vec<usize> = (0..nd).map(|d| if d == 1 { classes } else { 1 }).collect();
+    let ids = Tensor::new(ids.as_slice(), t.device())?.reshape(shape)?;
+    let hot = if classes == 1 { t.clone() } else { t.broadcast_eq(&ids)?.to_dtype(DType::I64)? };
+    let keepf = keep.to_dtype(like.dtype())?;
+    Ok((hot.to_dtype(like.dtype())?.broadcast_mul(&keepf)?, keepf))
 }
 
 /// `denominator`: the mean's `D` and the number of kept targets.
@@ -42,14 +97,15 @@ fn reduce(per: Tensor, reduction: Reduction, denominator: Option<(&Tensor, &Tens
 
 /// `l = (1 - e) * -w_t logp_t + e / C * -sum_c w_c logp_c`, 0 where `t = ignore_index`; the
 /// mean divides by the weights of the kept targets.
-fn cross_entropy(x: &Tensor, t: &Tensor, o: &CrossEntropyOptions<f64>) -> Result<Tensor> {
+/// (`log`: the input is logits; else log-probabilities, as nll takes them.)
+fn cross_entropy(x: &Tensor, t: &Tensor, o: &CrossEntropyOptions<f64>, log: bool) -> Result<Tensor> {
     let dims = x.dims().to_vec();
     let (cdim, c) = if dims.len() == 1 { (0, dims[0]) } else { (1, dims[1]) };
     let (dev, dt) = (x.device().clone(), x.dtype());
     let t = t.to_dtype(DType::I64)?;
     let keep = t.ne(o.ignore_index)?;
     let safe = keep.where_cond(&t, &t.zeros_like()?)?;
-    let logp = candle_nn::ops::log_softmax(x, cdim)?;
+    let logp = if log { candle_nn::ops::log_softmax(x, cdim)? } else { x.clone() };
     let picked = logp.gather(&safe.unsqueeze(cdim)?.contiguous()?, cdim)?.squeeze(cdim)?;
     let w = match &o.weight {
         Some(w) => Tensor::new(w.as_slice(), &dev)?.to_dtype(dt)?,
@@ -75,14 +131,7 @@ fn bce_with_logits(x: &Tensor, y: &Tensor, o: &BceWithLogitsOptions<f64>) -> Res
     let (dev, dt) = (x.device().clone(), x.dtype());
     let y = y.to_dtype(dt)?;
     let tensor = |t: &xent::Tensor<f64>| Tensor::from_vec(t.values().to_vec(), t.shape(), &dev)?.to_dtype(dt);
-    // ln sigmoid(x): -ln(1 + e^-x) for x >= 0, x - ln(1 + e^x) below, each branch fed only its
-    // own side's values so that neither overflows (nor sends NaN back through the other).
-    let pos = x.ge(0.0)?;
-    let zero = x.zeros_like()?;
-    let (xp, xn) = (pos.where_cond(x, &zero)?, pos.where_cond(&zero, x)?);
-    let lp = (xp.neg()?.exp()? + 1.0)?.log()?.neg()?;
-    let ln = (&xn - (xn.exp()? + 1.0)?.log()?)?;
-    let ls = pos.where_cond(&lp, &ln)?;
+    let ls = log_sigmoid(x)?;
     let lw = match &o.pos_weight {
         Some(q) => y.broadcast_mul(&tensor(q)?.affine(1.0, -1.0)?)?.affine(1.0, 1.0)?,
         None => y.ones_like()?,
@@ -92,4 +141,200 @@ fn bce_with_logits(x: &Tensor, y: &Tensor, o: &BceWithLogitsOptions<f64>) -> Res
         per = per.broadcast_mul(&tensor(w)?)?;
     }
     reduce(per, o.reduction, None)
+}
+
+/// `l = -w (y max(ln x, -100) + (1 - y) max(ln(1 - x), -100))`; inputs outside `[0, 1]` are an
+/// error (checked with one reduction).
+fn bce(x: &Tensor, y: &Tensor, o: &BceOptions<f64>) -> Result<Tensor> {
+    let inside = x.ge(0.0)?.mul(&x.le(1.0)?)?.to_dtype(DType::F32)?.min_all()?.to_scalar::<f32>()?;
+    if inside < 1.0 {
+        return Err(candle_core::Error::Msg("xent: binary_cross_entropy input outside [0, 1]".into()));
+    }
+    let y = y.to_dtype(x.dtype())?;
+    let a = x.log()?.maximum(-100.0)?;
+    let b = x.affine(-1.0, 1.0)?.log()?.maximum(-100.0)?;
+    let mut per = ((&y * a)? + (y.affine(-1.0, 1.0)? * b)?)?.neg()?;
+    if let Some(w) = &o.weight {
+        per = per.broadcast_mul(&Tensor::from_vec(w.values().to_vec(), w.shape(), x.device())?.to_dtype(x.dtype())?)?;
+    }
+    reduce(per, o.reduction, None)
+}
+
+/// torchvision's `a_t ce (1 - p_t)^gamma`.
+fn sigmoid_focal(x: &Tensor, y: &Tensor, o: &SigmoidFocalOptions) -> Result<Tensor> {
+    let y = y.to_dtype(x.dtype())?;
+    let p = candle_nn::ops::sigmoid(x)?;
+    let ce = ((y.affine(-1.0, 1.0)? * x)? - log_sigmoid(x)?)?;
+    let p_t = ((&p * &y)? + (p.affine(-1.0, 1.0)? * y.affine(-1.0, 1.0)?)?)?;
+    let mut per = (ce * p_t.affine(-1.0, 1.0)?.powf(o.gamma)?)?;
+    if o.alpha >= 0.0 {
+        per = (per * ((&y * o.alpha)? + (y.affine(-1.0, 1.0)? * (1.0 - o.alpha))?)?)?;
+    }
+    reduce(per, o.reduction, None)
+}
+
+/// The shared shape of the overlap losses.
+struct Overlap {
+    activation: Activation,
+    include_background: bool,
+    squared: bool,
+    batch: bool,
+    ignore_index: Option<i64>,
+    reduction: Reduction,
+    kind: OverlapKind,
+}
+
+enum OverlapKind {
+    Dice { jaccard: bool, nr: f64, dr: f64, weight: Option<Vec<f64>> },
+    Generalized { w_type: WeightType, nr: f64, dr: f64 },
+    Tversky { alpha: f64, beta: f64, nr: f64, dr: f64 },
+}
+
+impl Overlap {
+    fn dice(o: &DiceOptions<f64>) -> Overlap {
+        Overlap {
+            activation: o.activation,
+            include_background: o.include_background,
+            squared: o.squared_pred,
+            batch: o.batch,
+            ignore_index: o.ignore_index,
+            reduction: o.reduction,
+            kind: OverlapKind::Dice { jaccard: o.jaccard, nr: o.smooth_nr, dr: o.smooth_dr, weight: o.weight.clone() },
+        }
+    }
+    fn generalized(o: &GeneralizedDiceOptions) -> Overlap {
+        Overlap {
+            activation: o.activation,
+            include_background: o.include_background,
+            squared: false,
+            batch: o.batch,
+            ignore_index: o.ignore_index,
+            reduction: o.reduction,
+            kind: OverlapKind::Generalized { w_type: o.w_type, nr: o.smooth_nr, dr: o.smooth_dr },
+        }
+    }
+    fn tversky(o: &TverskyOptions) -> Overlap {
+        Overlap {
+            activation: o.activation,
+            include_background: o.include_background,
+            squared: false,
+            batch: o.batch,
+            ignore_index: o.ignore_index,
+            reduction: o.reduction,
+            kind: OverlapKind::Tversky { alpha: o.alpha, beta: o.beta, nr: o.smooth_nr, dr: o.smooth_dr },
+        }
+    }
+}
+
+/// Dice, generalized Dice and Tversky from the sums `tp`, `P`, `G` over the spatial dims (and the
+/// batch with `batch`).
+fn overlap(x: &Tensor, t: &Tensor, o: &Overlap) -> Result<Tensor> {
+    let c = x.dim(1)?;
+    let p = match o.activation {
+        Activation::Softmax if c > 1 => candle_nn::ops::softmax(x, 1)?,
+        Activation::Sigmoid => candle_nn::ops::sigmoid(x)?,
+        _ => x.clone(),
+    };
+    let (g, keep) = one_hot(t, c, o.ignore_index, x)?;
+    let p = p.broadcast_mul(&keep)?;
+    let first = usize::from(!o.include_background && c > 1);
+    let (p, g) = (p.narrow(1, first, c - first)?, g.narrow(1, first, c - first)?);
+    let mut dims: Vec<usize> = (2..x.rank()).collect();
+    if o.batch {
+        dims.insert(0, 0);
+    }
+    let tp = (&p * &g)?.sum(dims.as_slice())?;
+    let pp = if o.squared { p.sqr()?.sum(dims.as_slice())? } else { p.sum(dims.as_slice())? };
+    let gg = g.sum(dims.as_slice())?;
+    let f = match &o.kind {
+        OverlapKind::Dice { jaccard, nr, dr, weight } => {
+            let num = (&tp * 2.0)?.affine(1.0, *nr)?;
+            let den = if *jaccard { ((&pp + &gg)? - &tp)?.affine(2.0, *dr)? } else { (&pp + &gg)?.affine(1.0, *dr)? };
+            let f = (num / den)?.affine(-1.0, 1.0)?;
+            match weight {
+                Some(w) if c - first != 1 => {
+                    f.broadcast_mul(&Tensor::new(w.as_slice(), x.device())?.to_dtype(x.dtype())?)?
+                }
+                _ => f,
+            }
+        }
+        OverlapKind::Tversky { alpha, beta, nr, dr } => {
+            let (fp, fneg) = ((&pp - &tp)?, (&gg - &tp)?);
+            let den = ((&tp + (fp * *alpha)?)? + (fneg * *beta)?)?.affine(1.0, *dr)?;
+            (tp.affine(1.0, *nr)? / den)?.affine(-1.0, 1.0)?
+        }
+        OverlapKind::Generalized { w_type, nr, dr } => {
+            let cd = gg.rank() - 1; // the class dimension of the sums
+            let gd = gg.detach();
+            let w = match w_type {
+                WeightType::Simple => gd.recip()?,
+                WeightType::Square => gd.sqr()?.recip()?,
+                WeightType::Uniform => gd.ones_like()?,
+            };
+            let absent = gd.eq(0.0)?;
+            let finite = absent.where_cond(&gd.zeros_like()?, &w)?;
+            let top = finite.max_keepdim(cd)?.broadcast_as(finite.shape())?;
+            let w = absent.where_cond(&top, &finite)?;
+            let num = (&tp * &w)?.sum(cd)?.affine(2.0, *nr)?;
+            let den = ((&pp + &gg)? * &w)?.sum(cd)?.affine(1.0, *dr)?;
+            (num / den)?.affine(-1.0, 1.0)?
+        }
+    };
+    reduce(f, o.reduction, None)
+}
+
+/// MONAI's focal loss (softmax over the included classes, or a sigmoid per class).
+fn focal(x: &Tensor, t: &Tensor, o: &FocalOptions<f64>) -> Result<Tensor> {
+    let c = x.dim(1)?;
+    let nd = x.rank();
+    let (g, keep) = one_hot(t, c, o.ignore_index, x)?;
+    let first = usize::from(!o.include_background && c > 1);
+    let ci = c - first;
+    let (x, g) = (x.narrow(1, first, ci)?, g.narrow(1, first, ci)?);
+    let mut l = if o.use_softmax {
+        let ls = candle_nn::ops::log_softmax(&x, 1)?;
+        let m = ls.exp()?.affine(-1.0, 1.0)?.powf(o.gamma)?;
+        let mut l = (m * ls)?.neg()?.mul(&g)?;
+        let alpha: Option<Vec<f64>> = match &o.alpha {
+            FocalAlpha::None => None,
+            FocalAlpha::Scalar(_) if first == 1 => None,
+            FocalAlpha::Scalar(a) => Some((0..ci).map(|k| if k == 0 { 1.0 - a } else { *a }).collect()),
+            FocalAlpha::PerClass(a) => Some(a.clone()),
+        };
+        if let Some(a) = alpha {
+            l = l.broadcast_mul(&along_classes(&a, nd, &l)?)?;
+        }
+        l
+    } else {
+        let ce = ((&x - (&x * &g)?)? - log_sigmoid(&x)?)?;
+        let z = (&x * g.affine(-2.0, 1.0)?)?; // x (1 - 2t)
+        let m = (log_sigmoid(&z)? * o.gamma)?.exp()?;
+        let mut l = (m * ce)?;
+        match &o.alpha {
+            FocalAlpha::None => {}
+            FocalAlpha::Scalar(a) => l = (l * ((&g * *a)? + (g.affine(-1.0, 1.0)? * (1.0 - a))?)?)?,
+            FocalAlpha::PerClass(a) => {
+                let av = along_classes(a, nd, &l)?.broadcast_as(l.shape())?;
+                let factor = g.ne(0.0)?.where_cond(&av, &l.ones_like()?)?;
+                l = (l * factor)?;
+            }
+        }
+        l
+    };
+    if let Some(w) = &o.weight {
+        l = l.broadcast_mul(&along_classes(w, nd, &l)?)?;
+    }
+    let l = l.broadcast_mul(&keep)?;
+    match o.reduction {
+        Reduction::None => Ok(l),
+        Reduction::Mean => l.sum_all()? / (keep.sum_all()? * ci as f64)?,
+        Reduction::Sum => {
+            // Per sample: the mean over its kept pixels, then the sum over samples and classes.
+            let dims: Vec<usize> = (1..nd).collect();
+            let per = l.sum(dims.as_slice())?;
+            let kept = keep.sum(dims.as_slice())?;
+            let safe = kept.eq(0.0)?.where_cond(&kept.ones_like()?, &kept)?;
+            (per / safe)?.sum_all()
+        }
+    }
 }

@@ -3,10 +3,11 @@
 //! Every loss of [`xent`] as a function on candle [`Tensor`]s that takes part in candle's
 //! autograd. On the CPU the forward and backward passes are xent's own kernels, run through
 //! candle's custom-op mechanism (the backward pass reads the logits once more and writes the
-//! gradient with xent's fused kernel). On other devices, cross-entropy and BCE with logits are
-//! compositions of candle ops (so GPU users are not locked out), and the other losses copy their
-//! input to the CPU and the gradient back. f32 and f64 are computed as they are; f16 and bf16 in
-//! f32.
+//! gradient with xent's fused kernel). On other devices every loss is a composition of candle
+//! ops, so GPU users are not locked out (the `*_composed` functions run it on any device, and
+//! the tests check it against the kernels on the CPU); the few option sets without a composition
+//! (probability targets, `EmptyMean::Zero`, empty inputs) copy the input to the CPU and the
+//! gradient back. f32 and f64 are computed as they are; f16 and bf16 in f32.
 //!
 //! Options are xent's option structs, with `f64` class weights; targets are candle integer
 //! tensors (u8, u32, i64) for class indices, float tensors for probabilities and binary targets.

@@ -193,3 +193,187 @@ fn training_loop_smoke_test() {
     }
     assert!(losses[99] < 0.5 * losses[0], "{} -> {}", losses[0], losses[99]);
 }
+
+type Both = (fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>, fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>);
+
+/// Every loss's composition of candle ops against its kernel, values and gradients, on random
+/// f64 inputs (with ignored pixels, weights, no background...).
+#[test]
+fn every_loss_composed_matches_its_kernel() {
+    let dev = Device::Cpu;
+    let mut s = 11u64;
+    let mut next = move || {
+        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (s >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let shape = (2usize, 3usize, 4usize, 5usize);
+    let n = shape.0 * shape.1 * shape.2 * shape.3;
+    let x = Tensor::from_vec((0..n).map(|_| next() * 6.0 - 3.0).collect::<Vec<f64>>(), shape, &dev).unwrap();
+    let probs = Tensor::from_vec((0..n).map(|_| 0.05 + 0.9 * next()).collect::<Vec<f64>>(), shape, &dev).unwrap();
+    let labels: Vec<i64> = (0..n / 3).map(|_| if next() < 0.15 { 255 } else { (next() * 3.0) as i64 % 3 }).collect();
+    let t = Tensor::from_vec(labels, (2, 4, 5), &dev).unwrap();
+    let y =
+        Tensor::from_vec((0..n).map(|_| f64::from(u8::from(next() < 0.3))).collect::<Vec<f64>>(), shape, &dev).unwrap();
+    type F = fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>;
+    macro_rules! both {
+        ($k:path, $c:path, $o:expr) => {{
+            let k: F = |a, b| $k(a, b, &$o);
+            let c: F = |a, b| $c(a, b, &$o);
+            (k, c)
+        }};
+    }
+    use xent_candle::*;
+    let cases: Vec<(&str, Both, &Tensor, &Tensor)> = vec![
+        (
+            "ce",
+            both!(
+                cross_entropy,
+                cross_entropy_composed,
+                CrossEntropyOptions {
+                    weight: Some(vec![0.5, 1.0, 2.0]),
+                    ignore_index: 255,
+                    label_smoothing: 0.1,
+                    ..Default::default()
+                }
+            ),
+            &x,
+            &t,
+        ),
+        (
+            "nll",
+            both!(
+                nll_loss,
+                nll_loss_composed,
+                NllOptions { ignore_index: 255, reduction: Reduction::Sum, ..Default::default() }
+            ),
+            &x,
+            &t,
+        ),
+        ("bce", both!(binary_cross_entropy, binary_cross_entropy_composed, BceOptions::default()), &probs, &y),
+        (
+            "sfocal",
+            both!(
+                sigmoid_focal_loss,
+                sigmoid_focal_loss_composed,
+                SigmoidFocalOptions { reduction: Reduction::Mean, ..Default::default() }
+            ),
+            &x,
+            &y,
+        ),
+        (
+            "dice",
+            both!(
+                dice_loss,
+                dice_loss_composed,
+                DiceOptions {
+                    ignore_index: Some(255),
+                    include_background: false,
+                    jaccard: true,
+                    weight: Some(vec![2.0, 0.5]),
+                    ..Default::default()
+                }
+            ),
+            &x,
+            &t,
+        ),
+        (
+            "dice_sq",
+            both!(
+                dice_loss,
+                dice_loss_composed,
+                DiceOptions {
+                    ignore_index: Some(255),
+                    squared_pred: true,
+                    batch: true,
+                    activation: Activation::Sigmoid,
+                    reduction: Reduction::Sum,
+                    ..Default::default()
+                }
+            ),
+            &x,
+            &t,
+        ),
+        (
+            "gdice",
+            both!(
+                generalized_dice_loss,
+                generalized_dice_loss_composed,
+                GeneralizedDiceOptions { ignore_index: Some(255), w_type: WeightType::Simple, ..Default::default() }
+            ),
+            &x,
+            &t,
+        ),
+        (
+            "tversky",
+            both!(
+                tversky_loss,
+                tversky_loss_composed,
+                TverskyOptions { ignore_index: Some(255), alpha: 0.3, beta: 0.7, batch: true, ..Default::default() }
+            ),
+            &x,
+            &t,
+        ),
+        (
+            "focal_soft",
+            both!(
+                focal_loss,
+                focal_loss_composed,
+                FocalOptions {
+                    ignore_index: Some(255),
+                    use_softmax: true,
+                    alpha: FocalAlpha::Scalar(0.3),
+                    weight: Some(vec![1.0, 2.0, 0.5]),
+                    reduction: Reduction::Sum,
+                    ..Default::default()
+                }
+            ),
+            &x,
+            &t,
+        ),
+        (
+            "focal_sig",
+            both!(
+                focal_loss,
+                focal_loss_composed,
+                FocalOptions {
+                    ignore_index: Some(255),
+                    include_background: false,
+                    alpha: FocalAlpha::PerClass(vec![0.2, 0.7]),
+                    gamma: 1.5,
+                    ..Default::default()
+                }
+            ),
+            &x,
+            &t,
+        ),
+        (
+            "dice_ce",
+            both!(
+                dice_ce,
+                dice_ce_composed,
+                DiceCeOptions {
+                    lambda_dice: 0.6,
+                    ce: CrossEntropyOptions { ignore_index: 255, ..Default::default() },
+                    dice: DiceOptions { ignore_index: Some(255), ..Default::default() },
+                    ..Default::default()
+                }
+            ),
+            &x,
+            &t,
+        ),
+    ];
+    for (name, (kernel, composed), input, target) in cases {
+        let run = |f: fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>| {
+            let v = Var::from_tensor(input).unwrap();
+            let out = f(v.as_tensor(), target).unwrap();
+            let g = out.sum_all().unwrap().backward().unwrap();
+            (values(&out), values(g.get(v.as_tensor()).unwrap()))
+        };
+        let ((ka, kg), (ca, cg)) = (run(kernel), run(composed));
+        let near = |a: &[f64], b: &[f64]| {
+            a.len() == b.len() && a.iter().zip(b).all(|(a, b)| (a - b).abs() <= 1e-9 + 1e-6 * b.abs())
+        };
+        assert!(near(&ca, &ka), "{name}: {ca:?} vs {ka:?}");
+        assert!(near(&cg, &kg), "{name} gradient");
+    }
+}
