@@ -51,7 +51,7 @@ pub fn open(spec: &str, max_elements: usize) -> Result<Source> {
     Ok(Source { path: path.to_path_buf(), dtype, shape, offset })
 }
 
-fn safetensors_header(r: &mut impl Read, name: Option<&str>) -> Result<(Dtype, Vec<usize>, u64)> {
+pub fn safetensors_header(r: &mut impl Read, name: Option<&str>) -> Result<(Dtype, Vec<usize>, u64)> {
     let mut n = [0u8; 8];
     r.read_exact(&mut n).context("file too short for a safetensors header")?;
     let n = u64::from_le_bytes(n);

@@ -66,10 +66,10 @@ pub struct Args {
     #[arg(long, default_value = "inverse_frequency")]
     pub scheme: String,
     /// The constant c of the enet scheme.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub scheme_c: Option<f64>,
     /// The constant beta of the effective_number scheme.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub scheme_beta: Option<f64>,
     /// Targets equal to this are ignored (default -100 for cross-entropy and nll, none otherwise).
     #[arg(long, allow_hyphen_values = true)]
@@ -78,7 +78,7 @@ pub struct Args {
     #[arg(long, default_value = "mean")]
     pub reduction: String,
     /// Label smoothing of cross-entropy.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, allow_hyphen_values = true, default_value_t = 0.0)]
     pub label_smoothing: f64,
     /// pos_weight of bce-with-logits: comma-separated numbers or a .npy file.
     #[arg(long)]
@@ -87,10 +87,10 @@ pub struct Args {
     #[arg(long, allow_hyphen_values = true)]
     pub alpha: Option<f64>,
     /// beta of the Tversky loss.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub beta: Option<f64>,
     /// gamma of the focal losses.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub gamma: Option<f64>,
     /// Activation of the overlap losses (default softmax) and the focal loss (default sigmoid).
     #[arg(long, value_enum)]

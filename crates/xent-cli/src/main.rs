@@ -6,20 +6,10 @@
 
 #![forbid(unsafe_code)]
 
-mod arrays;
-mod atomic;
-mod bench;
-mod demo;
-mod draw;
-mod loss;
-mod masks;
-mod npy;
-mod progress;
-mod weights;
-
 use clap::{Parser, Subcommand};
 use std::io::Write;
 use std::process::ExitCode;
+use xent_cli::{atomic, bench, demo, loss, weights};
 
 #[derive(Parser)]
 #[command(name = "xent", version, about = "Classification losses and class weights, exact to PyTorch")]

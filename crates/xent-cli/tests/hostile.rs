@@ -1,0 +1,115 @@
+//! Hostile input for the `xent` binary: a table of bad files and options. Each must end with
+//! exit code 2, one line naming the problem, no panic, and no output file left behind.
+
+mod common;
+
+use common::*;
+use png::{BitDepth, ColorType};
+use std::path::Path;
+
+fn listing(d: &Path) -> Vec<String> {
+    let mut v: Vec<String> =
+        std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn every_bad_input_is_a_clean_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let p = |n: &str| d.join(n).to_str().unwrap().to_string();
+    png(&d.join("good.png"), 4, 2, ColorType::Grayscale, BitDepth::Eight, &[0, 1, 2, 3, 0, 1, 255, 2], None);
+    let full = std::fs::read(d.join("good.png")).unwrap();
+    std::fs::write(d.join("truncated.png"), &full[..full.len() - 20]).unwrap();
+    std::fs::write(d.join("empty.png"), b"").unwrap();
+    std::fs::write(d.join("notes.npy"), b"\x93NUMPY\x01\x00\x10\x00{'descr': '<u1'").unwrap();
+    npy(&d.join("float.npy"), "<f4", &[2], &[0; 8]);
+    npy(&d.join("huge.npy"), "|u1", &[1_000_000, 1_000_000_000], &[]);
+    npy(&d.join("overflow.npy"), "|u1", &[usize::MAX / 2, 3], &[]);
+    npy(&d.join("oob.npy"), "|u1", &[2, 2], &[0, 1, 7, 0]);
+    npy(&d.join("x.npy"), "<f4", &[2, 3], &f32_bytes(&[0.0; 6]));
+    npy(&d.join("xi.npy"), "<i4", &[2, 3], &[0; 24]);
+    npy(&d.join("t.npy"), "<i8", &[2], &i64_bytes(&[0, 1]));
+    npy(&d.join("t5.npy"), "<i8", &[5], &i64_bytes(&[0; 5]));
+    npy(&d.join("xhuge.npy"), "<f4", &[1_000_000, 1_000_000_000], &[]);
+    std::fs::write(d.join("bad.safetensors"), b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}").unwrap();
+    safetensors(&d.join("ok.safetensors"), &[("logits", "F32", vec![2, 3], f32_bytes(&[0.0; 6]))]);
+    std::fs::create_dir(d.join("empty_dir")).unwrap();
+    std::os::unix::fs::symlink(d.join("nowhere.png"), d.join("dangling.png")).unwrap();
+    std::fs::write(d.join("a_file"), b"x").unwrap();
+    let under_file = p("a_file/out.json"); // a "disk" that refuses the write: a path through a file
+    let before = listing(d);
+    let w = |extra: &[&str]| {
+        let mut a = vec!["weights", "--classes", "4"];
+        a.extend_from_slice(extra);
+        a.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let l = |x: &str, t: &str, extra: &[&str]| {
+        let mut a = vec![
+            "loss".to_string(),
+            "--loss".into(),
+            "cross-entropy".into(),
+            "--input".into(),
+            p(x),
+            "--target".into(),
+            p(t),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (w(&[&p("truncated.png")]), "truncated.png"),
+        (w(&[&p("empty.png")]), "empty.png"),
+        (w(&[&p("notes.npy")]), "notes.npy"),
+        (w(&[&p("float.npy")]), "float32"),
+        (w(&[&p("huge.npy")]), "over the limit"),
+        (w(&[&p("overflow.npy")]), "overflows"),
+        (w(&[&p("oob.npy")]), "label 7 at row 1, column 0"),
+        (w(&[&p("empty_dir")]), "no mask files"),
+        (w(&[&p("dangling.png")]), "dangling.png"),
+        (w(&[&p("good.png"), "--output", &under_file]), "out.json"),
+        (w(&[&p("good.png"), "--save-counts", &under_file]), "out.json"),
+        (w(&[&p("good.png"), "--scheme", "effective_number", "--beta", "1.5"]), "beta"),
+        (w(&[&p("good.png"), "--scheme", "enet", "--c", "0.5"]), "option c"),
+        (w(&[&p("good.png"), "--absent", "sometimes"]), "absent"),
+        (w(&[&p("good.png"), "--colormap", &p("empty_dir")]), "colour map"),
+        (w(&["--counts", &p("x.npy")]), "x.npy"),
+        (l("x.npy", "t5.npy", &[]), "target shape [5]"),
+        (l("xi.npy", "t.npy", &[]), "float32 or float64"),
+        (l("xhuge.npy", "t.npy", &[]), "1000000000000000 elements, over the limit"),
+        (l("x.npy", "t.npy", &["--max-elements", "5"]), "over the limit"),
+        (l("bad.safetensors", "t.npy", &[]), "not JSON"),
+        (l("ok.safetensors:nope", "t.npy", &[]), "no tensor named"),
+        (l("x.npy", "t.npy", &["--label-smoothing", "2"]), "label_smoothing"),
+        (l("x.npy", "oob.npy", &[]), "target shape"),
+        (l("x.npy", "t.npy", &["--grad-out", &under_file]), "out.json"),
+        (l("x.npy", "t.npy", &["--weights-from", &p("good.png")]), "good.png"),
+        (
+            vec![
+                "loss".into(),
+                "--loss".into(),
+                "focal".into(),
+                "--input".into(),
+                p("x.npy"),
+                "--target".into(),
+                p("t.npy"),
+                "--gamma".into(),
+                "-1".into(),
+            ],
+            "gamma",
+        ),
+        (vec!["bench".into(), "--workload".into(), "nope".into()], "unknown workload"),
+        (vec!["bench".into(), "--threads".into(), "0".into()], "threads"),
+    ];
+    for (args, needle) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = xent(&args);
+        assert_fails(&out, needle);
+        assert_eq!(listing(d), before, "{args:?} left a file behind");
+    }
+    // Usage errors are clap's: exit 2 too, and no panic.
+    let out = xent(&["weights", "--no-such-flag"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+}

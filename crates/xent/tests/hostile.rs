@@ -1,0 +1,189 @@
+//! Hostile input for the library: a table of bad calls, each with the exact error it must give.
+//! (The CLI's table is in crates/xent-cli/tests/hostile.rs.)
+
+use xent::weights::{AbsentClasses, ClassCounts, RunningFrequencies, Scheme};
+use xent::*;
+
+type Case = (&'static str, Box<dyn Fn() -> Result<()>>, fn(&Error) -> bool);
+
+fn cases() -> Vec<Case> {
+    let big = usize::MAX / 3;
+    vec![
+        ("data shorter than its shape", Box::new(|| View::new(&[0.0f32; 5], &[2, 3]).map(drop)), |e| {
+            matches!(e, Error::DataLength { len: 5, expected: 6, .. })
+        }),
+        ("shape product overflows", Box::new(move || View::new(&[0.0f32; 1], &[big, 4]).map(drop)), |e| {
+            matches!(e, Error::ShapeOverflow { .. })
+        }),
+        (
+            "target out of range",
+            Box::new(|| {
+                let x = [0.0f32; 6];
+                CrossEntropy::new(Default::default())?
+                    .forward(View::new(&x, &[2, 3])?, View::new(&[0u8, 3], &[2])?)
+                    .map(drop)
+            }),
+            |e| matches!(e, Error::TargetOutOfRange { index: 1, value: 3, .. }),
+        ),
+        (
+            "negative target",
+            Box::new(|| {
+                let x = [0.0f32; 6];
+                NllLoss::new(Default::default())?
+                    .forward(View::new(&x, &[2, 3])?, View::new(&[-1i32, 0], &[2])?)
+                    .map(drop)
+            }),
+            |e| matches!(e, Error::TargetOutOfRange { index: 0, value: -1, .. }),
+        ),
+        (
+            "u64 target beyond i64",
+            Box::new(|| {
+                let x = [0.0f32; 3];
+                CrossEntropy::new(Default::default())?
+                    .forward(View::new(&x, &[1, 3])?, View::new(&[u64::MAX], &[1])?)
+                    .map(drop)
+            }),
+            |e| matches!(e, Error::TargetOutOfRange { value, .. } if *value == u64::MAX as i128),
+        ),
+        (
+            "target shape",
+            Box::new(|| {
+                let x = [0.0f64; 12];
+                CrossEntropy::new(Default::default())?
+                    .forward(View::new(&x, &[2, 3, 2])?, View::new(&[0i64; 3], &[3])?)
+                    .map(drop)
+            }),
+            |e| matches!(e, Error::ShapeMismatch { what: "target", .. }),
+        ),
+        (
+            "zero-dimensional input",
+            Box::new(|| {
+                CrossEntropy::<f32>::new(Default::default())?
+                    .forward(View::new(&[1.0f32], &[])?, View::new(&[0i64], &[])?)
+                    .map(drop)
+            }),
+            |e| matches!(e, Error::ShapeMismatch { what: "input", .. }),
+        ),
+        (
+            "NaN class weight",
+            Box::new(|| {
+                CrossEntropy::new(CrossEntropyOptions { weight: Some(vec![1.0f32, f32::NAN]), ..Default::default() })
+                    .map(drop)
+            }),
+            |e| matches!(e, Error::NonFinite { what: "weight", index: 1, .. }),
+        ),
+        (
+            "weight of the wrong length",
+            Box::new(|| {
+                let x = [0.0f32; 6];
+                CrossEntropy::new(CrossEntropyOptions { weight: Some(vec![1.0f32; 2]), ..Default::default() })?
+                    .forward(View::new(&x, &[2, 3])?, View::new(&[0u8, 1], &[2])?)
+                    .map(drop)
+            }),
+            |e| matches!(e, Error::ShapeMismatch { what: "weight", .. }),
+        ),
+        (
+            "label smoothing out of range",
+            Box::new(|| {
+                CrossEntropy::<f32>::new(CrossEntropyOptions { label_smoothing: -0.1, ..Default::default() }).map(drop)
+            }),
+            |e| matches!(e, Error::InvalidOption { name: "label_smoothing", .. }),
+        ),
+        (
+            "bce input outside [0, 1]",
+            Box::new(|| {
+                Bce::new(BceOptions::default())?
+                    .forward(View::new(&[0.5f32, 1.5], &[2])?, View::new(&[0.0, 1.0], &[2])?)
+                    .map(drop)
+            }),
+            |e| matches!(e, Error::NotAProbability { index: 1, .. }),
+        ),
+        (
+            "pos_weight does not broadcast",
+            Box::new(|| {
+                let o = BceWithLogitsOptions {
+                    pos_weight: Some(Tensor::new(vec![1.0f32; 2], vec![2])?),
+                    ..Default::default()
+                };
+                BceWithLogits::new(o)?
+                    .forward(View::new(&[0.0f32; 6], &[2, 3])?, View::new(&[0.0; 6], &[2, 3])?)
+                    .map(drop)
+            }),
+            |e| matches!(e, Error::Broadcast { what: "pos_weight", .. }),
+        ),
+        ("infinite pos_weight", Box::new(|| Tensor::new(vec![f32::INFINITY], vec![1]).map(drop)), |e| {
+            matches!(e, Error::NonFinite { .. })
+        }),
+        (
+            "negative focal gamma",
+            Box::new(|| FocalLoss::<f32>::new(FocalOptions { gamma: -1.0, ..Default::default() }).map(drop)),
+            |e| matches!(e, Error::InvalidOption { name: "gamma", .. }),
+        ),
+        (
+            "negative dice weight",
+            Box::new(|| {
+                DiceLoss::new(DiceOptions { weight: Some(vec![1.0f32, -1.0]), ..Default::default() }).map(drop)
+            }),
+            |e| matches!(e, Error::InvalidOption { name: "weight", .. }),
+        ),
+        (
+            "dice on a 2-d input",
+            Box::new(|| {
+                DiceLoss::<f32>::new(Default::default())?
+                    .forward(View::new(&[0.0f32; 6], &[2, 3])?, View::new(&[0u8; 2], &[2])?)
+                    .map(drop)
+            }),
+            |e| matches!(e, Error::ShapeMismatch { what: "input", .. }),
+        ),
+        (
+            "grad_input of the wrong length",
+            Box::new(|| {
+                let x = [0.0f32; 6];
+                CrossEntropy::new(Default::default())?
+                    .forward_backward(View::new(&x, &[2, 3])?, View::new(&[0u8, 1], &[2])?, &[1.0], &mut [0.0; 7])
+                    .map(drop)
+            }),
+            |e| matches!(e, Error::ShapeMismatch { what: "grad_input", .. }),
+        ),
+        ("softmax dim out of range", Box::new(|| softmax(View::new(&[0.0f32; 6], &[2, 3])?, 2).map(drop)), |e| {
+            matches!(e, Error::DimOutOfRange { dim: 2, ndim: 2 })
+        }),
+        ("counts: label out of range", Box::new(|| ClassCounts::new(2, Some(255)).add_image(&[0u8, 7])), |e| {
+            matches!(e, Error::TargetOutOfRange { index: 1, value: 7, .. })
+        }),
+        (
+            "counts: corrupt JSON",
+            Box::new(|| ClassCounts::from_json("{\"num_classes\": 2, \"pixels\": [1]").map(drop)),
+            |e| matches!(e, Error::Parse { .. }),
+        ),
+        (
+            "counts: merge of other classes",
+            Box::new(|| ClassCounts::new(2, None).merge(&ClassCounts::new(3, None))),
+            |e| matches!(e, Error::Counts(_)),
+        ),
+        (
+            "weights of no data",
+            Box::new(|| ClassCounts::new(2, None).weights(Scheme::Balanced, AbsentClasses::Zero).map(drop)),
+            |e| matches!(e, Error::Counts(_)),
+        ),
+        ("effective number beta 1", Box::new(|| Scheme::parse("effective_number", None, Some(1.0)).map(drop)), |e| {
+            matches!(e, Error::InvalidOption { name: "beta", .. })
+        }),
+        ("running decay 1", Box::new(|| RunningFrequencies::new(2, 1.0).map(drop)), |e| {
+            matches!(e, Error::InvalidOption { name: "decay", .. })
+        }),
+    ]
+}
+
+#[test]
+fn every_bad_input_gives_its_error() {
+    for (name, call, want) in cases() {
+        match call() {
+            Ok(()) => panic!("{name}: accepted"),
+            Err(e) => {
+                assert!(want(&e), "{name}: wrong error {e:?}");
+                assert!(!e.to_string().is_empty());
+            }
+        }
+    }
+}
