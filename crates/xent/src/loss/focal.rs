@@ -133,7 +133,12 @@ impl<T: Float> FocalLoss<T> {
         }
         let lay = Layout::classes_of(input.shape())?;
         validate::target_shape(input.shape(), target.shape(), &Layout::target_shape(input.shape()))?;
-        validate::index_targets::<f64, L>(target.data(), lay.classes.max(2), o.ignore_index, None)?;
+        validate::index_targets::<f64, L>(
+            target.data(),
+            if lay.classes == 1 { 2 } else { lay.classes },
+            o.ignore_index,
+            None,
+        )?;
         let first = usize::from(!o.include_background && lay.classes > 1);
         let ci = lay.classes - first;
         let per_class = |what: &'static str, v: &[T]| -> Result<()> {
@@ -232,8 +237,10 @@ impl<T: Float> FocalLoss<T> {
             Reduction::None => {
                 // Drop the excluded background channel.
                 let inner = lay.inner;
-                let kept: Vec<T> =
-                    full.chunks(lay.classes * inner).flat_map(|s| s[first * inner..].iter().copied()).collect();
+                let kept: Vec<T> = full
+                    .chunks((lay.classes * inner).max(1))
+                    .flat_map(|s| s[first * inner..].iter().copied())
+                    .collect();
                 debug_assert_eq!(kept.len(), numel(&out_shape)?);
                 reducer.finish(kept, out_shape, total)
             }

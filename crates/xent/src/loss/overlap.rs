@@ -85,7 +85,12 @@ impl Common {
         let lay = Layout::classes_of(input.shape())?;
         validate::target_shape(input.shape(), target.shape(), &Layout::target_shape(input.shape()))?;
         // One class: the target is a binary mask (0 or 1), as MONAI uses it without one-hot.
-        validate::index_targets::<f64, L>(target.data(), lay.classes.max(2), self.ignore_index, None)?;
+        validate::index_targets::<f64, L>(
+            target.data(),
+            if lay.classes == 1 { 2 } else { lay.classes },
+            self.ignore_index,
+            None,
+        )?;
         let first = usize::from(!self.include_background && lay.classes > 1);
         let params = OverlapParams {
             classes: lay.classes,

@@ -1,0 +1,128 @@
+#![no_main]
+//! Every loss entry point on arbitrary shapes, options and data (NaN, inf, huge values, empty
+//! and zero-class dimensions, negative and out-of-range targets): a value or an error, no panic.
+use libfuzzer_sys::fuzz_target;
+use xent::weights::ClassCounts;
+use xent::*;
+
+struct Bytes<'a>(&'a [u8]);
+impl Bytes<'_> {
+    fn u8(&mut self) -> u8 {
+        match self.0.split_first() {
+            Some((&b, rest)) => {
+                self.0 = rest;
+                b
+            }
+            None => 0,
+        }
+    }
+    fn f32(&mut self) -> f32 {
+        f32::from_le_bytes([self.u8(), self.u8(), self.u8(), self.u8()])
+    }
+    fn option_f64(&mut self) -> f64 {
+        match self.u8() % 6 {
+            0 => f64::NAN,
+            1 => -1.0,
+            2 => 0.0,
+            3 => 1.5,
+            _ => self.u8() as f64 / 255.0,
+        }
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut b = Bytes(data);
+    let ndim = (b.u8() % 5) as usize;
+    let shape: Vec<usize> = (0..ndim).map(|_| (b.u8() % 6) as usize).collect();
+    let n: usize = shape.iter().product();
+    if n > 4096 {
+        return;
+    }
+    let x: Vec<f32> = (0..n).map(|_| b.f32()).collect();
+    let y: Vec<f32> = (0..n).map(|_| b.f32()).collect();
+    let tshape: Vec<usize> = if b.u8() % 4 == 0 {
+        (0..(b.u8() % 3)).map(|_| (b.u8() % 4) as usize).collect()
+    } else if ndim >= 2 {
+        [&shape[..1], &shape[2..]].concat()
+    } else {
+        vec![]
+    };
+    let tn: usize = tshape.iter().product();
+    let t: Vec<i64> = (0..tn).map(|_| b.u8() as i8 as i64 % 7).collect();
+    let red = [Reduction::None, Reduction::Mean, Reduction::Sum][(b.u8() % 3) as usize];
+    let empty = if b.u8() % 2 == 0 { EmptyMean::Nan } else { EmptyMean::Zero };
+    let wlen = (b.u8() % 6) as usize;
+    let weight: Option<Vec<f32>> = (b.u8() % 2 == 0).then(|| (0..wlen).map(|_| b.f32()).collect());
+    let golen = if b.u8() % 2 == 0 { 1 } else { tn.max(n) };
+    let go: Vec<f32> = (0..golen).map(|_| b.f32()).collect();
+    let mut g = vec![0.0f32; if b.u8() % 8 == 0 { n + 1 } else { n }];
+    let dim = (b.u8() % 7) as i64 - 3;
+    let (o1, o2, o3) = (b.option_f64(), b.option_f64(), b.option_f64());
+    let flag = b.u8();
+    let (Ok(xv), Ok(yv), Ok(tv)) = (View::new(&x, &shape), View::new(&y, &shape), View::new(&t, &tshape)) else { return };
+    let _ = softmax(xv, dim);
+    let _ = log_softmax(xv, dim);
+    let _ = softmax_backward_into(xv, yv, dim, &mut g);
+    let _ = log_softmax_backward_into(xv, yv, dim, &mut g);
+    let ce = CrossEntropy::new(CrossEntropyOptions { weight: weight.clone(), ignore_index: 3, reduction: red, label_smoothing: o1, empty_mean: empty });
+    if let Ok(l) = ce {
+        let _ = l.forward(xv, tv);
+        let _ = l.forward_backward(xv, tv, &go, &mut g);
+        let _ = l.forward_probs(xv, yv);
+        let _ = l.forward_backward_probs(xv, yv, &go, &mut g);
+        let _ = l.denominator(&shape, tv);
+    }
+    if let Ok(l) = NllLoss::new(NllOptions { weight: weight.clone(), ignore_index: -1, reduction: red, empty_mean: empty }) {
+        let _ = l.forward_backward(xv, tv, &go, &mut g);
+    }
+    let wt = weight.clone().and_then(|w| {
+        let k = w.len();
+        xent::Tensor::new(w, vec![k]).ok()
+    });
+    if let Ok(l) = Bce::new(BceOptions { weight: wt.clone(), reduction: red, empty_mean: empty }) {
+        let _ = l.forward_backward(xv, yv, &go, &mut g);
+    }
+    if let Ok(l) = BceWithLogits::new(BceWithLogitsOptions { weight: wt.clone(), pos_weight: wt, reduction: red, empty_mean: empty }) {
+        let _ = l.forward_backward(xv, yv, &go, &mut g);
+    }
+    if let Ok(l) = SigmoidFocal::new(SigmoidFocalOptions { alpha: o1, gamma: o2, reduction: red, empty_mean: empty }) {
+        let _ = l.forward_backward(xv, yv, &go, &mut g);
+    }
+    let act = [Activation::Softmax, Activation::Sigmoid, Activation::Identity][(flag % 3) as usize];
+    let ii = (flag & 8 != 0).then_some(3);
+    let dice = DiceLoss::new(DiceOptions {
+        activation: act,
+        include_background: flag & 16 != 0,
+        squared_pred: flag & 32 != 0,
+        jaccard: flag & 64 != 0,
+        batch: flag & 128 != 0,
+        smooth_nr: o2,
+        smooth_dr: o3,
+        weight: weight.clone(),
+        ignore_index: ii,
+        reduction: red,
+    });
+    if let Ok(l) = dice {
+        let _ = l.forward_backward(xv, tv, &go, &mut g);
+    }
+    if let Ok(l) = GeneralizedDiceLoss::new(GeneralizedDiceOptions { activation: act, ignore_index: ii, reduction: red, batch: flag & 4 != 0, ..Default::default() }) {
+        let _ = l.forward_backward(xv, tv, &go, &mut g);
+    }
+    if let Ok(l) = TverskyLoss::new(TverskyOptions { activation: act, alpha: o1, beta: o2, ignore_index: ii, reduction: red, ..Default::default() }) {
+        let _ = l.forward_backward(xv, tv, &go, &mut g);
+    }
+    let alpha = match flag % 3 {
+        0 => FocalAlpha::None,
+        1 => FocalAlpha::Scalar(o1),
+        _ => FocalAlpha::PerClass(weight.clone().unwrap_or_default()),
+    };
+    let focal = FocalLoss::new(FocalOptions { include_background: flag & 16 != 0, gamma: o2, alpha, weight: weight.clone(), use_softmax: flag & 2 != 0, ignore_index: ii, reduction: red });
+    if let Ok(l) = focal {
+        let _ = l.forward_backward(xv, tv, &go, &mut g);
+    }
+    let dce = DiceCe::new(DiceCeOptions { lambda_dice: o1, lambda_ce: o3, ..Default::default() });
+    if let Ok(l) = dce {
+        let _ = l.forward_backward(xv, tv, &go, &mut g);
+    }
+    let _ = ClassCounts::from_images(tv, wlen, ii);
+});
