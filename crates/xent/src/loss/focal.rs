@@ -38,7 +38,6 @@ use crate::error::{Error, Result};
 use crate::float::{Float, Label};
 pub use crate::kernel::focal::FocalAlpha;
 use crate::kernel::focal::{self as k, FocalParams, FocalUp};
-use crate::layout::Layout;
 use crate::par;
 use crate::reduction::{EmptyMean, LossOutput, Reducer, Reduction};
 use crate::sum::ExactSum;
@@ -124,21 +123,7 @@ impl<T: Float> FocalLoss<T> {
         backward: Backward<'_, T>,
     ) -> Result<LossOutput<T>> {
         let o = &self.options;
-        if input.ndim() < 3 {
-            return Err(Error::ShapeMismatch {
-                what: "input",
-                got: input.shape().to_vec(),
-                expected: "[N, C, d1, ..., dk] with k >= 1".into(),
-            });
-        }
-        let lay = Layout::classes_of(input.shape())?;
-        validate::target_shape(input.shape(), target.shape(), &Layout::target_shape(input.shape()))?;
-        validate::index_targets::<f64, L>(
-            target.data(),
-            if lay.classes == 1 { 2 } else { lay.classes },
-            o.ignore_index,
-            None,
-        )?;
+        let lay = super::overlap::check_segmentation(input, target, o.ignore_index)?;
         let first = usize::from(!o.include_background && lay.classes > 1);
         let ci = lay.classes - first;
         let per_class = |what: &'static str, v: &[T]| -> Result<()> {

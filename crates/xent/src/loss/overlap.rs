@@ -62,6 +62,28 @@ impl Sums {
     }
 }
 
+/// Checks the scores `[N, C, d1..dk]` (k >= 1) and the class indices `[N, d1..dk]` of the
+/// segmentation losses (with one class, the target is a binary mask of 0 and 1, as MONAI uses
+/// it without one-hot); returns the layout.
+pub(crate) fn check_segmentation<T, L: Label>(
+    input: View<'_, T>,
+    target: View<'_, L>,
+    ignore_index: Option<i64>,
+) -> Result<Layout> {
+    if input.ndim() < 3 {
+        return Err(Error::ShapeMismatch {
+            what: "input",
+            got: input.shape().to_vec(),
+            expected: "[N, C, d1, ..., dk] with k >= 1".into(),
+        });
+    }
+    let lay = Layout::classes_of(input.shape())?;
+    validate::target_shape(input.shape(), target.shape(), &Layout::target_shape(input.shape()))?;
+    let labels = if lay.classes == 1 { 2 } else { lay.classes };
+    validate::index_targets::<f64, L>(target.data(), labels, ignore_index, None)?;
+    Ok(lay)
+}
+
 /// What every overlap loss shares: the activation, the classes, the groups, the target.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Common {
@@ -75,22 +97,7 @@ pub(crate) struct Common {
 impl Common {
     /// Checks shapes and labels; returns the layout and the kernel parameters.
     fn check<T, L: Label>(&self, input: View<'_, T>, target: View<'_, L>) -> Result<(Layout, OverlapParams)> {
-        if input.ndim() < 3 {
-            return Err(Error::ShapeMismatch {
-                what: "input",
-                got: input.shape().to_vec(),
-                expected: "[N, C, d1, ..., dk] with k >= 1".into(),
-            });
-        }
-        let lay = Layout::classes_of(input.shape())?;
-        validate::target_shape(input.shape(), target.shape(), &Layout::target_shape(input.shape()))?;
-        // One class: the target is a binary mask (0 or 1), as MONAI uses it without one-hot.
-        validate::index_targets::<f64, L>(
-            target.data(),
-            if lay.classes == 1 { 2 } else { lay.classes },
-            self.ignore_index,
-            None,
-        )?;
+        let lay = check_segmentation(input, target, self.ignore_index)?;
         let first = usize::from(!self.include_background && lay.classes > 1);
         let params = OverlapParams {
             classes: lay.classes,
