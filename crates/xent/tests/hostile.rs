@@ -203,3 +203,23 @@ fn fuzz_focal_none_with_a_zero_dimension() {
         }
     }
 }
+
+/// Found by the `losses` fuzz target: the softmax focal loss on one class with a label of 1 and
+/// a per-element upstream gradient indexed a channel that does not exist.
+#[test]
+fn fuzz_softmax_focal_one_class_label_one() {
+    let l = FocalLoss::<f32>::new(FocalOptions { use_softmax: true, reduction: Reduction::None, ..Default::default() })
+        .unwrap();
+    let x = [0.3f32, -1.0, 2.0];
+    let mut g = [9.0f32; 3];
+    let out = l
+        .forward_backward(
+            View::new(&x, &[1, 1, 3]).unwrap(),
+            View::new(&[1u8, 0, 1], &[1, 3]).unwrap(),
+            &[1.0; 3],
+            &mut g,
+        )
+        .unwrap();
+    assert_eq!(out.loss, vec![0.0; 3]);
+    assert_eq!(g, [0.0; 3]);
+}

@@ -157,7 +157,10 @@ pub(crate) fn focal<T: Float, L: Label>(
                 }
                 if let Some(gr) = &mut grad {
                     let q = ((x[b.at(c, k, cs)] - m) - lse).exp();
-                    gr.set(c, k, (hot(c) - q) * dls * upat(t.max(o.first)));
+                    // Only the target class has a loss; with one class the label may be 1,
+                    // which has no channel (its loss and gradient are 0).
+                    let tc = t.clamp(o.first, o.classes - 1);
+                    gr.set(c, k, (hot(c) - q) * dls * upat(tc));
                 }
             }
         } else {
