@@ -14,6 +14,17 @@ use std::path::PathBuf;
 use xent::weights::{AbsentClasses, ClassCounts, Scheme};
 use xent::*;
 
+/// `l.forward_backward(x, t, go, g)` when the gradient is wanted, else `l.forward(x, t)`.
+macro_rules! fwd_bwd {
+    ($l:expr, $x:expr, $t:expr, $fb:expr, $go:expr, $g:expr) => {
+        if $fb {
+            $l.forward_backward($x, $t, $go, $g)
+        } else {
+            $l.forward($x, $t)
+        }
+    };
+}
+
 /// The losses `xent loss` evaluates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Name {
@@ -463,11 +474,7 @@ fn binary_loss<T: Float + Element>(a: &Args, x: &Source, t: &Source) -> Result<R
         let out = match a.loss {
             Name::Bce => {
                 let l = Bce::new(BceOptions { weight: w, reduction: Reduction::None, ..Default::default() })?;
-                if fb {
-                    l.forward_backward(xview, tview, &go, &mut g)
-                } else {
-                    l.forward(xview, tview)
-                }
+                fwd_bwd!(l, xview, tview, fb, &go, &mut g)
             }
             Name::BceWithLogits => {
                 let l = BceWithLogits::new(BceWithLogitsOptions {
@@ -476,11 +483,7 @@ fn binary_loss<T: Float + Element>(a: &Args, x: &Source, t: &Source) -> Result<R
                     reduction: Reduction::None,
                     ..Default::default()
                 })?;
-                if fb {
-                    l.forward_backward(xview, tview, &go, &mut g)
-                } else {
-                    l.forward(xview, tview)
-                }
+                fwd_bwd!(l, xview, tview, fb, &go, &mut g)
             }
             _ => {
                 let l = SigmoidFocal::new(SigmoidFocalOptions {
@@ -489,11 +492,7 @@ fn binary_loss<T: Float + Element>(a: &Args, x: &Source, t: &Source) -> Result<R
                     reduction: Reduction::None,
                     ..Default::default()
                 })?;
-                if fb {
-                    l.forward_backward(xview, tview, &go, &mut g)
-                } else {
-                    l.forward(xview, tview)
-                }
+                fwd_bwd!(l, xview, tview, fb, &go, &mut g)
             }
         }
         .with_context(ctx)?;
@@ -542,11 +541,7 @@ fn whole_loss<T: Float + Element>(a: &Args, x: &Source, t: &Source) -> Result<Re
                 reduction: red,
                 ..Default::default()
             })?;
-            if fb {
-                l.forward_backward(xview, tview, &go, &mut g)
-            } else {
-                l.forward(xview, tview)
-            }
+            fwd_bwd!(l, xview, tview, fb, &go, &mut g)
         }
         Name::GeneralizedDice => {
             let l = GeneralizedDiceLoss::new(GeneralizedDiceOptions {
@@ -557,11 +552,7 @@ fn whole_loss<T: Float + Element>(a: &Args, x: &Source, t: &Source) -> Result<Re
                 reduction: red,
                 ..Default::default()
             })?;
-            if fb {
-                l.forward_backward(xview, tview, &go, &mut g)
-            } else {
-                l.forward(xview, tview)
-            }
+            fwd_bwd!(l, xview, tview, fb, &go, &mut g)
         }
         Name::Tversky => {
             let l = TverskyLoss::new(TverskyOptions {
@@ -574,11 +565,7 @@ fn whole_loss<T: Float + Element>(a: &Args, x: &Source, t: &Source) -> Result<Re
                 reduction: red,
                 ..Default::default()
             })?;
-            if fb {
-                l.forward_backward(xview, tview, &go, &mut g)
-            } else {
-                l.forward(xview, tview)
-            }
+            fwd_bwd!(l, xview, tview, fb, &go, &mut g)
         }
         _ => {
             let l = FocalLoss::new(FocalOptions {
@@ -590,11 +577,7 @@ fn whole_loss<T: Float + Element>(a: &Args, x: &Source, t: &Source) -> Result<Re
                 ignore_index: a.ignore_index,
                 reduction: red,
             })?;
-            if fb {
-                l.forward_backward(xview, tview, &go, &mut g)
-            } else {
-                l.forward(xview, tview)
-            }
+            fwd_bwd!(l, xview, tview, fb, &go, &mut g)
         }
     }
     .with_context(ctx)?;
