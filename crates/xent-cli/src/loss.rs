@@ -215,6 +215,33 @@ fn reduction(a: &Args) -> Result<Reduction> {
     }
 }
 
+/// Exact running totals of a streamed loss, merged chunk by chunk.
+#[derive(Default)]
+struct Totals {
+    sum: ExactSum,
+    den: ExactSum,
+    chunks: usize,
+}
+
+impl Totals {
+    fn add<T>(&mut self, out: &LossOutput<T>) {
+        self.sum.merge(&out.weighted_sum);
+        self.den.merge(&out.denominator);
+        self.chunks += 1;
+    }
+
+    fn report<T: Float>(self, red: Reduction, ignored: Option<u64>, per_class: Option<Vec<(u64, f64)>>) -> Report {
+        Report {
+            loss: reduce::<T>(red, &self.sum, &self.den),
+            sum: self.sum.value(),
+            denominator: self.den.value(),
+            ignored,
+            per_class,
+            chunks: self.chunks,
+        }
+    }
+}
+
 /// The reduced value, as the library forms it: `T(sum / D)` (NaN for `D = 0`) or `T(sum)`.
 fn reduce<T: Float>(r: Reduction, sum: &ExactSum, den: &ExactSum) -> f64 {
     match r {
@@ -316,10 +343,9 @@ fn index_loss<T: Float + Element>(a: &Args, x: &Source, t: &Source) -> Result<Re
         T::ONE
     };
     let mut grad = GradOut::new::<T>(&a.grad_out, &x.shape)?;
-    let (mut sum, mut den) = (ExactSum::default(), ExactSum::default());
+    let mut totals = Totals::default();
     let mut per_class = vec![(0u64, 0.0f64); classes];
     let mut ignored = 0u64;
-    let mut chunks = 0;
     let bar = progress::bar(n as u64, "rows");
     for r0 in (0..n).step_by(rows) {
         let m = rows.min(n - r0);
@@ -339,8 +365,7 @@ fn index_loss<T: Float + Element>(a: &Args, x: &Source, t: &Source) -> Result<Re
         } else {
             loss.run(xview, tview, None).with_context(ctx)?
         };
-        sum.merge(&out.weighted_sum);
-        den.merge(&out.denominator);
+        totals.add(&out);
         for (k, &c) in tv.iter().enumerate() {
             if c == ignore_index {
                 ignored += 1;
@@ -349,19 +374,11 @@ fn index_loss<T: Float + Element>(a: &Args, x: &Source, t: &Source) -> Result<Re
                 per_class[c as usize].1 += out.loss[k].to_f64();
             }
         }
-        chunks += 1;
         bar.inc(m as u64);
     }
     bar.finish_and_clear();
     grad.commit()?;
-    Ok(Report {
-        loss: reduce::<T>(red, &sum, &den),
-        sum: sum.value(),
-        denominator: den.value(),
-        ignored: Some(ignored),
-        per_class: Some(per_class),
-        chunks,
-    })
+    Ok(totals.report::<T>(red, Some(ignored), Some(per_class)))
 }
 
 /// Cross-entropy with probability targets, streamed.
@@ -391,8 +408,7 @@ fn probs_loss<T: Float + Element>(
     let positions = if unbatched { 1 } else { n * x.row_len() / x.shape[1].max(1) };
     let scale = if red == Reduction::Mean { T::from_f64(1.0 / positions as f64) } else { T::ONE };
     let mut grad = GradOut::new::<T>(&a.grad_out, &x.shape)?;
-    let (mut sum, mut den) = (ExactSum::default(), ExactSum::default());
-    let mut chunks = 0;
+    let mut totals = Totals::default();
     for r0 in (0..if unbatched { 1 } else { n }).step_by(rows) {
         let m = if unbatched { 1 } else { rows.min(n - r0) };
         let (xv, tv) = if unbatched {
@@ -412,19 +428,10 @@ fn probs_loss<T: Float + Element>(
         } else {
             l.forward_probs(xview, tview)?
         };
-        sum.merge(&out.weighted_sum);
-        den.merge(&out.denominator);
-        chunks += 1;
+        totals.add(&out);
     }
     grad.commit()?;
-    Ok(Report {
-        loss: reduce::<T>(red, &sum, &den),
-        sum: sum.value(),
-        denominator: den.value(),
-        ignored: None,
-        per_class: None,
-        chunks,
-    })
+    Ok(totals.report::<T>(red, None, None))
 }
 
 /// The binary losses, streamed.
@@ -458,8 +465,7 @@ fn binary_loss<T: Float + Element>(a: &Args, x: &Source, t: &Source) -> Result<R
     let total = xent::numel(&x.shape)?;
     let scale = if red == Reduction::Mean { T::from_f64(1.0 / total as f64) } else { T::ONE };
     let mut grad = GradOut::new::<T>(&a.grad_out, &x.shape)?;
-    let (mut sum, mut den) = (ExactSum::default(), ExactSum::default());
-    let mut chunks = 0;
+    let mut totals = Totals::default();
     let bar = progress::bar(n as u64, "rows");
     for r0 in (0..n.max(1)).step_by(rows) {
         let m = if x.shape.is_empty() { 1 } else { rows.min(n - r0) };
@@ -497,21 +503,12 @@ fn binary_loss<T: Float + Element>(a: &Args, x: &Source, t: &Source) -> Result<R
         }
         .with_context(ctx)?;
         grad.write(&g)?;
-        sum.merge(&out.weighted_sum);
-        den.merge(&out.denominator);
-        chunks += 1;
+        totals.add(&out);
         bar.inc(m as u64);
     }
     bar.finish_and_clear();
     grad.commit()?;
-    Ok(Report {
-        loss: reduce::<T>(red, &sum, &den),
-        sum: sum.value(),
-        denominator: den.value(),
-        ignored: None,
-        per_class: None,
-        chunks,
-    })
+    Ok(totals.report::<T>(red, None, None))
 }
 
 /// The overlap and MONAI focal losses, on whole arrays.
