@@ -181,6 +181,9 @@ pub trait Label: sealed::Sealed + Copy + Send + Sync + Debug + 'static {
     const DENSE: Option<(i128, usize)>;
     /// The value, widened losslessly.
     fn to_i128(self) -> i128;
+    /// The value as `i64` (wrapping above `i64::MAX`): exact for targets that passed
+    /// validation (in `0..C` or equal to the `i64` ignore index), and vectorisable.
+    fn to_i64(self) -> i64;
 }
 
 macro_rules! impl_label {
@@ -190,6 +193,10 @@ macro_rules! impl_label {
             #[inline(always)]
             fn to_i128(self) -> i128 {
                 self as i128
+            }
+            #[inline(always)]
+            fn to_i64(self) -> i64 {
+                self as i64
             }
         }
     )*};

@@ -55,7 +55,7 @@ fn ignored<T: Float>(k: usize, classes: usize, grad: &mut Option<ClassOut<'_, T>
 }
 
 /// Lanes per tile when positions are strided (`inner > 1`): the tile's logits stay in L1.
-const TILE: usize = 64;
+const TILE: usize = 128;
 
 /// `max_c v_c`, in `TILE` independent lanes so that it vectorises. A NaN may be lost here, but
 /// it reaches the sum of exponentials, which makes the loss NaN all the same.
@@ -206,108 +206,132 @@ pub(crate) fn cross_entropy<T: Float, L: Label>(
         }
         return sum;
     }
-    // Tiles of consecutive positions (the vector lanes), looping over the classes.
-    let cs = p.class_stride;
-    let mut m = [T::ZERO; TILE];
-    let mut s = [T::ZERO; TILE];
-    let mut sw = [T::ZERO; TILE];
+    // Tiles of consecutive positions (the vector lanes), looping over the classes. A full
+    // tile is its own copy of the code, with the lane count a constant.
     let mut acc = [0.0f64; TILE];
-    let one_e = T::ONE - p.smoothing;
-    let e_c = p.smoothing / T::from_f64(classes as f64);
     for k0 in (0..b.len).step_by(TILE) {
         let n = TILE.min(b.len - k0);
-        let at = |c: usize| b.base + c * cs + k0;
-        m[..n].fill(T::NEG_INFINITY);
-        for c in 0..classes {
-            let xs = &x[at(c)..][..n];
-            for j in 0..n {
-                m[j] = if m[j] > xs[j] { m[j] } else { xs[j] };
-            }
-        }
-        s[..n].fill(T::ZERO);
-        sw[..n].fill(T::ZERO);
-        for c in 0..classes {
-            let xs = &x[at(c)..][..n];
-            match &mut grad {
-                Some(g) => {
-                    let gs = &mut g.lanes(c)[k0..k0 + n];
-                    for j in 0..n {
-                        let e = (xs[j] - m[j]).exp_fast();
-                        gs[j] = e;
-                        s[j] += e;
-                    }
-                }
-                None => {
-                    for j in 0..n {
-                        s[j] += (xs[j] - m[j]).exp_fast();
-                    }
-                }
-            }
-            if smooth {
-                let wc = p.w(c);
-                for j in 0..n {
-                    sw[j] += wc * (xs[j] - m[j]);
-                }
-            }
-        }
-        // Per lane: the target, its weight and logit (gathers); then the loss and the gradient
-        // coefficients, `dl/dx_c = e_c * gsc - ssc * w_c - [c = t] tsc`, in vectorisable loops.
-        let (mut keep, mut tc) = ([false; TILE], [0usize; TILE]);
-        let (mut wt, mut xt, mut go) = ([T::ZERO; TILE], [T::ZERO; TILE], [T::ZERO; TILE]);
-        for j in 0..n {
-            let pos = b.p0 + k0 + j;
-            match class_of(target[pos], p.ignore_index) {
-                Some(t) => (keep[j], tc[j], wt[j], xt[j]) = (true, t, p.w(t), x[at(t) + j]),
-                None => (keep[j], tc[j], wt[j], xt[j]) = (false, 0, T::ZERO, m[j]),
-            }
-            go[j] = up.at(pos);
-        }
-        let (mut lv, mut gsc, mut ssc, mut tsc) = ([T::ZERO; TILE], [T::ZERO; TILE], [T::ZERO; TILE], [T::ZERO; TILE]);
-        if smooth {
-            for j in 0..n {
-                let ls = s[j].ln_fast();
-                let nll = -(wt[j] * ((xt[j] - m[j]) - ls));
-                // sum_c w_c logp_c = sum_c w_c (x_c - m) - W ln s
-                let l = one_e * nll + e_c * -(sw[j] - p.weight_sum * ls);
-                lv[j] = if keep[j] { l } else { T::ZERO };
-                let a = go[j] * wt[j] * one_e;
-                let bc = go[j] * e_c;
-                gsc[j] = (a + bc * p.weight_sum) / s[j];
-                (ssc[j], tsc[j]) = (bc, a);
-            }
+        if n == TILE {
+            tile(x, target, p, b, up, &mut grad, loss, k0, TILE, &mut acc);
         } else {
-            for j in 0..n {
-                let ls = s[j].ln_fast();
-                let l = -(wt[j] * ((xt[j] - m[j]) - ls));
-                lv[j] = if keep[j] { l } else { T::ZERO };
-                let a = go[j] * wt[j];
-                gsc[j] = a / s[j];
-                tsc[j] = a;
-            }
-        }
-        for j in 0..n {
-            acc[j] += lv[j].to_f64();
-        }
-        if !loss.is_empty() {
-            loss[k0..k0 + n].copy_from_slice(&lv[..n]);
-        }
-        if let Some(g) = &mut grad {
-            for c in 0..classes {
-                let wc = p.w(c);
-                let gs = &mut g.lanes(c)[k0..k0 + n];
-                for j in 0..n {
-                    let v = gs[j] * gsc[j] - ssc[j] * wc;
-                    gs[j] = if keep[j] { v } else { T::ZERO };
-                }
-            }
-            for j in 0..n {
-                if keep[j] {
-                    g.lanes(tc[j])[k0 + j] -= tsc[j];
-                }
-            }
+            tile(x, target, p, b, up, &mut grad, loss, k0, n, &mut acc);
         }
     }
     acc.iter().sum()
+}
+
+/// Positions `k0..k0 + n` of block `b` (`n <= TILE`) for [`cross_entropy`]; adds the losses
+/// to `acc`.
+#[allow(clippy::too_many_arguments)] // reason: the kernel's arguments and the tile's place
+#[inline(always)]
+fn tile<T: Float, L: Label>(
+    x: &[T],
+    target: &[L],
+    p: &IndexParams<'_, T>,
+    b: Block,
+    up: Upstream<'_, T>,
+    grad: &mut Option<ClassOut<'_, T>>,
+    loss: &mut [T],
+    k0: usize,
+    n: usize,
+    acc: &mut [f64; TILE],
+) {
+    let (classes, cs) = (p.classes, p.class_stride);
+    let smooth = p.smoothing > T::ZERO;
+    let one_e = T::ONE - p.smoothing;
+    let e_c = p.smoothing / T::from_f64(classes as f64);
+    let at = |c: usize| b.base + c * cs + k0;
+    // Per lane: the target class (`NONE` if ignored) and the upstream gradient.
+    const NONE: u32 = u32::MAX;
+    let (mut tc, mut go) = ([NONE; TILE], [T::ZERO; TILE]);
+    let targets = &target[b.p0 + k0..][..n];
+    for j in 0..n {
+        let v = targets[j].to_i64();
+        tc[j] = if v == p.ignore_index { NONE } else { v as u32 };
+    }
+    match up {
+        Upstream::All(g) => go[..n].fill(g),
+        Upstream::Each(g) => go[..n].copy_from_slice(&g[b.p0 + k0..][..n]),
+    }
+    // Pass 1: the maxima, and the target's logit and weight, picked as their class goes by
+    // (no gathers, so every loop here is a vector loop).
+    let (mut m, mut xt, mut wt) = ([T::NEG_INFINITY; TILE], [T::ZERO; TILE], [T::ZERO; TILE]);
+    for c in 0..classes {
+        let (xs, cc, wc) = (&x[at(c)..][..n], c as u32, p.w(c));
+        for j in 0..n {
+            m[j] = if m[j] > xs[j] { m[j] } else { xs[j] };
+            let hit = tc[j] == cc;
+            xt[j] = if hit { xs[j] } else { xt[j] };
+            wt[j] = if hit { wc } else { wt[j] };
+        }
+    }
+    // Pass 2: the exponentials (kept in the gradient) and their sums.
+    let (mut s, mut sw) = ([T::ZERO; TILE], [T::ZERO; TILE]);
+    for c in 0..classes {
+        let xs = &x[at(c)..][..n];
+        match grad {
+            Some(g) => {
+                let gs = &mut g.lanes(c)[k0..k0 + n];
+                for j in 0..n {
+                    let e = (xs[j] - m[j]).exp_fast();
+                    gs[j] = e;
+                    s[j] += e;
+                }
+            }
+            None => {
+                for j in 0..n {
+                    s[j] += (xs[j] - m[j]).exp_fast();
+                }
+            }
+        }
+        if smooth {
+            let wc = p.w(c);
+            for j in 0..n {
+                sw[j] += wc * (xs[j] - m[j]);
+            }
+        }
+    }
+    // The loss and the gradient coefficients, `dl/dx_c = e_c * gsc - ssc * w_c - [c = t] tsc`.
+    let (mut lv, mut gsc, mut ssc, mut tsc) = ([T::ZERO; TILE], [T::ZERO; TILE], [T::ZERO; TILE], [T::ZERO; TILE]);
+    if smooth {
+        for j in 0..n {
+            let ls = s[j].ln_fast();
+            let nll = -(wt[j] * ((xt[j] - m[j]) - ls));
+            // sum_c w_c logp_c = sum_c w_c (x_c - m) - W ln s
+            let l = one_e * nll + e_c * -(sw[j] - p.weight_sum * ls);
+            lv[j] = if tc[j] != NONE { l } else { T::ZERO };
+            let a = go[j] * wt[j] * one_e;
+            let bc = go[j] * e_c;
+            gsc[j] = (a + bc * p.weight_sum) / s[j];
+            (ssc[j], tsc[j]) = (bc, a);
+        }
+    } else {
+        for j in 0..n {
+            let ls = s[j].ln_fast();
+            let l = -(wt[j] * ((xt[j] - m[j]) - ls));
+            lv[j] = if tc[j] != NONE { l } else { T::ZERO };
+            let a = go[j] * wt[j];
+            gsc[j] = a / s[j];
+            tsc[j] = a;
+        }
+    }
+    for j in 0..n {
+        acc[j] += lv[j].to_f64();
+    }
+    if !loss.is_empty() {
+        loss[k0..k0 + n].copy_from_slice(&lv[..n]);
+    }
+    // Pass 3: the gradient, finished in place.
+    if let Some(g) = grad {
+        for c in 0..classes {
+            let (gs, cc, wc) = (&mut g.lanes(c)[k0..k0 + n], c as u32, p.w(c));
+            for j in 0..n {
+                let v = gs[j] * gsc[j] - ssc[j] * wc;
+                let v = if tc[j] == cc { v - tsc[j] } else { v };
+                gs[j] = if tc[j] != NONE { v } else { T::ZERO };
+            }
+        }
+    }
 }
 
 /// Negative log-likelihood over block `b` (the input holds log-probabilities).
