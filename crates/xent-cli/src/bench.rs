@@ -2,7 +2,9 @@
 //!
 //! Each workload builds its inputs once (fixed seeds, outside the timing), then times the forward
 //! pass alone and the fused forward+backward into a preallocated gradient: median and minimum
-//! over `--runs` runs after one warm-up, in ms and GB/s of logits bytes.
+//! over `--runs` runs after one warm-up, in ms and GB/s of logits bytes. Beside each, the time of
+//! copying as many bytes (`copy ms`) and the ratios of forward and forward+backward to it
+//! (`x copy`): the performance issue asks for at most 2 and 3.
 
 use anyhow::{bail, Result};
 use std::fmt::Write as _;
@@ -57,6 +59,18 @@ fn time(runs: usize, mut f: impl FnMut()) -> (f64, f64) {
         .collect();
     t.sort_by(f64::total_cmp);
     (t[t.len() / 2], t[0])
+}
+
+/// Median and minimum time of copying `bytes` into a preallocated buffer, split over the threads
+/// like the kernels: the memory limit of this machine for that many bytes.
+fn copy_time(bytes: usize, runs: usize) -> (f64, f64) {
+    use rayon::prelude::*;
+    let src: Vec<u8> = (0..bytes).map(|i| i as u8).collect();
+    let mut dst = vec![0u8; bytes];
+    time(runs, || {
+        dst.par_chunks_mut(1 << 18).zip(black_box(&src).par_chunks(1 << 18)).for_each(|(d, s)| d.copy_from_slice(s));
+        black_box(&dst);
+    })
 }
 
 struct Row {
@@ -172,18 +186,8 @@ fn run_one(w: &str, runs: usize) -> Result<Row> {
             Row { workload: "count", bytes: t.len(), forward, forward_backward: None }
         }
         "copy" => {
-            let n = 8 * 19 * 256 * 512;
-            let src: Vec<f32> = (0..n).map(|i| i as f32).collect();
-            let mut dst = vec![0.0f32; n];
-            // Split over the threads like the kernels: the memory limit of this machine.
-            let forward = time(runs, || {
-                use rayon::prelude::*;
-                dst.par_chunks_mut(1 << 16)
-                    .zip(black_box(&src).par_chunks(1 << 16))
-                    .for_each(|(d, s)| d.copy_from_slice(s));
-                black_box(&dst);
-            });
-            Row { workload: "copy", bytes: n * 4, forward, forward_backward: None }
+            let bytes = 8 * 19 * 256 * 512 * 4;
+            Row { workload: "copy", bytes, forward: copy_time(bytes, runs), forward_backward: None }
         }
         other => bail!("unknown workload {other:?}: one of {WORKLOADS:?} or all"),
     })
@@ -205,10 +209,15 @@ pub fn run(a: &Args) -> Result<String> {
     let mut out = String::new();
     if !json {
         let _ = writeln!(out, "{threads} thread(s), median (min) of {} runs", a.runs);
-        let _ = writeln!(out, "{:<8} {:>22} {:>22} {:>10}", "workload", "forward ms (GB/s)", "fwd+bwd ms (GB/s)", "MB");
+        let _ = writeln!(
+            out,
+            "{:<8} {:>22} {:>22} {:>8} {:>8} {:>14}",
+            "workload", "forward ms (GB/s)", "fwd+bwd ms (GB/s)", "MB", "copy ms", "x copy"
+        );
     }
     for name in names {
         let r = pool.install(|| run_one(name, a.runs))?;
+        let copy = pool.install(|| copy_time(r.bytes, a.runs));
         let gbs = |ms: f64| r.bytes as f64 / (ms * 1e6);
         if json {
             let v = serde_json::json!({
@@ -221,17 +230,24 @@ pub fn run(a: &Args) -> Result<String> {
                 "forward_backward_ms": r.forward_backward.map(|t| t.0),
                 "forward_backward_min_ms": r.forward_backward.map(|t| t.1),
                 "forward_backward_gb_s": r.forward_backward.map(|t| gbs(t.0)),
+                "copy_ms": copy.0,
             });
             let _ = writeln!(out, "{v}");
         } else {
             let fb = r.forward_backward.map_or("-".to_string(), |t| format!("{:.2} ({:.2}) {:.1}", t.0, t.1, gbs(t.0)));
+            let ratio = match r.forward_backward {
+                Some(t) => format!("{:.1} / {:.1}", r.forward.0 / copy.0, t.0 / copy.0),
+                None => format!("{:.1}", r.forward.0 / copy.0),
+            };
             let _ = writeln!(
                 out,
-                "{:<8} {:>22} {:>22} {:>10.1}",
+                "{:<8} {:>22} {:>22} {:>8.1} {:>8.2} {:>14}",
                 r.workload,
                 format!("{:.2} ({:.2}) {:.1}", r.forward.0, r.forward.1, gbs(r.forward.0)),
                 fb,
-                r.bytes as f64 / 1e6
+                r.bytes as f64 / 1e6,
+                copy.0,
+                ratio
             );
         }
     }
