@@ -176,39 +176,36 @@ impl_float!(f64);
 /// An integer type that class-index targets and label maps are stored in
 /// (`u8`, `u16`, `u32`, `u64`, `usize`, `i8`, `i16`, `i32`, `i64`; sealed).
 pub trait Label: sealed::Sealed + Copy + Send + Sync + Debug + 'static {
-    /// For types of at most 16 bits: the smallest value and the number of values, so that a
-    /// histogram can be indexed by `to_i128() - min` directly.
-    const DENSE: Option<(i128, usize)>;
     /// The value, widened losslessly.
     fn to_i128(self) -> i128;
-    /// The value as `i64` (wrapping above `i64::MAX`): exact for targets that passed
-    /// validation (in `0..C` or equal to the `i64` ignore index), and vectorisable.
-    fn to_i64(self) -> i64;
+    /// Where the label falls among `classes < u32::MAX` classes: its class in `0..classes`,
+    /// `classes` if it equals `ignore` (checked first, as in PyTorch, so an ignore value inside
+    /// the class range wins), `classes + 1` for any other value. Exact, and vectorisable at the
+    /// type's own width.
+    fn bin(self, classes: u32, ignore: Option<i64>) -> u32;
 }
 
 macro_rules! impl_label {
-    ($($t:ty => $dense:expr),*) => {$(
+    ($($t:ty => $wide:ty),*) => {$(
         impl Label for $t {
-            const DENSE: Option<(i128, usize)> = $dense;
             #[inline(always)]
             fn to_i128(self) -> i128 {
                 self as i128
             }
             #[inline(always)]
-            fn to_i64(self) -> i64 {
-                self as i64
+            #[allow(unused_comparisons, clippy::absurd_extreme_comparisons)] // `self >= 0` when unsigned
+            fn bin(self, classes: u32, ignore: Option<i64>) -> u32 {
+                // An ignore value the type cannot hold matches no label.
+                let ignore = ignore.and_then(|i| <$t>::try_from(i).ok());
+                if ignore == Some(self) {
+                    classes
+                } else if self >= 0 && (self as $wide) < classes as $wide {
+                    self as u32
+                } else {
+                    classes + 1
+                }
             }
         }
     )*};
 }
-impl_label!(
-    u8 => Some((0, 256)),
-    u16 => Some((0, 65536)),
-    i8 => Some((-128, 256)),
-    i16 => Some((-32768, 65536)),
-    u32 => None,
-    u64 => None,
-    usize => None,
-    i32 => None,
-    i64 => None
-);
+impl_label!(u8 => u32, u16 => u32, u32 => u32, u64 => u64, usize => u64, i8 => u32, i16 => u32, i32 => u32, i64 => u64);

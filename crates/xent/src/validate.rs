@@ -2,6 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::float::{Float, Label};
+use crate::kernel::simd::tally;
 use crate::par::{map_ordered, BLOCK_ELEMS};
 use crate::sum::ExactSum;
 
@@ -68,38 +69,27 @@ pub(crate) fn index_targets<T: Float, L: Label>(
     ignore_index: Option<i64>,
     weight: Option<&[T]>,
 ) -> Result<ExactSum> {
-    // No ignore value: one no label can equal.
-    let ignore = ignore_index.map_or(i128::MIN, i128::from);
-    // Per-class counts when weighted (chunks long enough to amortise the count vector).
-    let per = if weight.is_some() { BLOCK_ELEMS.max(4 * classes) } else { BLOCK_ELEMS };
+    // Per-class counts (chunks long enough to amortise the count vector).
+    let per = BLOCK_ELEMS.max(4 * classes);
     let parts = map_ordered(target.chunks(per).enumerate().collect(), |(i, chunk)| {
-        let mut counts = vec![0u64; if weight.is_some() { classes } else { 1 }];
-        for (k, t) in chunk.iter().enumerate() {
-            let v = t.to_i128();
-            if v == ignore {
-                continue;
-            }
-            if v < 0 || v >= classes as i128 {
-                return Err(Error::TargetOutOfRange {
-                    what: "target",
-                    index: i * per + k,
-                    value: v,
-                    classes,
-                    ignore_index,
-                });
-            }
-            counts[if weight.is_some() { v as usize } else { 0 }] += 1;
-        }
+        let mut counts = vec![0u64; classes];
+        tally(chunk, ignore_index, &mut counts).map_err(|k| Error::TargetOutOfRange {
+            what: "target",
+            index: i * per + k,
+            value: chunk[k].to_i128(),
+            classes,
+            ignore_index,
+        })?;
         Ok(counts)
     });
-    let mut total = vec![0u64; if weight.is_some() { classes } else { 1 }];
+    let mut total = vec![0u64; classes];
     for p in parts {
         total.iter_mut().zip(p?).for_each(|(a, b)| *a += b);
     }
     let mut den = ExactSum::default();
     match weight {
         Some(w) => w.iter().zip(&total).for_each(|(w, &n)| den.add_product(w.to_f64(), n as f64)),
-        None => den.add(total[0] as f64),
+        None => den.add(total.iter().sum::<u64>() as f64),
     }
     Ok(den)
 }

@@ -170,7 +170,7 @@ pub(crate) fn cross_entropy<T: Float, L: Label>(
     let classes = p.classes;
     let smooth = p.smoothing > T::ZERO;
     let mut sum = 0.0;
-    if b.lane_stride != 1 || p.class_stride == 1 {
+    if b.lane_stride != 1 || p.class_stride == 1 || classes >= u32::MAX as usize {
         // Rows: the classes of a position are contiguous.
         for k in 0..b.len {
             let pos = b.p0 + k;
@@ -241,13 +241,13 @@ fn tile<T: Float, L: Label>(
     let one_e = T::ONE - p.smoothing;
     let e_c = p.smoothing / T::from_f64(classes as f64);
     let at = |c: usize| b.base + c * cs + k0;
-    // Per lane: the target class (`NONE` if ignored) and the upstream gradient.
-    const NONE: u32 = u32::MAX;
-    let (mut tc, mut go) = ([NONE; TILE], [T::ZERO; TILE]);
+    // Per lane: the target class (`none`, past the classes, if ignored) and the upstream
+    // gradient (`u32` lanes: the caller keeps the classes below `u32::MAX`).
+    let none = classes as u32;
+    let (mut tc, mut go) = ([none; TILE], [T::ZERO; TILE]);
     let targets = &target[b.p0 + k0..][..n];
     for j in 0..n {
-        let v = targets[j].to_i64();
-        tc[j] = if v == p.ignore_index { NONE } else { v as u32 };
+        tc[j] = targets[j].bin(none, Some(p.ignore_index));
     }
     match up {
         Upstream::All(g) => go[..n].fill(g),
@@ -299,7 +299,7 @@ fn tile<T: Float, L: Label>(
             let nll = -(wt[j] * ((xt[j] - m[j]) - ls));
             // sum_c w_c logp_c = sum_c w_c (x_c - m) - W ln s
             let l = one_e * nll + e_c * -(sw[j] - p.weight_sum * ls);
-            lv[j] = if tc[j] != NONE { l } else { T::ZERO };
+            lv[j] = if tc[j] != none { l } else { T::ZERO };
             let a = go[j] * wt[j] * one_e;
             let bc = go[j] * e_c;
             gsc[j] = (a + bc * p.weight_sum) / s[j];
@@ -309,7 +309,7 @@ fn tile<T: Float, L: Label>(
         for j in 0..n {
             let ls = s[j].ln_fast();
             let l = -(wt[j] * ((xt[j] - m[j]) - ls));
-            lv[j] = if tc[j] != NONE { l } else { T::ZERO };
+            lv[j] = if tc[j] != none { l } else { T::ZERO };
             let a = go[j] * wt[j];
             gsc[j] = a / s[j];
             tsc[j] = a;
@@ -328,7 +328,7 @@ fn tile<T: Float, L: Label>(
             for j in 0..n {
                 let v = gs[j] * gsc[j] - ssc[j] * wc;
                 let v = if tc[j] == cc { v - tsc[j] } else { v };
-                gs[j] = if tc[j] != NONE { v } else { T::ZERO };
+                gs[j] = if tc[j] != none { v } else { T::ZERO };
             }
         }
     }

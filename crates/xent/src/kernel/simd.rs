@@ -9,6 +9,7 @@ use crate::kernel::binary::{self, Bcast};
 use crate::kernel::cross_entropy::{self, IndexParams};
 use crate::par::{Block, ClassOut};
 use crate::reduction::Upstream;
+use crate::weights::counts;
 
 /// The widest vector unit of this CPU, detected once.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -93,6 +94,12 @@ dispatch!(
         grad: &mut [T],
         loss: &mut [T]
     ) -> f64
+);
+
+dispatch!(
+    /// [`counts::tally`] on the widest vector unit.
+    tally => counts::tally,
+    <L: Label>(labels: &[L], ignore: Option<i64>, counts: &mut [u64]) -> std::result::Result<u64, usize>
 );
 
 #[cfg(test)]

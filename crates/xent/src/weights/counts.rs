@@ -3,6 +3,7 @@
 use super::schemes::{compute, AbsentClasses, Scheme};
 use crate::error::{Error, Result};
 use crate::float::Label;
+use crate::kernel::simd;
 use crate::par::map_ordered;
 use crate::view::View;
 use serde::{Deserialize, Serialize};
@@ -65,43 +66,24 @@ impl ClassCounts {
     }
 
     fn count_image<L: Label>(&mut self, labels: &[L]) -> Result<()> {
-        match L::DENSE {
-            // A histogram over every value of the type: one add per pixel, no branch. Four
-            // interleaved histograms keep runs of equal labels (the usual case in masks) from
-            // waiting on the previous add. Worth it when the image outweighs the histogram.
-            Some((min, values)) if labels.len() >= 4 * values => {
-                let mut h = vec![0u64; 4 * values];
-                let chunks = labels.chunks_exact(4);
-                let tail = chunks.remainder();
-                for c in chunks {
-                    for (lane, t) in c.iter().enumerate() {
-                        h[lane * values + (t.to_i128() - min) as usize] += 1;
-                    }
-                }
-                for t in tail {
-                    h[(t.to_i128() - min) as usize] += 1;
-                }
-                let ignore = self.ignore_index.map(i128::from);
-                let mut ignored = 0;
-                for v in 0..values {
-                    let n = h[v] + h[values + v] + h[2 * values + v] + h[3 * values + v];
-                    let value = v as i128 + min;
-                    if n == 0 {
-                        continue;
-                    } else if value >= 0 && value < self.num_classes as i128 {
-                        self.pixels[value as usize] += n;
-                    } else if Some(value) == ignore {
-                        ignored += n;
-                    } else {
-                        // Out of range: the plain loop finds and names the first such pixel.
-                        *self = ClassCounts::new(self.num_classes, self.ignore_index);
-                        return self.count_each(labels);
-                    }
-                }
+        // An ignore value inside the class range is counted as its class here.
+        let n = self.num_classes as i128;
+        let ignore = self.ignore_index.filter(|&i| !(0..n).contains(&i128::from(i)));
+        match simd::tally(labels, ignore, &mut self.pixels) {
+            Ok(ignored) => {
                 self.finish_image(labels.len() as u64, ignored);
                 Ok(())
             }
-            _ => self.count_each(labels),
+            Err(index) => {
+                *self = ClassCounts::new(self.num_classes, self.ignore_index);
+                Err(Error::TargetOutOfRange {
+                    what: "labels",
+                    index,
+                    value: labels[index].to_i128(),
+                    classes: self.num_classes,
+                    ignore_index: self.ignore_index,
+                })
+            }
         }
     }
 
@@ -115,31 +97,6 @@ impl ClassCounts {
         }
         self.ignored = ignored;
         self.images = 1;
-    }
-
-    /// Counts one image label by label.
-    fn count_each<L: Label>(&mut self, labels: &[L]) -> Result<()> {
-        let k = self.num_classes as u128;
-        let ignore = self.ignore_index.map_or(i128::MIN, i128::from);
-        let mut ignored = 0u64;
-        for (index, t) in labels.iter().enumerate() {
-            let v = t.to_i128();
-            if (v as u128) < k {
-                self.pixels[v as usize] += 1;
-            } else if v == ignore {
-                ignored += 1;
-            } else {
-                return Err(Error::TargetOutOfRange {
-                    what: "labels",
-                    index,
-                    value: v,
-                    classes: self.num_classes,
-                    ignore_index: self.ignore_index,
-                });
-            }
-        }
-        self.finish_image(labels.len() as u64, ignored);
-        Ok(())
     }
 
     /// Counts a batch `[N, ...]`: each of the `N` slices along the first dimension is one image.
@@ -270,5 +227,146 @@ impl ClassCounts {
         let counts: Vec<f64> = self.pixels.iter().map(|&p| p as f64).collect();
         let image_pixels: Vec<f64> = self.image_pixels.iter().map(|&p| p as f64).collect();
         compute(&counts, Some(&image_pixels), scheme, absent)
+    }
+}
+
+/// Labels mapped to bins at a time (on the stack).
+const CHUNK: usize = 4096;
+/// Up to this many bins, one compare-and-add pass per bin (a vector loop) beats a histogram.
+const FEW_BINS: usize = 8;
+
+/// Adds to `counts[c]` the number of labels equal to `c` (for `c < counts.len()`) and returns
+/// how many equal `ignore` (which wins over a class, see [`Label::bin`]); `Err(i)` names the
+/// first label that is neither, `counts` then being partly updated. The one counting loop
+/// behind [`ClassCounts`] and the losses' target check.
+///
+/// Labels are mapped to bins ([`Label::bin`]) and counted a chunk at a time: with few bins by
+/// one compare-and-add pass per bin (vector loops), otherwise by four interleaved histograms
+/// (so that runs of equal labels, the usual case in masks, do not wait on the previous add).
+#[inline(always)] // into the vector-width copies of `kernel::simd`
+pub(crate) fn tally<L: Label>(
+    labels: &[L],
+    ignore: Option<i64>,
+    counts: &mut [u64],
+) -> std::result::Result<u64, usize> {
+    let classes = counts.len();
+    let Some(c32) = u32::try_from(classes).ok().filter(|&c| c < u32::MAX - 1) else {
+        // Bins would not fit a u32: one label at a time.
+        let mut ignored = 0;
+        for (i, t) in labels.iter().enumerate() {
+            match t.to_i128() {
+                v if ignore.map(i128::from) == Some(v) => ignored += 1,
+                v if (0..classes as i128).contains(&v) => counts[v as usize] += 1,
+                _ => return Err(i),
+            }
+        }
+        return Ok(ignored);
+    };
+    let bins = classes + 2;
+    let ways = if bins > FEW_BINS { 4 } else { 1 };
+    let mut hist = vec![0u64; ways * bins];
+    let mut bin = [0u32; CHUNK];
+    for (k, chunk) in labels.chunks(CHUNK).enumerate() {
+        let bin = &mut bin[..chunk.len()];
+        for (b, t) in bin.iter_mut().zip(chunk) {
+            *b = t.bin(c32, ignore);
+        }
+        if ways == 1 {
+            for (v, h) in hist.iter_mut().enumerate() {
+                *h += u64::from(bin.iter().map(|&b| u32::from(b == v as u32)).sum::<u32>());
+            }
+        } else {
+            let quads = bin.chunks_exact(4);
+            let rest = quads.remainder();
+            for q in quads {
+                for (lane, &b) in q.iter().enumerate() {
+                    hist[lane * bins + b as usize] += 1;
+                }
+            }
+            for &b in rest {
+                hist[b as usize] += 1;
+            }
+        }
+        if (0..ways).any(|lane| hist[lane * bins + classes + 1] > 0) {
+            if let Some(i) = bin.iter().position(|&b| b == c32 + 1) {
+                return Err(k * CHUNK + i);
+            }
+        }
+    }
+    let total = |v: usize| (0..ways).map(|lane| hist[lane * bins + v]).sum::<u64>();
+    counts.iter_mut().enumerate().for_each(|(c, n)| *n += total(c));
+    Ok(total(classes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plain definition `tally` must match: ignore first, then the class range.
+    fn reference<L: Label>(
+        labels: &[L],
+        ignore: Option<i64>,
+        classes: usize,
+    ) -> std::result::Result<(Vec<u64>, u64), usize> {
+        let mut counts = vec![0; classes];
+        let mut ignored = 0;
+        for (i, t) in labels.iter().enumerate() {
+            match t.to_i128() {
+                v if ignore.map(i128::from) == Some(v) => ignored += 1,
+                v if (0..classes as i128).contains(&v) => counts[v as usize] += 1,
+                _ => return Err(i),
+            }
+        }
+        Ok((counts, ignored))
+    }
+
+    fn check<L: Label>(labels: &[L], ignore: Option<i64>, classes: usize) {
+        let mut counts = vec![0; classes];
+        let got = tally(labels, ignore, &mut counts).map(|ignored| (counts, ignored));
+        let wide = {
+            let mut counts = vec![0; classes];
+            simd::tally(labels, ignore, &mut counts).map(|ignored| (counts, ignored))
+        };
+        let want = reference(labels, ignore, classes);
+        assert_eq!(got, want, "{} labels, ignore {ignore:?}, {classes} classes", labels.len());
+        assert_eq!(wide, want);
+    }
+
+    #[test]
+    fn tally_matches_the_plain_count_for_every_type_and_edge() {
+        let mut s = 3u64;
+        let mut next = |k: u64| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (s >> 33) % k
+        };
+        // Both strategies (few bins, histograms), chunk tails, runs of equal labels.
+        for classes in [1usize, 2, 5, 19, 300] {
+            for n in [0usize, 3, 4095, 4096, 4097, 3 * 4096 + 17] {
+                let v: Vec<u16> = (0..n).map(|i| if i % 7 < 3 { 1 } else { next(classes as u64) as u16 }).collect();
+                check(&v, None, classes);
+                check(&v, Some(0), classes); // an ignore value inside the class range wins
+                let mut w: Vec<i64> = v.iter().map(|&x| x as i64).collect();
+                w.iter_mut().step_by(13).for_each(|x| *x = -100);
+                check(&w, Some(-100), classes);
+                if n > 0 {
+                    // A bad label late in a later chunk, and one right at the start.
+                    w[n - 1] = classes as i64;
+                    check(&w, Some(-100), classes);
+                    w[0] = -1;
+                    check(&w, Some(-100), classes);
+                }
+            }
+        }
+        // Values the ignore index cannot be compared with naively.
+        check(&[u64::MAX, 0], Some(-1), 3);
+        check(&[u64::MAX, 0], Some(i64::MAX), 3);
+        check(&[255u8, 1, 255], Some(-1), 3);
+        check(&[255u8, 1, 255], Some(255), 3);
+        check(&[-1i8, 1], Some(-1), 3);
+        check(&[i8::MIN, 1], Some(-1), 3);
+        check(&[-1i32, 1], Some(4_294_967_295), 3);
+        check(&[u32::MAX, 1], Some(-1), 3);
+        check(&[u32::MAX, 1], Some(4_294_967_295), 3);
+        check(&[usize::MAX, 2], Some(-1), 3);
     }
 }

@@ -37,7 +37,7 @@
 //! # Ok::<(), xent::Error>(())
 //! ```
 
-mod counts;
+pub(crate) mod counts;
 mod schemes;
 
 pub use counts::ClassCounts;
