@@ -61,6 +61,9 @@ pub trait Float:
     fn ln_fast(self) -> Self;
     /// `ln(1 + self)`, accurate near 0.
     fn ln_1p(self) -> Self;
+    /// `ln(1 + self)` for `self` in `[0, 1]` by a vectorisable polynomial for `f32` (about
+    /// 1 ulp), libm's for `f64`.
+    fn ln_1p_unit(self) -> Self;
     /// Absolute value.
     fn abs(self) -> Self;
     /// `self^e`.
@@ -99,6 +102,15 @@ macro_rules! fast_ln {
     };
 }
 
+macro_rules! fast_ln_1p_unit {
+    (f32, $x:expr) => {
+        crate::kernel::math::ln_1p_unit_f32($x)
+    };
+    (f64, $x:expr) => {
+        f64::ln_1p($x)
+    };
+}
+
 macro_rules! impl_float {
     ($t:ident) => {
         impl Float for $t {
@@ -126,6 +138,10 @@ macro_rules! impl_float {
             #[inline(always)]
             fn ln_1p(self) -> Self {
                 $t::ln_1p(self)
+            }
+            #[inline(always)]
+            fn ln_1p_unit(self) -> Self {
+                fast_ln_1p_unit!($t, self)
             }
             #[inline(always)]
             fn abs(self) -> Self {

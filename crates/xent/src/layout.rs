@@ -101,13 +101,18 @@ impl Broadcast {
         Ok(Broadcast { dims: input.to_vec(), strides })
     }
 
+    /// Whether one value covers every element (a scalar, or every dimension broadcast).
+    pub fn is_constant(&self) -> bool {
+        self.strides.iter().all(|&s| s == 0)
+    }
+
     /// The broadcast tensor's values at the input's flat indices `r`, in order: a multi-index
     /// is stepped like an odometer, so there is no division per element.
     pub fn gather<T: Copy>(&self, v: &[T], r: std::ops::Range<usize>) -> Vec<T> {
         if r.is_empty() {
             return vec![];
         }
-        if self.strides.iter().all(|&s| s == 0) {
+        if self.is_constant() {
             return vec![v[0]; r.len()];
         }
         let nd = self.dims.len();

@@ -80,24 +80,13 @@ pub(crate) fn bce<T: Float>(
     sum
 }
 
-/// The values of a broadcast tensor over run `r` (`fill` where there is none).
-fn expand<T: Float>(b: &Bcast<'_, T>, r: &Range<usize>, fill: T) -> Vec<T> {
+/// The values of a broadcast tensor over run `r`: `(None, v)` when one value `v` covers every
+/// element (no tensor: `fill`), else the gathered values.
+fn expand<T: Float>(b: &Bcast<'_, T>, r: &Range<usize>, fill: T) -> (Option<Vec<T>>, T) {
     match b {
-        Some((v, map)) => map.gather(v, r.clone()),
-        None => vec![fill; r.len()],
-    }
-}
-
-/// `ln(1 + u)` for `u` in `[0, 1]`, vectorisable: `ln z * u / (z - 1)` with `z = 1 + u`, which
-/// cancels the rounding of `1 + u`.
-#[inline(always)]
-fn ln_1p_unit<T: Float>(u: T) -> T {
-    let z = T::ONE + u;
-    let d = z - T::ONE;
-    if d == T::ZERO {
-        u
-    } else {
-        z.ln_fast() * (u / d)
+        Some((v, map)) if map.is_constant() && !v.is_empty() => (None, v[0]),
+        Some((v, map)) => (Some(map.gather(v, r.clone())), fill),
+        None => (None, fill),
     }
 }
 
@@ -118,7 +107,9 @@ pub(crate) fn bce_with_logits<T: Float>(
     loss: &mut [T],
 ) -> f64 {
     let (xs, ys) = (&x[r.clone()], &y[r.clone()]);
-    let (ws, qs) = (expand(&w, &r, T::ONE), expand(&q, &r, T::ONE));
+    // Per lane: a slice of the gathered values, or of a constant.
+    let ((ws, w1), (qs, q1)) = (expand(&w, &r, T::ONE), expand(&q, &r, T::ONE));
+    let (w_all, q_all) = ([w1; LANES], [q1; LANES]);
     let each = match up {
         Upstream::Each(g) => Some(&g[r.clone()]),
         Upstream::All(_) => None,
@@ -128,12 +119,14 @@ pub(crate) fn bce_with_logits<T: Float>(
     let mut lv = [T::ZERO; LANES];
     for k0 in (0..xs.len()).step_by(LANES) {
         let n = LANES.min(xs.len() - k0);
-        let (x, y, w, q) = (&xs[k0..k0 + n], &ys[k0..k0 + n], &ws[k0..k0 + n], &qs[k0..k0 + n]);
+        let (x, y) = (&xs[k0..k0 + n], &ys[k0..k0 + n]);
+        let w = ws.as_ref().map_or(&w_all[..n], |v| &v[k0..k0 + n]);
+        let q = qs.as_ref().map_or(&q_all[..n], |v| &v[k0..k0 + n]);
         if grad.is_empty() {
             for j in 0..n {
                 // ln sigmoid(x) = min(x, 0) - ln(1 + e^-|x|)
                 let e = (-x[j].abs()).exp_fast();
-                let ls = x[j].min(T::ZERO) - ln_1p_unit(e);
+                let ls = x[j].min(T::ZERO) - e.ln_1p_unit();
                 lv[j] = ((T::ONE - y[j]) * x[j] - (T::ONE + (q[j] - T::ONE) * y[j]) * ls) * w[j];
             }
         } else {
@@ -141,9 +134,11 @@ pub(crate) fn bce_with_logits<T: Float>(
             let go = each.map_or(&go_all[..n], |g| &g[k0..k0 + n]);
             for j in 0..n {
                 let e = (-x[j].abs()).exp_fast();
-                let ls = x[j].min(T::ZERO) - ln_1p_unit(e);
+                let ls = x[j].min(T::ZERO) - e.ln_1p_unit();
                 lv[j] = ((T::ONE - y[j]) * x[j] - (T::ONE + (q[j] - T::ONE) * y[j]) * ls) * w[j];
-                let s = if x[j] >= T::ZERO { T::ONE / (T::ONE + e) } else { e / (T::ONE + e) };
+                // sigmoid(x) = 1 / (1 + e) for x >= 0, e / (1 + e) below: one division.
+                let r1 = T::ONE / (T::ONE + e);
+                let s = if x[j] >= T::ZERO { r1 } else { e * r1 };
                 let qy = q[j] * y[j];
                 g[j] = ((qy + T::ONE - y[j]) * s - qy) * go[j] * w[j];
             }

@@ -9,7 +9,8 @@
 //! bits do not depend on the vector width). Relative error below 2.5e-7 (about 1 ulp); 0 below
 //! -86.98 (where `e^x < 2.1e-38` nears the subnormals), NaN for NaN.
 //!
-//! `ln` likewise, from the exponent bits and a polynomial of the mantissa (Cephes' `logf`):
+//! `ln` likewise (fused multiply-adds too), from the exponent bits and a polynomial of the
+//! mantissa (Cephes' `logf`):
 //! ```text
 //! x = 2^e m, m in [sqrt(1/2), sqrt(2)),  f = m - 1
 //! ln x = e ln 2 + f - f^2/2 + f^3 P(f)
@@ -65,19 +66,19 @@ pub(crate) fn ln_f32(x: f32) -> f32 {
     let e = (if small { e - 1 } else { e }) as f32;
     let f = if small { m + m - 1.0 } else { m - 1.0 };
     let z = f * f;
-    let y = 7.037_683_6e-2;
-    let y = y * f - 1.151_461e-1;
-    let y = y * f + 1.167_699_9e-1;
-    let y = y * f - 1.242_014_1e-1;
-    let y = y * f + 1.424_932_3e-1;
-    let y = y * f - 1.666_805_8e-1;
-    let y = y * f + 2.000_071_4e-1;
-    let y = y * f - 2.499_999_4e-1;
-    let y = y * f + 3.333_333e-1;
+    let y = 7.037_683_6e-2f32;
+    let y = y.mul_add(f, -1.151_461e-1);
+    let y = y.mul_add(f, 1.167_699_9e-1);
+    let y = y.mul_add(f, -1.242_014_1e-1);
+    let y = y.mul_add(f, 1.424_932_3e-1);
+    let y = y.mul_add(f, -1.666_805_8e-1);
+    let y = y.mul_add(f, 2.000_071_4e-1);
+    let y = y.mul_add(f, -2.499_999_4e-1);
+    let y = y.mul_add(f, 3.333_333e-1);
     let y = y * f * z;
-    let y = y + e * -2.121_944_4e-4;
-    let y = y - 0.5 * z;
-    let r = f + y + e * 0.693_359_4;
+    let y = e.mul_add(-2.121_944_4e-4, y);
+    let y = (-0.5f32).mul_add(z, y);
+    let r = e.mul_add(0.693_359_4, f + y);
     if x == f32::INFINITY {
         f32::INFINITY
     } else if x == 0.0 {
@@ -87,6 +88,31 @@ pub(crate) fn ln_f32(x: f32) -> f32 {
     } else {
         f32::NAN
     }
+}
+
+/// `ln(1 + u)` in `f32` for `u` in `[0, 1]` (or NaN), vectorisable, no division: the ln
+/// polynomial above applied to `f = u` (for `u <= sqrt 2 - 1`) or `f = (u - 1) / 2` with
+/// `e = 1` (one rounding, by a fused multiply-add), so the rounding of `1 + u` never happens.
+#[inline(always)]
+pub(crate) fn ln_1p_unit_f32(u: f32) -> f32 {
+    debug_assert!((0.0..=1.0).contains(&u) || u.is_nan(), "ln_1p_unit_f32({u}): the argument must be in [0, 1]");
+    let big = u > std::f32::consts::SQRT_2 - 1.0;
+    let f = if big { u.mul_add(0.5, -0.5) } else { u };
+    let e = if big { 1.0f32 } else { 0.0 };
+    let z = f * f;
+    let y = 7.037_683_6e-2f32;
+    let y = y.mul_add(f, -1.151_461e-1);
+    let y = y.mul_add(f, 1.167_699_9e-1);
+    let y = y.mul_add(f, -1.242_014_1e-1);
+    let y = y.mul_add(f, 1.424_932_3e-1);
+    let y = y.mul_add(f, -1.666_805_8e-1);
+    let y = y.mul_add(f, 2.000_071_4e-1);
+    let y = y.mul_add(f, -2.499_999_4e-1);
+    let y = y.mul_add(f, 3.333_333e-1);
+    let y = y * f * z;
+    let y = e.mul_add(-2.121_944_4e-4, y);
+    let y = (-0.5f32).mul_add(z, y);
+    e.mul_add(0.693_359_4, f + y)
 }
 
 #[cfg(test)]
@@ -106,6 +132,21 @@ mod tests {
         assert_eq!(exp_f32(-87.0), 0.0);
         assert_eq!(exp_f32(f32::NEG_INFINITY), 0.0);
         assert!(exp_f32(f32::NAN).is_nan() && exp_f32(-f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn ln_1p_unit_f32_is_within_two_ulp_of_libm() {
+        let mut u = 0.0f32;
+        while u <= 1.0 {
+            let (got, want) = (ln_1p_unit_f32(u), (u as f64).ln_1p());
+            assert!((got as f64 - want).abs() <= 2.5e-7 * want, "ln_1p({u}) = {got}, want {want}");
+            u = if u < 1e-6 { u + 1e-9 } else { u * 1.0007 + 1e-7 };
+        }
+        for u in [0.0f32, 1.0, f32::MIN_POSITIVE, 1e-30, 0.41421354, 0.41421357, 0.5, 0.99999994] {
+            let (got, want) = (ln_1p_unit_f32(u), (u as f64).ln_1p());
+            assert!((got as f64 - want).abs() <= 2.5e-7 * want, "ln_1p({u}) = {got}, want {want}");
+        }
+        assert!(ln_1p_unit_f32(f32::NAN).is_nan());
     }
 
     #[test]

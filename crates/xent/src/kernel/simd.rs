@@ -105,7 +105,7 @@ dispatch!(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout::Layout;
+    use crate::layout::{Broadcast, Layout};
     use crate::par::for_blocks;
 
     /// The copy for the widest unit gives the same bits as the baseline one.
@@ -147,5 +147,24 @@ mod tests {
             };
             assert!(run(true) == run(false), "{shape:?}");
         }
+        // BCE with logits: extreme logits, a constant pos_weight and a per-column weight.
+        let x: Vec<f32> = (0..3000).map(|i| if i % 97 == 0 { 1e4 } else { next() * 40.0 - 20.0 }).collect();
+        let y: Vec<f32> = (0..3000).map(|_| f32::from(u8::from(next() < 0.3))).collect();
+        let (wv, qv) = ((0..30).map(|_| next() + 0.5).collect::<Vec<f32>>(), vec![3.5f32]);
+        let (wb, qb) =
+            (Broadcast::new("w", &[30], &[100, 30]).unwrap(), Broadcast::new("q", &[1], &[100, 30]).unwrap());
+        let run = |wide: bool| {
+            let (mut g, mut l) = (vec![0.0f32; 3000], vec![0.0f32; 3000]);
+            let (w, q) = (Some((&wv[..], &wb)), Some((&qv[..], &qb)));
+            let up = Upstream::All(0.37f32);
+            let s = if wide {
+                bce_with_logits(&x, &y, w, q, 0..3000, up, &mut g, &mut l)
+            } else {
+                binary::bce_with_logits(&x, &y, w, q, 0..3000, up, &mut g, &mut l)
+            };
+            let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            (bits(&g), bits(&l), s.to_bits())
+        };
+        assert!(run(true) == run(false), "bce_with_logits");
     }
 }
