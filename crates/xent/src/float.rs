@@ -191,9 +191,11 @@ impl_float!(f64);
 
 /// An integer type that class-index targets and label maps are stored in
 /// (`u8`, `u16`, `u32`, `u64`, `usize`, `i8`, `i16`, `i32`, `i64`; sealed).
-pub trait Label: sealed::Sealed + Copy + Send + Sync + Debug + 'static {
+pub trait Label: sealed::Sealed + Copy + PartialEq + Send + Sync + Debug + 'static {
     /// The value, widened losslessly.
     fn to_i128(self) -> i128;
+    /// `v` as this type, if it can hold it.
+    fn from_i64(v: i64) -> Option<Self>;
     /// Where the label falls among `classes < u32::MAX` classes: its class in `0..classes`,
     /// `classes` if it equals `ignore` (checked first, as in PyTorch, so an ignore value inside
     /// the class range wins), `classes + 1` for any other value. Exact, and vectorisable at the
@@ -209,10 +211,14 @@ macro_rules! impl_label {
                 self as i128
             }
             #[inline(always)]
+            fn from_i64(v: i64) -> Option<Self> {
+                <$t>::try_from(v).ok()
+            }
+            #[inline(always)]
             #[allow(unused_comparisons, clippy::absurd_extreme_comparisons)] // `self >= 0` when unsigned
             fn bin(self, classes: u32, ignore: Option<i64>) -> u32 {
                 // An ignore value the type cannot hold matches no label.
-                let ignore = ignore.and_then(|i| <$t>::try_from(i).ok());
+                let ignore = ignore.and_then(Self::from_i64);
                 if ignore == Some(self) {
                     classes
                 } else if self >= 0 && (self as $wide) < classes as $wide {

@@ -26,7 +26,7 @@ fn level() -> Level {
     *LEVEL.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx512f") {
+            if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512bw") {
                 return Level::Avx512;
             }
             if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
@@ -44,7 +44,7 @@ macro_rules! dispatch {
         pub(crate) fn $name<$($g: $b),*>($($arg: $ty),*) -> $ret {
             #[cfg(target_arch = "x86_64")]
             {
-                #[target_feature(enable = "avx512f,avx2,fma")]
+                #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
                 #[allow(clippy::too_many_arguments)] // reason: the kernel's own argument list
                 fn avx512<$($g: $b),*>($($arg: $ty),*) -> $ret {
                     $kernel($($arg),*)
@@ -55,7 +55,7 @@ macro_rules! dispatch {
                     $kernel($($arg),*)
                 }
                 match level() {
-                    // SAFETY: `level` found AVX-512F (with AVX2 and FMA) on this CPU.
+                    // SAFETY: `level` found AVX-512F and BW (with AVX2 and FMA) on this CPU.
                     Level::Avx512 => return unsafe { avx512($($arg),*) },
                     // SAFETY: `level` found AVX2 and FMA on this CPU.
                     Level::Avx2 => return unsafe { avx2($($arg),*) },

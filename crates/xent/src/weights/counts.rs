@@ -232,17 +232,35 @@ impl ClassCounts {
 
 /// Labels mapped to bins at a time (on the stack).
 const CHUNK: usize = 4096;
-/// Up to this many bins, one compare-and-add pass per bin (a vector loop) beats a histogram.
-const FEW_BINS: usize = 8;
+
+/// How many labels equal `v`: 64 lanes of `u8` counters, emptied every 255 rows.
+#[inline(always)]
+fn count_equal<L: Label>(labels: &[L], v: L) -> u64 {
+    let mut total = 0;
+    for block in labels.chunks(64 * 255) {
+        let mut acc = [0u8; 64];
+        let rows = block.chunks_exact(64);
+        let rest = rows.remainder();
+        for row in rows {
+            for (a, &t) in acc.iter_mut().zip(row) {
+                *a += u8::from(t == v);
+            }
+        }
+        total += acc.iter().map(|&a| u64::from(a)).sum::<u64>() + rest.iter().filter(|&&t| t == v).count() as u64;
+    }
+    total
+}
 
 /// Adds to `counts[c]` the number of labels equal to `c` (for `c < counts.len()`) and returns
 /// how many equal `ignore` (which wins over a class, see [`Label::bin`]); `Err(i)` names the
 /// first label that is neither, `counts` then being partly updated. The one counting loop
 /// behind [`ClassCounts`] and the losses' target check.
 ///
-/// Labels are mapped to bins ([`Label::bin`]) and counted a chunk at a time: with few bins by
-/// one compare-and-add pass per bin (vector loops), otherwise by four interleaved histograms
-/// (so that runs of equal labels, the usual case in masks, do not wait on the previous add).
+/// When the values to look for fill at most one vector of labels (`(C + 1) * size <= 64`
+/// bytes: up to 63 classes of `u8`, 7 of `i64`), one compare-and-add pass per value, then a
+/// check that every label was counted; otherwise labels are mapped to bins ([`Label::bin`]) a
+/// chunk at a time and counted in four interleaved histograms (so that runs of equal labels,
+/// the usual case in masks, do not wait on the previous add).
 #[inline(always)] // into the vector-width copies of `kernel::simd`
 pub(crate) fn tally<L: Label>(
     labels: &[L],
@@ -262,38 +280,42 @@ pub(crate) fn tally<L: Label>(
         }
         return Ok(ignored);
     };
+    let first_bad = || labels.iter().position(|t| t.bin(c32, ignore) == c32 + 1).unwrap_or(0);
+    if (classes + 1) * std::mem::size_of::<L>() <= 64 {
+        let ig = ignore.and_then(L::from_i64);
+        let mut seen = 0;
+        for (c, n) in counts.iter_mut().enumerate() {
+            if let Some(v) = L::from_i64(c as i64).filter(|&v| Some(v) != ig) {
+                let k = count_equal(labels, v);
+                (*n, seen) = (*n + k, seen + k);
+            }
+        }
+        let ignored = ig.map_or(0, |v| count_equal(labels, v));
+        return if seen + ignored == labels.len() as u64 { Ok(ignored) } else { Err(first_bad()) };
+    }
     let bins = classes + 2;
-    let ways = if bins > FEW_BINS { 4 } else { 1 };
-    let mut hist = vec![0u64; ways * bins];
+    let mut hist = vec![0u64; 4 * bins];
     let mut bin = [0u32; CHUNK];
-    for (k, chunk) in labels.chunks(CHUNK).enumerate() {
+    for chunk in labels.chunks(CHUNK) {
         let bin = &mut bin[..chunk.len()];
         for (b, t) in bin.iter_mut().zip(chunk) {
             *b = t.bin(c32, ignore);
         }
-        if ways == 1 {
-            for (v, h) in hist.iter_mut().enumerate() {
-                *h += u64::from(bin.iter().map(|&b| u32::from(b == v as u32)).sum::<u32>());
-            }
-        } else {
-            let quads = bin.chunks_exact(4);
-            let rest = quads.remainder();
-            for q in quads {
-                for (lane, &b) in q.iter().enumerate() {
-                    hist[lane * bins + b as usize] += 1;
-                }
-            }
-            for &b in rest {
-                hist[b as usize] += 1;
+        let quads = bin.chunks_exact(4);
+        let rest = quads.remainder();
+        for q in quads {
+            for (lane, &b) in q.iter().enumerate() {
+                hist[lane * bins + b as usize] += 1;
             }
         }
-        if (0..ways).any(|lane| hist[lane * bins + classes + 1] > 0) {
-            if let Some(i) = bin.iter().position(|&b| b == c32 + 1) {
-                return Err(k * CHUNK + i);
-            }
+        for &b in rest {
+            hist[b as usize] += 1;
         }
     }
-    let total = |v: usize| (0..ways).map(|lane| hist[lane * bins + v]).sum::<u64>();
+    let total = |v: usize| (0..4).map(|lane| hist[lane * bins + v]).sum::<u64>();
+    if total(classes + 1) > 0 {
+        return Err(first_bad());
+    }
     counts.iter_mut().enumerate().for_each(|(c, n)| *n += total(c));
     Ok(total(classes))
 }
