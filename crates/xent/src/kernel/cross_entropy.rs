@@ -291,28 +291,32 @@ fn tile<T: Float, L: Label>(
             }
         }
     }
-    // The loss and the gradient coefficients, `dl/dx_c = e_c * gsc - ssc * w_c - [c = t] tsc`.
-    let (mut lv, mut gsc, mut ssc, mut tsc) = ([T::ZERO; TILE], [T::ZERO; TILE], [T::ZERO; TILE], [T::ZERO; TILE]);
-    if smooth {
-        for j in 0..n {
-            let ls = s[j].ln_fast();
-            let nll = -(wt[j] * ((xt[j] - m[j]) - ls));
-            // sum_c w_c logp_c = sum_c w_c (x_c - m) - W ln s
-            let l = one_e * nll + e_c * -(sw[j] - p.weight_sum * ls);
-            lv[j] = if tc[j] != none { l } else { T::ZERO };
-            let a = go[j] * wt[j] * one_e;
-            let bc = go[j] * e_c;
-            gsc[j] = (a + bc * p.weight_sum) / s[j];
-            (ssc[j], tsc[j]) = (bc, a);
-        }
-    } else {
-        for j in 0..n {
-            let ls = s[j].ln_fast();
-            let l = -(wt[j] * ((xt[j] - m[j]) - ls));
-            lv[j] = if tc[j] != none { l } else { T::ZERO };
-            let a = go[j] * wt[j];
-            gsc[j] = a / s[j];
-            tsc[j] = a;
+    // The loss; then, for the gradient only, its coefficients
+    // `dl/dx_c = e_c * gsc - ssc * w_c - [c = t] tsc`.
+    let mut lv = [T::ZERO; TILE];
+    let mut ls = [T::ZERO; TILE];
+    for j in 0..n {
+        ls[j] = s[j].ln_fast();
+        let nll = -(wt[j] * ((xt[j] - m[j]) - ls[j]));
+        // sum_c w_c logp_c = sum_c w_c (x_c - m) - W ln s
+        let l = if smooth { one_e * nll + e_c * -(sw[j] - p.weight_sum * ls[j]) } else { nll };
+        lv[j] = if tc[j] != none { l } else { T::ZERO };
+    }
+    let (mut gsc, mut ssc, mut tsc) = ([T::ZERO; TILE], [T::ZERO; TILE], [T::ZERO; TILE]);
+    if grad.is_some() {
+        if smooth {
+            for j in 0..n {
+                let a = go[j] * wt[j] * one_e;
+                let bc = go[j] * e_c;
+                gsc[j] = (a + bc * p.weight_sum) / s[j];
+                (ssc[j], tsc[j]) = (bc, a);
+            }
+        } else {
+            for j in 0..n {
+                let a = go[j] * wt[j];
+                gsc[j] = a / s[j];
+                tsc[j] = a;
+            }
         }
     }
     for j in 0..n {
