@@ -112,9 +112,6 @@ impl Broadcast {
         if r.is_empty() {
             return vec![];
         }
-        if self.is_constant() {
-            return vec![v[0]; r.len()];
-        }
         let nd = self.dims.len();
         let mut idx = vec![0usize; nd];
         let mut rest = r.start;

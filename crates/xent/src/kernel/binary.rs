@@ -81,12 +81,12 @@ pub(crate) fn bce<T: Float>(
 }
 
 /// The values of a broadcast tensor over run `r`: `(None, v)` when one value `v` covers every
-/// element (no tensor: `fill`), else the gathered values.
-fn expand<T: Float>(b: &Bcast<'_, T>, r: &Range<usize>, fill: T) -> (Option<Vec<T>>, T) {
+/// element (1 without a tensor), else the gathered values.
+fn expand<T: Float>(b: &Bcast<'_, T>, r: &Range<usize>) -> (Option<Vec<T>>, T) {
     match b {
         Some((v, map)) if map.is_constant() && !v.is_empty() => (None, v[0]),
-        Some((v, map)) => (Some(map.gather(v, r.clone())), fill),
-        None => (None, fill),
+        Some((v, map)) => (Some(map.gather(v, r.clone())), T::ONE),
+        None => (None, T::ONE),
     }
 }
 
@@ -108,7 +108,7 @@ pub(crate) fn bce_with_logits<T: Float>(
 ) -> f64 {
     let (xs, ys) = (&x[r.clone()], &y[r.clone()]);
     // Per lane: a slice of the gathered values, or of a constant.
-    let ((ws, w1), (qs, q1)) = (expand(&w, &r, T::ONE), expand(&q, &r, T::ONE));
+    let ((ws, w1), (qs, q1)) = (expand(&w, &r), expand(&q, &r));
     let (w_all, q_all) = ([w1; LANES], [q1; LANES]);
     let each = match up {
         Upstream::Each(g) => Some(&g[r.clone()]),

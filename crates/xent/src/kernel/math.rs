@@ -54,51 +54,10 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
     }
 }
 
-/// `ln x` in `f32`, vectorisable; for normal positive `x` within 2 ulp, `-inf` at 0, `+inf` at
-/// `+inf`, NaN for negative numbers and NaN (subnormal inputs lose accuracy).
+/// `e ln 2 + ln(1 + f)` for `f` in `[sqrt(1/2) - 1, sqrt 2 - 1]`: Cephes' `logf` polynomial
+/// (`ln(1 + f) = f - f^2/2 + f^3 P(f)`), `ln 2` in two parts. Both logarithms below end here.
 #[inline(always)]
-pub(crate) fn ln_f32(x: f32) -> f32 {
-    const SQRT_HALF: f32 = std::f32::consts::FRAC_1_SQRT_2;
-    let bits = x.to_bits() as i32;
-    let e = ((bits >> 23) & 0xff) - 126;
-    let m = f32::from_bits(((bits & 0x007f_ffff) | 0x3f00_0000) as u32); // in [0.5, 1)
-    let small = m < SQRT_HALF;
-    let e = (if small { e - 1 } else { e }) as f32;
-    let f = if small { m + m - 1.0 } else { m - 1.0 };
-    let z = f * f;
-    let y = 7.037_683_6e-2f32;
-    let y = y.mul_add(f, -1.151_461e-1);
-    let y = y.mul_add(f, 1.167_699_9e-1);
-    let y = y.mul_add(f, -1.242_014_1e-1);
-    let y = y.mul_add(f, 1.424_932_3e-1);
-    let y = y.mul_add(f, -1.666_805_8e-1);
-    let y = y.mul_add(f, 2.000_071_4e-1);
-    let y = y.mul_add(f, -2.499_999_4e-1);
-    let y = y.mul_add(f, 3.333_333e-1);
-    let y = y * f * z;
-    let y = e.mul_add(-2.121_944_4e-4, y);
-    let y = (-0.5f32).mul_add(z, y);
-    let r = e.mul_add(0.693_359_4, f + y);
-    if x == f32::INFINITY {
-        f32::INFINITY
-    } else if x == 0.0 {
-        f32::NEG_INFINITY
-    } else if x > 0.0 {
-        r
-    } else {
-        f32::NAN
-    }
-}
-
-/// `ln(1 + u)` in `f32` for `u` in `[0, 1]` (or NaN), vectorisable, no division: the ln
-/// polynomial above applied to `f = u` (for `u <= sqrt 2 - 1`) or `f = (u - 1) / 2` with
-/// `e = 1` (one rounding, by a fused multiply-add), so the rounding of `1 + u` never happens.
-#[inline(always)]
-pub(crate) fn ln_1p_unit_f32(u: f32) -> f32 {
-    debug_assert!((0.0..=1.0).contains(&u) || u.is_nan(), "ln_1p_unit_f32({u}): the argument must be in [0, 1]");
-    let big = u > std::f32::consts::SQRT_2 - 1.0;
-    let f = if big { u.mul_add(0.5, -0.5) } else { u };
-    let e = if big { 1.0f32 } else { 0.0 };
+fn ln_reduced(f: f32, e: f32) -> f32 {
     let z = f * f;
     let y = 7.037_683_6e-2f32;
     let y = y.mul_add(f, -1.151_461e-1);
@@ -113,6 +72,41 @@ pub(crate) fn ln_1p_unit_f32(u: f32) -> f32 {
     let y = e.mul_add(-2.121_944_4e-4, y);
     let y = (-0.5f32).mul_add(z, y);
     e.mul_add(0.693_359_4, f + y)
+}
+
+/// `ln x` in `f32`, vectorisable; for normal positive `x` within 2 ulp, `-inf` at 0, `+inf` at
+/// `+inf`, NaN for negative numbers and NaN (subnormal inputs lose accuracy).
+#[inline(always)]
+pub(crate) fn ln_f32(x: f32) -> f32 {
+    const SQRT_HALF: f32 = std::f32::consts::FRAC_1_SQRT_2;
+    let bits = x.to_bits() as i32;
+    let e = ((bits >> 23) & 0xff) - 126;
+    let m = f32::from_bits(((bits & 0x007f_ffff) | 0x3f00_0000) as u32); // in [0.5, 1)
+    let small = m < SQRT_HALF;
+    let e = (if small { e - 1 } else { e }) as f32;
+    let f = if small { m + m - 1.0 } else { m - 1.0 };
+    let r = ln_reduced(f, e);
+    if x == f32::INFINITY {
+        f32::INFINITY
+    } else if x == 0.0 {
+        f32::NEG_INFINITY
+    } else if x > 0.0 {
+        r
+    } else {
+        f32::NAN
+    }
+}
+
+/// `ln(1 + u)` in `f32` for `u` in `[0, 1]` (or NaN), vectorisable, no division: the ln
+/// polynomial ([`ln_reduced`]) applied to `f = u` (for `u <= sqrt 2 - 1`) or `f = (u - 1) / 2` with
+/// `e = 1` (one rounding, by a fused multiply-add), so the rounding of `1 + u` never happens.
+#[inline(always)]
+pub(crate) fn ln_1p_unit_f32(u: f32) -> f32 {
+    debug_assert!((0.0..=1.0).contains(&u) || u.is_nan(), "ln_1p_unit_f32({u}): the argument must be in [0, 1]");
+    let big = u > std::f32::consts::SQRT_2 - 1.0;
+    let f = if big { u.mul_add(0.5, -0.5) } else { u };
+    let e = if big { 1.0f32 } else { 0.0 };
+    ln_reduced(f, e)
 }
 
 #[cfg(test)]
