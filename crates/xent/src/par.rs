@@ -65,6 +65,13 @@ impl<T> ClassOut<'_, T> {
     pub fn lanes(&mut self, c: usize) -> &mut [T] {
         self.segs[c]
     }
+
+    /// The block's lanes of classes 0 and 1 (not rowwise, two classes).
+    #[inline(always)]
+    pub fn lanes2(&mut self) -> (&mut [T], &mut [T]) {
+        let (a, b) = self.segs.split_at_mut(1);
+        (a[0], b[0])
+    }
 }
 
 impl<T: Copy + std::ops::AddAssign> ClassOut<'_, T> {

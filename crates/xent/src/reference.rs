@@ -17,8 +17,9 @@ fn class_dim(shape: &[usize]) -> usize {
 /// The log-softmax of the `C` values of one position.
 fn log_softmax_row(row: &[f64]) -> Vec<f64> {
     let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    let lse = m + row.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
-    row.iter().map(|v| v - lse).collect()
+    // (x - m) - ln s, as PyTorch: x - (m + ln s) loses ln s next to a large m.
+    let ls = row.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+    row.iter().map(|v| (v - m) - ls).collect()
 }
 
 /// Calls `f(position, row)` for every position, `row` gathered along `dim`; scatters the
@@ -79,8 +80,12 @@ pub fn index_loss(
         if t != ignore_index {
             let t = t as usize;
             let lp = if nll { row.to_vec() } else { log_softmax_row(row) };
-            let smooth: f64 = (0..c).map(|k| -w(k) * lp[k]).sum();
-            per[p] = (1.0 - smoothing) * -w(t) * lp[t] + smoothing / c as f64 * smooth;
+            per[p] = -w(t) * lp[t];
+            if smoothing > 0.0 {
+                // Only with smoothing, as in PyTorch: a logit of -inf makes this sum NaN.
+                let smooth: f64 = (0..c).map(|k| -w(k) * lp[k]).sum();
+                per[p] = (1.0 - smoothing) * per[p] + smoothing / c as f64 * smooth;
+            }
             den += w(t);
         }
         row.to_vec()

@@ -368,3 +368,52 @@ fn f32_cross_entropy_mean_over_many_positions_matches_f64_reference() {
     let rel = (got.scalar().unwrap() as f64 - reference).abs() / reference;
     assert!(rel < 1e-6, "relative error {rel}");
 }
+
+/// Two classes with positions strided (`[N, 2, d..]`, the seed's case) take their own one-pass
+/// path; on extreme and non-finite logits it must agree with the reference (the loss) and with
+/// the general row path of `[N, 2]` (the gradient), NaN where `log_softmax` gives NaN.
+#[test]
+fn two_class_path_agrees_on_extreme_and_non_finite_logits() {
+    let (inf, nan) = (f32::INFINITY, f32::NAN);
+    let vals = [0.0f32, 1.5, -2.0, 30.0, -30.0, 100.0, -100.0, 1e30, -1e30, inf, -inf, nan];
+    let (mut x0, mut x1, mut t) = (vec![], vec![], vec![]);
+    for (i, &a) in vals.iter().enumerate() {
+        for (j, &c) in vals.iter().enumerate() {
+            for k in [0i64, 1, -100] {
+                x0.push(a);
+                x1.push(c);
+                t.push(if (i + j) % 5 == 0 { k } else { (i + j) as i64 % 2 });
+            }
+        }
+    }
+    let n = x0.len();
+    let strided: Vec<f32> = x0.iter().chain(&x1).copied().collect(); // [1, 2, n]
+    let rows: Vec<f32> = x0.iter().zip(&x1).flat_map(|(&a, &c)| [a, c]).collect(); // [n, 2]
+    let w = vec![0.7f32, 1.9];
+    let ce = CrossEntropy::new(CrossEntropyOptions {
+        weight: Some(w.clone()),
+        reduction: Reduction::None,
+        ..Default::default()
+    })
+    .unwrap();
+    let go: Vec<f32> = (0..n).map(|i| 0.5 + (i % 3) as f32).collect();
+    let (mut gs, mut gr) = (vec![0.0f32; 2 * n], vec![0.0f32; 2 * n]);
+    let ls = ce
+        .forward_backward(View::new(&strided, &[1, 2, n]).unwrap(), View::new(&t, &[1, n]).unwrap(), &go, &mut gs)
+        .unwrap();
+    let lr =
+        ce.forward_backward(View::new(&rows, &[n, 2]).unwrap(), View::new(&t, &[n]).unwrap(), &go, &mut gr).unwrap();
+    let x64: Vec<f64> = strided.iter().map(|&v| v as f64).collect();
+    let w64: Vec<f64> = w.iter().map(|&v| v as f64).collect();
+    let reference = r::index_loss(&x64, &[1, 2, n], &t, Some(&w64), -100, 0.0, "none", false);
+    let same = |a: f64, b: f64| (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= 1e-6 * (1.0 + b.abs());
+    for i in 0..n {
+        let what = format!("x = ({}, {}), target {}", x0[i], x1[i], t[i]);
+        assert!(same(ls.loss[i] as f64, reference[i]), "loss {} vs reference {}: {what}", ls.loss[i], reference[i]);
+        assert!(same(ls.loss[i] as f64, lr.loss[i] as f64), "loss {} vs row path {}: {what}", ls.loss[i], lr.loss[i]);
+        for c in 0..2 {
+            let (a, b) = (gs[c * n + i] as f64, gr[2 * i + c] as f64);
+            assert!(same(a, b), "grad[{c}] {a} vs row path {b}: {what}");
+        }
+    }
+}

@@ -57,17 +57,19 @@ fn ignored<T: Float>(k: usize, classes: usize, grad: &mut Option<ClassOut<'_, T>
 /// Lanes per tile when positions are strided (`inner > 1`): the tile's logits stay in L1.
 const TILE: usize = 128;
 
-/// `max_c v_c`, in `TILE` independent lanes so that it vectorises. A NaN may be lost here, but
-/// it reaches the sum of exponentials, which makes the loss NaN all the same.
+/// `max_c v_c` over the values that are not NaN, in `TILE` independent lanes so that it
+/// vectorises (`x > a ? x : a` is one `max` instruction, and never takes a NaN). A NaN reaches
+/// the sum of exponentials instead, which makes the loss NaN all the same; and no `v_c - m` is
+/// positive.
 #[inline(always)]
 fn row_max<T: Float>(v: &[T]) -> T {
     let mut acc = [T::NEG_INFINITY; TILE];
     for c in v.chunks(TILE) {
         for (a, &x) in acc.iter_mut().zip(c) {
-            *a = if *a > x { *a } else { x };
+            *a = if x > *a { x } else { *a };
         }
     }
-    acc.iter().fold(T::NEG_INFINITY, |m, &a| if m > a { m } else { a })
+    acc.iter().fold(T::NEG_INFINITY, |m, &a| if a > m { a } else { m })
 }
 
 /// `(sum_c e^(v_c - m), sum_c w_c (v_c - m))` in `TILE` lanes (a fixed order), the second
@@ -211,7 +213,9 @@ pub(crate) fn cross_entropy<T: Float, L: Label>(
     let mut acc = [0.0f64; TILE];
     for k0 in (0..b.len).step_by(TILE) {
         let n = TILE.min(b.len - k0);
-        if n == TILE {
+        if classes == 2 && !smooth {
+            tile2(x, target, p, b, up, &mut grad, loss, k0, n, &mut acc);
+        } else if n == TILE {
             tile(x, target, p, b, up, &mut grad, loss, k0, TILE, &mut acc);
         } else {
             tile(x, target, p, b, up, &mut grad, loss, k0, n, &mut acc);
@@ -259,7 +263,7 @@ fn tile<T: Float, L: Label>(
     for c in 0..classes {
         let (xs, cc, wc) = (&x[at(c)..][..n], c as u32, p.w(c));
         for j in 0..n {
-            m[j] = if m[j] > xs[j] { m[j] } else { xs[j] };
+            m[j] = if xs[j] > m[j] { xs[j] } else { m[j] }; // as in `row_max`
             let hit = tc[j] == cc;
             xt[j] = if hit { xs[j] } else { xt[j] };
             wt[j] = if hit { wc } else { wt[j] };
@@ -335,6 +339,93 @@ fn tile<T: Float, L: Label>(
                 gs[j] = if tc[j] != none { v } else { T::ZERO };
             }
         }
+    }
+}
+
+/// One position of [`tile2`] (see there).
+#[derive(Clone, Copy)]
+struct Pair<T> {
+    /// The loss, 0 if ignored.
+    loss: T,
+    e: T,
+    /// `x_t = m`.
+    top: bool,
+    wt: T,
+    /// The target is class 1.
+    one: bool,
+    keep: bool,
+}
+
+/// A function, not a closure, so that it inlines into the caller's vector code.
+#[inline(always)]
+fn pair<T: Float>(a: T, c: T, tc: u32, w0: T, w1: T) -> Pair<T> {
+    let (m, lo) = if a > c { (a, c) } else { (c, a) };
+    #[allow(clippy::eq_op)] // reason: `m - m` is 0, or NaN for an infinite `m`
+    let e = (lo - m).exp_fast() + (m - m);
+    let one = tc == 1;
+    let xt = if one { c } else { a };
+    let wt = if one { w1 } else { w0 };
+    let keep = tc != 2;
+    let l = wt * ((m - xt) + e.ln_1p_unit());
+    Pair { loss: if keep { l } else { T::ZERO }, e, top: xt == m, wt, one, keep }
+}
+
+/// [`tile`] for two classes without smoothing, in one pass: with `m = max(x_0, x_1)`,
+/// `lo = min(x_0, x_1)`, `e = e^(lo - m)` and `o` the class that is not the target,
+/// ```text
+/// l       = w_t (m - x_t + ln(1 + e))
+/// dl/dx_o = w_t p_o = w_t (x_t = m ? e : 1) / (1 + e),   dl/dx_t = -dl/dx_o
+/// ```
+/// one exponential and one `ln(1 + e)` (`e` in `[0, 1]`) a position instead of two and a `ln`.
+/// `e` is made NaN when `m` is infinite (`m - m`), as `log_softmax` makes it.
+#[allow(clippy::too_many_arguments)] // reason: the kernel's arguments and the tile's place
+#[inline(always)]
+fn tile2<T: Float, L: Label>(
+    x: &[T],
+    target: &[L],
+    p: &IndexParams<'_, T>,
+    b: Block,
+    up: Upstream<'_, T>,
+    grad: &mut Option<ClassOut<'_, T>>,
+    loss: &mut [T],
+    k0: usize,
+    n: usize,
+    acc: &mut [f64; TILE],
+) {
+    let (x0, x1) = (&x[b.base + k0..][..n], &x[b.base + p.class_stride + k0..][..n]);
+    let tc = &target[b.p0 + k0..][..n];
+    let ignore = Some(p.ignore_index);
+    let (w0, w1) = (p.w(0), p.w(1));
+    let mut lv = [T::ZERO; TILE];
+    match grad {
+        Some(g) => {
+            let (g0, g1) = g.lanes2();
+            let (g0, g1) = (&mut g0[k0..k0 + n], &mut g1[k0..k0 + n]);
+            let mut go = [T::ZERO; TILE];
+            match up {
+                Upstream::All(g) => go[..n].fill(g),
+                Upstream::Each(g) => go[..n].copy_from_slice(&g[b.p0 + k0..][..n]),
+            }
+            for j in 0..n {
+                let q = pair(x0[j], x1[j], tc[j].bin(2, ignore), w0, w1);
+                lv[j] = q.loss;
+                let num = if q.top { q.e } else { T::ONE };
+                let d = go[j] * q.wt * (num / (T::ONE + q.e));
+                let d = if q.keep { d } else { T::ZERO };
+                (g0[j], g1[j]) = if q.one { (d, -d) } else { (-d, d) };
+            }
+        }
+        None => {
+            for j in 0..n {
+                lv[j] = pair(x0[j], x1[j], tc[j].bin(2, ignore), w0, w1).loss;
+            }
+        }
+    }
+    for j in 0..n {
+        acc[j] += lv[j].to_f64();
+    }
+    if !loss.is_empty() {
+        loss[k0..k0 + n].copy_from_slice(&lv[..n]);
     }
 }
 
