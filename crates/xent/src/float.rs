@@ -64,6 +64,9 @@ pub trait Float:
     /// `ln(1 + self)` for `self` in `[0, 1]` by a vectorisable polynomial for `f32` (about
     /// 1 ulp), libm's for `f64`.
     fn ln_1p_unit(self) -> Self;
+    /// `self * a + b` with one rounding (exact wherever it runs, so the bits do not depend on
+    /// the vector width; a CPU without FMA gets libm's, slow).
+    fn mul_add(self, a: Self, b: Self) -> Self;
     /// Absolute value.
     fn abs(self) -> Self;
     /// `self^e`.
@@ -142,6 +145,10 @@ macro_rules! impl_float {
             #[inline(always)]
             fn ln_1p_unit(self) -> Self {
                 fast_ln_1p_unit!($t, self)
+            }
+            #[inline(always)]
+            fn mul_add(self, a: Self, b: Self) -> Self {
+                $t::mul_add(self, a, b)
             }
             #[inline(always)]
             fn abs(self) -> Self {

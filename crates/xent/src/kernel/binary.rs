@@ -90,6 +90,15 @@ fn expand<T: Float>(b: &Bcast<'_, T>, r: &Range<usize>) -> (Option<Vec<T>>, T) {
     }
 }
 
+/// `((1 - y) x - b ls, b)` with `b = 1 + (q - 1) y`, in three fused multiply-adds (`x - y x`,
+/// `b`, then the difference); the gradient uses `b` too.
+#[inline(always)]
+fn bce_logit_loss<T: Float>(x: T, y: T, q: T, ls: T) -> (T, T) {
+    let a = (-y).mul_add(x, x);
+    let b = (q - T::ONE).mul_add(y, T::ONE);
+    ((-b).mul_add(ls, a), b)
+}
+
 /// Lanes of the element-wise kernels: each lane sums its elements in `f64`, in a fixed order.
 const LANES: usize = 64;
 
@@ -127,7 +136,7 @@ pub(crate) fn bce_with_logits<T: Float>(
                 // ln sigmoid(x) = min(x, 0) - ln(1 + e^-|x|)
                 let e = (-x[j].abs()).exp_fast();
                 let ls = x[j].min(T::ZERO) - e.ln_1p_unit();
-                lv[j] = ((T::ONE - y[j]) * x[j] - (T::ONE + (q[j] - T::ONE) * y[j]) * ls) * w[j];
+                lv[j] = bce_logit_loss(x[j], y[j], q[j], ls).0 * w[j];
             }
         } else {
             let g = &mut grad[k0..k0 + n];
@@ -135,12 +144,13 @@ pub(crate) fn bce_with_logits<T: Float>(
             for j in 0..n {
                 let e = (-x[j].abs()).exp_fast();
                 let ls = x[j].min(T::ZERO) - e.ln_1p_unit();
-                lv[j] = ((T::ONE - y[j]) * x[j] - (T::ONE + (q[j] - T::ONE) * y[j]) * ls) * w[j];
+                let (l, b) = bce_logit_loss(x[j], y[j], q[j], ls);
+                lv[j] = l * w[j];
                 // sigmoid(x) = 1 / (1 + e) for x >= 0, e / (1 + e) below: one division.
                 let r1 = T::ONE / (T::ONE + e);
                 let s = if x[j] >= T::ZERO { r1 } else { e * r1 };
-                let qy = q[j] * y[j];
-                g[j] = ((qy + T::ONE - y[j]) * s - qy) * go[j] * w[j];
+                // (q y + 1 - y) sigmoid(x) - q y, with b = (q - 1) y + 1
+                g[j] = b.mul_add(s, -(q[j] * y[j])) * go[j] * w[j];
             }
         }
         for j in 0..n {
