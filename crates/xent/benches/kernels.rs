@@ -48,6 +48,26 @@ fn count(c: &mut Criterion) {
     g.finish();
 }
 
+/// Forward and forward+backward of cross-entropy on `x` (`shape`) and `t`, serial and parallel.
+fn ce_group(c: &mut Criterion, name: &str, ce: &CrossEntropy<f32>, x: &[f32], shape: &[usize], t: &[u8]) {
+    let tshape: Vec<usize> = [&shape[..1], &shape[2..]].concat();
+    let label = shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x");
+    let mut grad = vec![0.0f32; x.len()];
+    let mut g = c.benchmark_group(name);
+    g.throughput(Throughput::Bytes((x.len() * 4) as u64));
+    g.sample_size(10);
+    let (xv, tv) = (View::new(x, shape).unwrap(), View::new(t, &tshape).unwrap());
+    for (threads, pool) in pools() {
+        g.bench_function(BenchmarkId::new(format!("forward/f32/{threads}"), &label), |b| {
+            b.iter(|| pool.install(|| ce.forward(xv, tv).unwrap()))
+        });
+        g.bench_function(BenchmarkId::new(format!("forward_backward/f32/{threads}"), &label), |b| {
+            b.iter(|| pool.install(|| ce.forward_backward(xv, tv, &[1.0], &mut grad).unwrap()))
+        });
+    }
+    g.finish();
+}
+
 fn cross_entropy(c: &mut Criterion) {
     // `seg19`: logits [8, 19, 256, 512], 5% of targets 255, 19 class weights, mean.
     let mut rng = Lcg(2);
@@ -58,17 +78,37 @@ fn cross_entropy(c: &mut Criterion) {
     let w: Vec<f32> = (0..19).map(|i| 0.5 + i as f32 / 13.0).collect();
     let ce =
         CrossEntropy::new(CrossEntropyOptions { weight: Some(w), ignore_index: 255, ..Default::default() }).unwrap();
+    ce_group(c, "cross_entropy", &ce, &x, &shape, &t);
+    // The seed's binary segmentation (the two-class path): [16, 2, 512, 512], 3% ones, weights.
+    let shape = [16usize, 2, 512, 512];
+    let x: Vec<f32> = (0..shape.iter().product::<usize>()).map(|_| rng.f32()).collect();
+    let t: Vec<u8> = (0..16 * 512 * 512).map(|_| u8::from(rng.next() % 100 < 3)).collect();
+    let ce = CrossEntropy::new(CrossEntropyOptions { weight: Some(vec![0.03, 0.97]), ..Default::default() }).unwrap();
+    ce_group(c, "cross_entropy_two_classes", &ce, &x, &shape, &t);
+}
+
+fn bce_with_logits(c: &mut Criterion) {
+    // `bce`: [16, 1, 512, 512], 3% positives, pos_weight 32.3, mean.
+    let mut rng = Lcg(3);
+    let shape = [16usize, 1, 512, 512];
+    let x: Vec<f32> = (0..shape.iter().product::<usize>()).map(|_| rng.f32()).collect();
+    let y: Vec<f32> = (0..x.len()).map(|_| f32::from(u8::from(rng.next() % 100 < 3))).collect();
+    let l = BceWithLogits::new(BceWithLogitsOptions {
+        pos_weight: Some(Tensor::new(vec![32.3], vec![1]).unwrap()),
+        ..Default::default()
+    })
+    .unwrap();
     let mut grad = vec![0.0f32; x.len()];
-    let mut g = c.benchmark_group("cross_entropy");
+    let mut g = c.benchmark_group("bce_with_logits");
     g.throughput(Throughput::Bytes((x.len() * 4) as u64));
     g.sample_size(10);
-    let (xv, tv) = (View::new(&x, &shape).unwrap(), View::new(&t, &[8, 256, 512]).unwrap());
+    let (xv, yv) = (View::new(&x, &shape).unwrap(), View::new(&y, &shape).unwrap());
     for (threads, pool) in pools() {
-        g.bench_function(BenchmarkId::new(format!("forward/f32/{threads}"), "8x19x256x512"), |b| {
-            b.iter(|| pool.install(|| ce.forward(xv, tv).unwrap()))
+        g.bench_function(BenchmarkId::new(format!("forward/f32/{threads}"), "16x1x512x512"), |b| {
+            b.iter(|| pool.install(|| l.forward(xv, yv).unwrap()))
         });
-        g.bench_function(BenchmarkId::new(format!("forward_backward/f32/{threads}"), "8x19x256x512"), |b| {
-            b.iter(|| pool.install(|| ce.forward_backward(xv, tv, &[1.0], &mut grad).unwrap()))
+        g.bench_function(BenchmarkId::new(format!("forward_backward/f32/{threads}"), "16x1x512x512"), |b| {
+            b.iter(|| pool.install(|| l.forward_backward(xv, yv, &[1.0], &mut grad).unwrap()))
         });
     }
     g.finish();
@@ -77,6 +117,6 @@ fn cross_entropy(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default();
-    targets = count, cross_entropy
+    targets = count, cross_entropy, bce_with_logits
 }
 criterion_main!(benches);
