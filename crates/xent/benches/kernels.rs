@@ -85,6 +85,11 @@ fn cross_entropy(c: &mut Criterion) {
     let t: Vec<u8> = (0..16 * 512 * 512).map(|_| u8::from(rng.next() % 100 < 3)).collect();
     let ce = CrossEntropy::new(CrossEntropyOptions { weight: Some(vec![0.03, 0.97]), ..Default::default() }).unwrap();
     ce_group(c, "cross_entropy_two_classes", &ce, &x, &shape, &t);
+    // Classification rows with few classes (a scratch tile each 128 rows): [2^20, 19].
+    let shape = [1usize << 20, 19];
+    let x: Vec<f32> = (0..shape.iter().product::<usize>()).map(|_| rng.f32()).collect();
+    let t: Vec<u8> = (0..shape[0]).map(|_| (rng.next() % 19) as u8).collect();
+    ce_group(c, "cross_entropy_rows", &CrossEntropy::new(CrossEntropyOptions::default()).unwrap(), &x, &shape, &t);
 }
 
 fn bce_with_logits(c: &mut Criterion) {

@@ -60,6 +60,12 @@ impl<T> ClassOut<'_, T> {
         &mut self.segs[0][k * self.classes..(k + 1) * self.classes]
     }
 
+    /// The `n` rows of positions `k..k + n` (rowwise only).
+    #[inline(always)]
+    pub fn rows(&mut self, k: usize, n: usize) -> &mut [T] {
+        &mut self.segs[0][k * self.classes..(k + n) * self.classes]
+    }
+
     /// The block's lanes of class `c` (not rowwise).
     #[inline(always)]
     pub fn lanes(&mut self, c: usize) -> &mut [T] {

@@ -315,7 +315,7 @@ fn results_are_bit_identical_for_any_thread_count() {
     let mut rng = Rng::new(5);
     let pools: Vec<_> =
         [1, 2, 3].iter().map(|&n| rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap()).collect();
-    for shape in [vec![3, 19, 97, 131], vec![40000, 7], vec![2, 3, 50000]] {
+    for shape in [vec![3, 19, 97, 131], vec![40000, 7], vec![2, 3, 50000], vec![100000, 2]] {
         let c = shape[1];
         let n: usize = shape.iter().product();
         let x: Vec<f32> = rng.vec(n, 3.0).into_iter().map(|v| v as f32).collect();
@@ -369,9 +369,10 @@ fn f32_cross_entropy_mean_over_many_positions_matches_f64_reference() {
     assert!(rel < 1e-6, "relative error {rel}");
 }
 
-/// Two classes with positions strided (`[N, 2, d..]`, the seed's case) take their own one-pass
-/// path; on extreme and non-finite logits it must agree with the reference (the loss) and with
-/// the general row path of `[N, 2]` (the gradient), NaN where `log_softmax` gives NaN.
+/// Two classes take their own one-pass path, with positions strided (`[N, 2, d..]`, the seed's
+/// case) and as rows (`[N, 2]`, through a scratch tile); on extreme and non-finite logits both
+/// must agree with the reference loss and with the gradient `go w_t (p_c - [c = t])` computed
+/// in f64, NaN where `log_softmax` gives NaN, 0 where the target is ignored.
 #[test]
 fn two_class_path_agrees_on_extreme_and_non_finite_logits() {
     let (inf, nan) = (f32::INFINITY, f32::NAN);
@@ -409,11 +410,23 @@ fn two_class_path_agrees_on_extreme_and_non_finite_logits() {
     let same = |a: f64, b: f64| (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= 1e-6 * (1.0 + b.abs());
     for i in 0..n {
         let what = format!("x = ({}, {}), target {}", x0[i], x1[i], t[i]);
-        assert!(same(ls.loss[i] as f64, reference[i]), "loss {} vs reference {}: {what}", ls.loss[i], reference[i]);
-        assert!(same(ls.loss[i] as f64, lr.loss[i] as f64), "loss {} vs row path {}: {what}", ls.loss[i], lr.loss[i]);
+        for (path, l) in [("strided", ls.loss[i]), ("rows", lr.loss[i])] {
+            assert!(same(l as f64, reference[i]), "{path} loss {l} vs reference {}: {what}", reference[i]);
+        }
+        let row = [x0[i] as f64, x1[i] as f64];
+        let m = row[0].max(row[1]);
+        let ln_s = row.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
         for c in 0..2 {
-            let (a, b) = (gs[c * n + i] as f64, gr[2 * i + c] as f64);
-            assert!(same(a, b), "grad[{c}] {a} vs row path {b}: {what}");
+            let want = match usize::try_from(t[i]) {
+                Ok(k) => {
+                    let p = ((row[c] - m) - ln_s).exp();
+                    go[i] as f64 * w64[k] * (p - f64::from(u8::from(c == k)))
+                }
+                Err(_) => 0.0, // ignored
+            };
+            for (path, g) in [("strided", gs[c * n + i]), ("rows", gr[2 * i + c])] {
+                assert!(same(g as f64, want), "{path} grad[{c}] {g} vs {want}: {what}");
+            }
         }
     }
 }

@@ -116,7 +116,7 @@ mod tests {
             s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             (s >> 33) as f32 / (1u64 << 31) as f32
         };
-        for shape in [[3usize, 7, 500], [300, 33, 1], [3, 2, 500]] {
+        for shape in [[3usize, 7, 500], [300, 33, 1], [3, 2, 500], [300, 5, 1], [300, 2, 1]] {
             let lay = Layout::classes_of(&shape).unwrap();
             let x: Vec<f32> = (0..shape.iter().product()).map(|_| next() * 20.0 - 10.0).collect();
             let t: Vec<i64> = (0..lay.positions())
