@@ -284,10 +284,14 @@ fn binary_losses_match_reference_and_finite_differences() {
 #[test]
 fn softmax_and_log_softmax_match_reference_and_finite_differences() {
     let mut rng = Rng::new(4);
-    for shape in [vec![5], vec![3, 4], vec![2, 3, 4], vec![2, 1, 3, 2]] {
+    // [3, 70] along 1: rows longer than a scratch tile holds; along 0: 70 strided positions.
+    for shape in [vec![5], vec![3, 4], vec![2, 3, 4], vec![2, 1, 3, 2], vec![3, 70]] {
         for dim in 0..shape.len() {
             for log in [false, true] {
                 let x = rng.vec(shape.iter().product(), 3.0);
+                let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+                let v32 = View::new(&x32, &shape).unwrap();
+                let y32 = if log { log_softmax(v32, dim as i64) } else { softmax(v32, dim as i64) }.unwrap();
                 let fb: Fb<'_> = Box::new(|x, go| {
                     let v = View::new(x, &shape).unwrap();
                     let y = if log { log_softmax(v, dim as i64) } else { softmax(v, dim as i64) }.unwrap();
@@ -303,6 +307,7 @@ fn softmax_and_log_softmax_match_reference_and_finite_differences() {
                 let reference = if log { r::log_softmax(&x, &shape, dim) } else { r::softmax(&x, &shape, dim) };
                 let go = go_for(&mut rng, x.len());
                 assert_close("softmax", &fb(&x, &go).0, &reference, 1e-12);
+                assert_close("softmax f32", &widen(&y32), &reference, 2e-6);
                 check_fd(&format!("softmax log={log} {shape:?} d{dim}"), &x, &go, &fb);
             }
         }

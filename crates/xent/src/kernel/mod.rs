@@ -11,3 +11,4 @@ pub(crate) mod math;
 pub(crate) mod overlap;
 pub(crate) mod simd;
 pub(crate) mod softmax;
+pub(crate) mod tile;

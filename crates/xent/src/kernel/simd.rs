@@ -7,6 +7,7 @@
 use crate::float::{Float, Label};
 use crate::kernel::binary::{self, Bcast};
 use crate::kernel::cross_entropy::{self, IndexParams};
+use crate::kernel::softmax;
 use crate::par::{Block, ClassOut};
 use crate::reduction::Upstream;
 use crate::weights::counts;
@@ -97,6 +98,12 @@ dispatch!(
 );
 
 dispatch!(
+    /// [`softmax::forward`] on the widest vector unit.
+    softmax_forward => softmax::forward,
+    <T: Float>(x: &[T], b: Block, cs: usize, classes: usize, log: bool, out: &mut ClassOut<'_, T>) -> ()
+);
+
+dispatch!(
     /// [`counts::tally`] on the widest vector unit.
     tally => counts::tally,
     <L: Label>(labels: &[L], ignore: Option<i64>, counts: &mut [u64]) -> std::result::Result<u64, usize>
@@ -116,7 +123,7 @@ mod tests {
             s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             (s >> 33) as f32 / (1u64 << 31) as f32
         };
-        for shape in [[3usize, 7, 500], [300, 33, 1], [3, 2, 500], [300, 5, 1], [300, 2, 1]] {
+        for shape in [[3usize, 7, 500], [300, 33, 1], [3, 2, 500], [300, 5, 1], [300, 2, 1], [30, 70, 1]] {
             let lay = Layout::classes_of(&shape).unwrap();
             let x: Vec<f32> = (0..shape.iter().product()).map(|_| next() * 20.0 - 10.0).collect();
             let t: Vec<i64> = (0..lay.positions())
@@ -147,6 +154,24 @@ mod tests {
                 (bits(&g), bits(&l), sums.iter().map(|v| v.to_bits()).collect::<Vec<_>>())
             };
             assert!(run(true) == run(false), "{shape:?}");
+            // Softmax and log-softmax over the same logits.
+            for log in [false, true] {
+                let run = |wide: bool| {
+                    let mut out = vec![0.0f32; x.len()];
+                    let cs = lay.class_stride();
+                    for_blocks(lay, &mut out, &mut [], |b, o, _| {
+                        let mut o = o.unwrap();
+                        if wide {
+                            softmax_forward(&x, b, cs, lay.classes, log, &mut o);
+                        } else {
+                            softmax::forward(&x, b, cs, lay.classes, log, &mut o);
+                        }
+                        0.0
+                    });
+                    out.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+                };
+                assert!(run(true) == run(false), "softmax {shape:?} log {log}");
+            }
         }
         // BCE with logits: extreme logits, a constant pos_weight and a per-column weight.
         let x: Vec<f32> = (0..3000).map(|i| if i % 97 == 0 { 1e4 } else { next() * 40.0 - 20.0 }).collect();

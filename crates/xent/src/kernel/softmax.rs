@@ -12,6 +12,7 @@
 //! log_softmax: dx_c = g_c - exp(y_c) * sum_k g_k
 //! ```
 
+use super::tile::{from_columns, row_exp_sum, row_max, to_columns, Lanes, Scratch, SMALL, TILE};
 use crate::float::Float;
 use crate::par::{Block, ClassOut};
 
@@ -30,18 +31,101 @@ pub(crate) fn max_sumexp<T: Float>(x: &[T], b: &Block, k: usize, cs: usize, clas
     (m, s)
 }
 
-/// Forward of softmax (`log == false`) or log-softmax over one block.
+/// Forward of softmax (`log == false`) or log-softmax over one block: strided positions in
+/// tiles of `TILE` lanes, rows of at most `SMALL` classes through a class-major scratch tile,
+/// longer rows one at a time in `TILE` lanes. NaN anywhere in a position makes all its outputs
+/// NaN, as does `+inf` (`inf - inf`), as in PyTorch.
+#[inline(always)]
 pub(crate) fn forward<T: Float>(x: &[T], b: Block, cs: usize, classes: usize, log: bool, out: &mut ClassOut<'_, T>) {
-    for k in 0..b.len {
-        let (m, s) = max_sumexp(x, &b, k, cs, classes);
-        if log {
-            let ls = s.ln();
-            for c in 0..classes {
-                out.set(c, k, (x[b.at(c, k, cs)] - m) - ls);
+    if b.lane_stride == 1 && cs != 1 {
+        for k0 in (0..b.len).step_by(TILE) {
+            let n = TILE.min(b.len - k0);
+            let xt = &x[b.base + k0..];
+            if n == TILE {
+                tile(xt, cs, classes, TILE, log, out, k0);
+            } else {
+                tile(xt, cs, classes, n, log, out, k0);
             }
-        } else {
-            for c in 0..classes {
-                out.set(c, k, (x[b.at(c, k, cs)] - m).exp() / s);
+        }
+    } else if (1..=SMALL).contains(&classes) {
+        let (mut xs, mut os) = ([T::ZERO; SMALL * TILE], [T::ZERO; SMALL * TILE]);
+        for k0 in (0..b.len).step_by(TILE) {
+            let n = TILE.min(b.len - k0);
+            let rows = &x[b.base + k0 * classes..][..n * classes];
+            match classes {
+                // A constant count lets these vectorise (interleaved loads and stores).
+                2 => to_columns(rows, &mut xs, 2),
+                3 => to_columns(rows, &mut xs, 3),
+                4 => to_columns(rows, &mut xs, 4),
+                c => to_columns(rows, &mut xs, c),
+            }
+            tile(&xs, TILE, classes, n, log, &mut Scratch(&mut os), 0);
+            let o = out.rows(k0, n);
+            match classes {
+                2 => from_columns(&os, o, 2),
+                3 => from_columns(&os, o, 3),
+                4 => from_columns(&os, o, 4),
+                c => from_columns(&os, o, c),
+            }
+        }
+    } else {
+        for k in 0..b.len {
+            let row = &x[b.base + k * classes..][..classes];
+            let o = out.row(k);
+            let m = row_max(row);
+            let (s, _) = row_exp_sum(row, m, o, false, None);
+            if log {
+                let ls = s.ln_fast();
+                o.iter_mut().zip(row).for_each(|(o, &v)| *o = (v - m) - ls);
+            } else {
+                let r = T::ONE / s;
+                o.iter_mut().for_each(|o| *o *= r);
+            }
+        }
+    }
+}
+
+/// Positions `k0..k0 + n` (`n <= TILE`) of a block, `x` starting at the tile's first position
+/// with classes `cs` apart, into `out`'s lanes `k0..k0 + n`: the maxima, then `e^(x - m)`
+/// and their sums `s`, then `e / s` (as `e * (1 / s)`) or `(x - m) - ln s`.
+#[inline(always)]
+fn tile<T: Float, G: Lanes<T>>(x: &[T], cs: usize, classes: usize, n: usize, log: bool, out: &mut G, k0: usize) {
+    let mut m = [T::NEG_INFINITY; TILE];
+    for c in 0..classes {
+        let xs = &x[c * cs..][..n];
+        for j in 0..n {
+            m[j] = if xs[j] > m[j] { xs[j] } else { m[j] }; // as in `row_max`
+        }
+    }
+    let mut s = [T::ZERO; TILE];
+    for c in 0..classes {
+        let (xs, o) = (&x[c * cs..][..n], &mut out.lanes(c)[k0..k0 + n]);
+        for j in 0..n {
+            let e = (xs[j] - m[j]).exp_fast();
+            o[j] = e;
+            s[j] += e;
+        }
+    }
+    if log {
+        let mut ls = [T::ZERO; TILE];
+        for j in 0..n {
+            ls[j] = s[j].ln_fast();
+        }
+        for c in 0..classes {
+            let (xs, o) = (&x[c * cs..][..n], &mut out.lanes(c)[k0..k0 + n]);
+            for j in 0..n {
+                o[j] = (xs[j] - m[j]) - ls[j];
+            }
+        }
+    } else {
+        let mut r = [T::ZERO; TILE];
+        for j in 0..n {
+            r[j] = T::ONE / s[j];
+        }
+        for c in 0..classes {
+            let o = &mut out.lanes(c)[k0..k0 + n];
+            for j in 0..n {
+                o[j] *= r[j];
             }
         }
     }

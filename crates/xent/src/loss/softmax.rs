@@ -23,6 +23,7 @@
 
 use crate::error::{Error, Result};
 use crate::float::Float;
+use crate::kernel::simd;
 use crate::kernel::softmax as k;
 use crate::layout::Layout;
 use crate::par;
@@ -41,7 +42,7 @@ fn forward_into<T: Float>(input: View<'_, T>, dim: i64, log: bool, out: &mut [T]
     let cs = lay.class_stride();
     par::for_blocks(lay, out, &mut [], |b, o, _| {
         if let Some(mut o) = o {
-            k::forward(input.data(), b, cs, lay.classes, log, &mut o);
+            simd::softmax_forward(input.data(), b, cs, lay.classes, log, &mut o);
         }
     });
     Ok(())

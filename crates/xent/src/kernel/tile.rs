@@ -1,0 +1,161 @@
+//! What the class-axis kernels share: tiles of `TILE` consecutive positions as the vector
+//! lanes (classes `class_stride` apart, looped over), and the row-wise reductions.
+//!
+//! Rows (`[N, C]`, the classes of a position contiguous) of at most `SMALL` classes are copied
+//! into a class-major scratch tile ([`to_columns`]) so that they run through the same tile
+//! code; longer rows are reduced in `TILE` lanes ([`row_max`], [`row_exp_sum`]).
+
+use crate::float::Float;
+use crate::par::ClassOut;
+
+/// Lanes per tile: a tile's logits stay in L1.
+pub(crate) const TILE: usize = 128;
+
+/// `max_c v_c` over the values that are not NaN, in `TILE` independent lanes so that it
+/// vectorises (`x > a ? x : a` is one `max` instruction, and never takes a NaN). A NaN reaches
+/// the sum of exponentials instead, which makes the loss NaN all the same; and no `v_c - m` is
+/// positive.
+#[inline(always)]
+pub(crate) fn row_max<T: Float>(v: &[T]) -> T {
+    let mut acc = [T::NEG_INFINITY; TILE];
+    for c in v.chunks(TILE) {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a = if x > *a { x } else { *a };
+        }
+    }
+    max_lanes(&acc[..v.len().min(TILE)])
+}
+
+/// The largest of at most `TILE` lanes that is not NaN: 16 at a time, then those 16.
+#[inline(always)]
+pub(crate) fn max_lanes<T: Float>(a: &[T]) -> T {
+    let mut v = [T::NEG_INFINITY; 16];
+    for c in a.chunks(16) {
+        for (m, &x) in v.iter_mut().zip(c) {
+            *m = if x > *m { x } else { *m };
+        }
+    }
+    let mut m = T::NEG_INFINITY;
+    for x in v {
+        m = if x > m { x } else { m };
+    }
+    m
+}
+
+/// The sum of at most `TILE` lanes: 16 at a time, then those 16 in order.
+#[inline(always)]
+pub(crate) fn sum_lanes<T: Float>(a: &[T]) -> T {
+    let mut v = [T::ZERO; 16];
+    for c in a.chunks(16) {
+        for (s, &x) in v.iter_mut().zip(c) {
+            *s += x;
+        }
+    }
+    let mut s = T::ZERO;
+    for x in v {
+        s += x;
+    }
+    s
+}
+
+/// `(sum_c e^(v_c - m), sum_c w_c (v_c - m))` in `TILE` lanes (a fixed order), the second
+/// only if `smooth` (`w_c = 1` without weights); each `e^(v_c - m)` is also written to `out`
+/// if it is not empty.
+#[inline(always)]
+pub(crate) fn row_exp_sum<T: Float>(v: &[T], m: T, out: &mut [T], smooth: bool, w: Option<&[T]>) -> (T, T) {
+    let mut acc = [T::ZERO; TILE];
+    let mut accw = [T::ZERO; TILE];
+    for (i, c) in v.chunks(TILE).enumerate() {
+        let n = c.len();
+        if out.is_empty() {
+            for j in 0..n {
+                acc[j] += (c[j] - m).exp_fast();
+            }
+        } else {
+            let o = &mut out[i * TILE..i * TILE + n];
+            for j in 0..n {
+                let e = (c[j] - m).exp_fast();
+                o[j] = e;
+                acc[j] += e;
+            }
+        }
+        if smooth {
+            match w {
+                Some(w) => {
+                    let wc = &w[i * TILE..i * TILE + n];
+                    for j in 0..n {
+                        accw[j] += wc[j] * (c[j] - m);
+                    }
+                }
+                None => {
+                    for j in 0..n {
+                        accw[j] += c[j] - m;
+                    }
+                }
+            }
+        }
+    }
+    let used = v.len().min(TILE);
+    (sum_lanes(&acc[..used]), sum_lanes(&accw[..used]))
+}
+
+/// Rows of at most this many classes go through a scratch tile: per row, the row path's
+/// sums across lanes, its scalar `ln` and its partly filled vectors cost more than the row
+/// itself (`[2^23 / C, C]` on one thread, forward: 8 to 13 ms for C <= 64 this way, 18 ms the
+/// row way at C = 65). Its two scratch tiles take `2 * SMALL * TILE` values of stack (64 KiB
+/// in f32, 128 KiB in f64).
+pub(crate) const SMALL: usize = 64;
+
+/// Where a tile writes its gradient: the `n` lanes of class `c`, from the tile's first.
+pub(crate) trait Lanes<T> {
+    /// The lanes of class `c`.
+    fn lanes(&mut self, c: usize) -> &mut [T];
+    /// The lanes of classes 0 and 1.
+    fn lanes2(&mut self) -> (&mut [T], &mut [T]);
+}
+
+impl<T> Lanes<T> for ClassOut<'_, T> {
+    #[inline(always)]
+    fn lanes(&mut self, c: usize) -> &mut [T] {
+        ClassOut::lanes(self, c)
+    }
+    #[inline(always)]
+    fn lanes2(&mut self) -> (&mut [T], &mut [T]) {
+        ClassOut::lanes2(self)
+    }
+}
+
+/// A class-major scratch tile: class `c` at `c * TILE`.
+pub(crate) struct Scratch<'a, T>(pub &'a mut [T]);
+
+impl<T> Lanes<T> for Scratch<'_, T> {
+    #[inline(always)]
+    fn lanes(&mut self, c: usize) -> &mut [T] {
+        &mut self.0[c * TILE..(c + 1) * TILE]
+    }
+    #[inline(always)]
+    fn lanes2(&mut self) -> (&mut [T], &mut [T]) {
+        let (a, b) = self.0.split_at_mut(TILE);
+        (a, &mut b[..TILE])
+    }
+}
+
+/// Rows `[n, classes]` into the class-major scratch (class `c` at `c * TILE`).
+#[inline(always)]
+pub(crate) fn to_columns<T: Copy>(rows: &[T], xs: &mut [T], classes: usize) {
+    for (j, row) in rows.chunks_exact(classes).enumerate() {
+        for (c, &v) in row.iter().enumerate() {
+            xs[c * TILE + j] = v;
+        }
+    }
+}
+
+/// The class-major scratch back into rows `[n, classes]`.
+#[inline(always)]
+pub(crate) fn from_columns<T: Copy>(xs: &[T], rows: &mut [T], classes: usize) {
+    for (j, row) in rows.chunks_exact_mut(classes).enumerate() {
+        for (c, v) in row.iter_mut().enumerate() {
+            *v = xs[c * TILE + j];
+        }
+    }
+}
