@@ -15,8 +15,7 @@
 //! `nll_loss` takes `logp` as its input: `l = -w_t * x_t`, `dl/dx_c = -w_t [c = t]`.
 //! Ignored positions have loss 0 and gradient 0.
 
-use super::softmax::max_sumexp;
-use super::tile::{from_columns, row_exp_sum, row_max, to_columns, Lanes, Scratch, SMALL, TILE};
+use super::tile::{from_columns, row_exp_sum, row_max, sum_lanes, to_columns, Lanes, Scratch, SMALL, TILE};
 use crate::float::{Float, Label};
 use crate::par::{Block, ClassOut};
 use crate::reduction::Upstream;
@@ -474,7 +473,12 @@ pub(crate) fn nll<T: Float, L: Label>(
     sum
 }
 
-/// Cross-entropy with probability targets `y` (input-shaped) over block `b`.
+/// Cross-entropy with probability targets `y` (input-shaped) over block `b`; returns the sum
+/// of the losses. Laid out like [`cross_entropy`]: strided positions in tiles, rows of at most
+/// `SMALL` classes through scratch tiles (of `x`, `y` and the gradient), longer rows one at a
+/// time in `TILE` lanes. With `A = sum_c w_c y'_c (x_c - m)`, `wy = sum_c w_c y'_c` and
+/// `s = sum_c e^(x_c - m)`: `l = -(A - wy ln s)`, `dl/dx_c = go (e^(x_c - m) wy / s - w_c y'_c)`.
+#[inline(always)]
 pub(crate) fn cross_entropy_probs<T: Float>(
     x: &[T],
     y: &[T],
@@ -484,36 +488,164 @@ pub(crate) fn cross_entropy_probs<T: Float>(
     mut grad: Option<ClassOut<'_, T>>,
     loss: &mut [T],
 ) -> f64 {
-    let (cs, classes) = (p.class_stride, p.classes);
-    let e = p.smoothing;
-    let e_c = e / T::from_f64(classes as f64);
-    let smooth = |v: T| if e > T::ZERO { v * (T::ONE - e) + e_c } else { v };
-    let mut sum = 0.0;
-    for k in 0..b.len {
-        let pos = b.p0 + k;
-        let (m, s) = max_sumexp(x, &b, k, cs, classes);
-        let ls = s.ln();
-        let mut l = T::ZERO;
-        let mut wy = T::ZERO;
-        for c in 0..classes {
-            let i = b.at(c, k, cs);
-            let yc = smooth(y[i]);
-            l += ((x[i] - m) - ls) * yc * p.w(c);
-            wy += p.w(c) * yc;
+    let classes = p.classes;
+    let mut acc = [0.0f64; TILE];
+    let mut go = [T::ZERO; TILE];
+    let mut lv = [T::ZERO; TILE];
+    if b.lane_stride == 1 && p.class_stride != 1 {
+        for k0 in (0..b.len).step_by(TILE) {
+            let n = TILE.min(b.len - k0);
+            upstream(up, b.p0 + k0, n, &mut go);
+            let (xt, yt) = (&x[b.base + k0..], &y[b.base + k0..]);
+            probs_tile(xt, yt, p, p.class_stride, &go, n, &mut grad, k0, &mut lv);
+            finish_tile(&lv, n, k0, loss, &mut acc);
         }
-        let l = -l;
-        sum += l.to_f64();
-        if !loss.is_empty() {
-            loss[k] = l;
+    } else if (1..=SMALL).contains(&classes) {
+        let (mut xs, mut ys, mut gs) = ([T::ZERO; SMALL * TILE], [T::ZERO; SMALL * TILE], [T::ZERO; SMALL * TILE]);
+        for k0 in (0..b.len).step_by(TILE) {
+            let n = TILE.min(b.len - k0);
+            upstream(up, b.p0 + k0, n, &mut go);
+            to_columns(&x[b.base + k0 * classes..][..n * classes], &mut xs, classes);
+            to_columns(&y[b.base + k0 * classes..][..n * classes], &mut ys, classes);
+            let mut sg = grad.is_some().then(|| Scratch(&mut gs[..]));
+            probs_tile(&xs, &ys, p, TILE, &go, n, &mut sg, 0, &mut lv);
+            finish_tile(&lv, n, k0, loss, &mut acc);
+            if let Some(g) = &mut grad {
+                from_columns(&gs, g.rows(k0, n), classes);
+            }
         }
-        if let Some(g) = &mut grad {
-            let go = up.at(pos);
-            for c in 0..classes {
-                let i = b.at(c, k, cs);
-                let pc = ((x[i] - m) - ls).exp();
-                g.set(c, k, go * (pc * wy - p.w(c) * smooth(y[i])));
+    } else {
+        for k in 0..b.len {
+            let (row, yr) = (&x[b.base + k * classes..][..classes], &y[b.base + k * classes..][..classes]);
+            let l = match &mut grad {
+                Some(g) => probs_row(row, yr, p, up.at(b.p0 + k), g.row(k)),
+                None => probs_row(row, yr, p, T::ZERO, &mut []),
+            };
+            if !loss.is_empty() {
+                loss[k] = l;
+            }
+            acc[0] += l.to_f64();
+        }
+    }
+    acc.iter().sum()
+}
+
+/// The upstream gradients of positions `p0..p0 + n` into `go`.
+#[inline(always)]
+fn upstream<T: Float>(up: Upstream<'_, T>, p0: usize, n: usize, go: &mut [T; TILE]) {
+    match up {
+        Upstream::All(g) => go[..n].fill(g),
+        Upstream::Each(g) => go[..n].copy_from_slice(&g[p0..][..n]),
+    }
+}
+
+/// Adds a tile's losses to the lanes' sums, and writes them if wanted.
+#[inline(always)]
+fn finish_tile<T: Float>(lv: &[T; TILE], n: usize, k0: usize, loss: &mut [T], acc: &mut [f64; TILE]) {
+    for j in 0..n {
+        acc[j] += lv[j].to_f64();
+    }
+    if !loss.is_empty() {
+        loss[k0..k0 + n].copy_from_slice(&lv[..n]);
+    }
+}
+
+/// `y' = (1 - e) y + e / C` (`y` without smoothing).
+#[inline(always)]
+fn smoothed<T: Float>(p: &IndexParams<'_, T>, v: T) -> T {
+    if p.smoothing > T::ZERO {
+        v * (T::ONE - p.smoothing) + p.smoothing / T::from_f64(p.classes as f64)
+    } else {
+        v
+    }
+}
+
+/// `n` positions of [`cross_entropy_probs`], `x` and `y` from the tile's first with classes
+/// `cs` apart, upstream gradients `go`; the losses into `lv`.
+#[allow(clippy::too_many_arguments)] // reason: the kernel's arguments and the tile's place
+#[inline(always)]
+fn probs_tile<T: Float, G: Lanes<T>>(
+    x: &[T],
+    y: &[T],
+    p: &IndexParams<'_, T>,
+    cs: usize,
+    go: &[T; TILE],
+    n: usize,
+    grad: &mut Option<G>,
+    k0: usize,
+    lv: &mut [T; TILE],
+) {
+    let mut m = [T::NEG_INFINITY; TILE];
+    for c in 0..p.classes {
+        let xs = &x[c * cs..][..n];
+        for j in 0..n {
+            m[j] = if xs[j] > m[j] { xs[j] } else { m[j] }; // as in `row_max`
+        }
+    }
+    let (mut s, mut a, mut wy) = ([T::ZERO; TILE], [T::ZERO; TILE], [T::ZERO; TILE]);
+    for c in 0..p.classes {
+        let (xs, ys, wc) = (&x[c * cs..][..n], &y[c * cs..][..n], p.w(c));
+        let mut none: [T; 0] = [];
+        let gs: &mut [T] = match grad {
+            Some(g) => &mut g.lanes(c)[k0..k0 + n],
+            None => &mut none,
+        };
+        for j in 0..n {
+            let d = xs[j] - m[j];
+            let e = d.exp_fast();
+            if !gs.is_empty() {
+                gs[j] = e;
+            }
+            s[j] += e;
+            let wyc = wc * smoothed(p, ys[j]);
+            a[j] += wyc * d;
+            wy[j] += wyc;
+        }
+    }
+    for j in 0..n {
+        lv[j] = -(a[j] - wy[j] * s[j].ln_fast());
+    }
+    if let Some(g) = grad {
+        let mut r = [T::ZERO; TILE];
+        for j in 0..n {
+            r[j] = go[j] * wy[j] / s[j];
+        }
+        for c in 0..p.classes {
+            let (ys, wc, gs) = (&y[c * cs..][..n], p.w(c), &mut g.lanes(c)[k0..k0 + n]);
+            for j in 0..n {
+                gs[j] = gs[j] * r[j] - go[j] * (wc * smoothed(p, ys[j]));
             }
         }
     }
-    sum
+}
+
+/// One row of [`cross_entropy_probs`] (contiguous classes), its gradient into `g` if not
+/// empty; returns the loss. Sums in `TILE` lanes.
+#[inline(always)]
+fn probs_row<T: Float>(x: &[T], y: &[T], p: &IndexParams<'_, T>, go: T, g: &mut [T]) -> T {
+    let m = row_max(x);
+    let (mut s, mut a, mut wy) = ([T::ZERO; TILE], [T::ZERO; TILE], [T::ZERO; TILE]);
+    for (i, (xc, yc)) in x.chunks(TILE).zip(y.chunks(TILE)).enumerate() {
+        let c0 = i * TILE;
+        for j in 0..xc.len() {
+            let d = xc[j] - m;
+            let e = d.exp_fast();
+            if !g.is_empty() {
+                g[c0 + j] = e;
+            }
+            s[j] += e;
+            let wyc = p.w(c0 + j) * smoothed(p, yc[j]);
+            a[j] += wyc * d;
+            wy[j] += wyc;
+        }
+    }
+    let used = x.len().min(TILE);
+    let (s, a, wy) = (sum_lanes(&s[..used]), sum_lanes(&a[..used]), sum_lanes(&wy[..used]));
+    if !g.is_empty() {
+        let r = go * wy / s;
+        for (c, (gc, &yc)) in g.iter_mut().zip(y).enumerate() {
+            *gc = *gc * r - go * (p.w(c) * smoothed(p, yc));
+        }
+    }
+    -(a - wy * s.ln_fast())
 }

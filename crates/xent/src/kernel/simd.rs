@@ -98,6 +98,20 @@ dispatch!(
 );
 
 dispatch!(
+    /// [`cross_entropy::cross_entropy_probs`] on the widest vector unit.
+    cross_entropy_probs => cross_entropy::cross_entropy_probs,
+    <T: Float>(
+        x: &[T],
+        y: &[T],
+        p: &IndexParams<'_, T>,
+        b: Block,
+        up: Upstream<'_, T>,
+        grad: Option<ClassOut<'_, T>>,
+        loss: &mut [T]
+    ) -> f64
+);
+
+dispatch!(
     /// [`softmax::forward`] on the widest vector unit.
     softmax_forward => softmax::forward,
     <T: Float>(x: &[T], b: Block, cs: usize, classes: usize, log: bool, out: &mut ClassOut<'_, T>) -> ()
@@ -154,6 +168,23 @@ mod tests {
                 (bits(&g), bits(&l), sums.iter().map(|v| v.to_bits()).collect::<Vec<_>>())
             };
             assert!(run(true) == run(false), "{shape:?}");
+            // Probability targets.
+            let y: Vec<f32> = (0..x.len()).map(|_| next()).collect();
+            let run = |wide: bool| {
+                let mut g = vec![0.0f32; x.len()];
+                let mut l = vec![0.0f32; lay.positions()];
+                let sums = for_blocks(lay, &mut g, &mut l, |b, gr, lo| {
+                    let up = Upstream::All(0.37f32);
+                    if wide {
+                        cross_entropy_probs(&x, &y, &p, b, up, gr, lo)
+                    } else {
+                        cross_entropy::cross_entropy_probs(&x, &y, &p, b, up, gr, lo)
+                    }
+                });
+                let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                (bits(&g), bits(&l), sums.iter().map(|v| v.to_bits()).collect::<Vec<_>>())
+            };
+            assert!(run(true) == run(false), "probabilities {shape:?}");
             // Softmax and log-softmax over the same logits.
             for log in [false, true] {
                 let run = |wide: bool| {

@@ -26,7 +26,8 @@
 use super::IndexOptions;
 use crate::error::{Error, Result};
 use crate::float::{Float, Label};
-use crate::kernel::cross_entropy::{self as k, IndexParams};
+use crate::kernel::cross_entropy::IndexParams;
+use crate::kernel::simd;
 use crate::layout::Layout;
 use crate::reduction::{EmptyMean, LossOutput, Reducer, Reduction};
 use crate::sum::ExactSum;
@@ -193,7 +194,7 @@ impl<T: Float> CrossEntropy<T> {
         };
         let out_shape = Layout::target_shape(input.shape());
         super::run_blocks(lay, &reducer, out_shape, input.len(), backward, |b, up, g, l| {
-            k::cross_entropy_probs(input.data(), target.data(), &params, b, up, g, l)
+            simd::cross_entropy_probs(input.data(), target.data(), &params, b, up, g, l)
         })
     }
 }
