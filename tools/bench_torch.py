@@ -111,3 +111,20 @@ report("count", lab.numel(), timed(lambda: torch.bincount(lab[lab != 255].long()
 src = torch.randn(8 * 19 * 256 * 512, generator=g)
 dst = torch.empty_like(src)
 report("copy", src.numel() * 4, timed(lambda: dst.copy_(src)))
+
+# Beyond the workloads: classification rows with few classes, softmax, soft labels.
+ce("cls2", (1 << 22, 2), lambda s: torch.randint(0, 2, (s[0],), generator=g))
+ce("cls19", (1 << 20, 19), lambda s: torch.randint(0, 19, (s[0],), generator=g))
+x = torch.randn(8, 19, 256, 512, generator=g) * 2
+report("softmax19", x.numel() * 4, timed(lambda: torch.softmax(x, 1)))
+y = torch.rand(x.shape, generator=g) * (2 / 19)
+fwd = timed(lambda: F.cross_entropy(x, y))
+xr = x.clone().requires_grad_(True)
+
+
+def probs_fb():
+    xr.grad = None
+    F.cross_entropy(xr, y).backward()
+
+
+report("probs19", x.numel() * 4, fwd, timed(probs_fb))

@@ -16,7 +16,8 @@ use xent::*;
 /// Arguments of `xent bench`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A workload (seg19, seed2, cls1k, lm32k, bce, count, copy) or all.
+    /// A workload (seg19, seed2, cls1k, lm32k, bce, count, copy, cls2, cls19, softmax19, probs19)
+    /// or all.
     #[arg(long, default_value = "all")]
     pub workload: String,
     /// Threads (default: all cores).
@@ -30,7 +31,10 @@ pub struct Args {
     pub format: String,
 }
 
-const WORKLOADS: [&str; 7] = ["seg19", "seed2", "cls1k", "lm32k", "bce", "count", "copy"];
+/// The performance issue's workloads, then four more that users meet: classification rows with
+/// few classes, softmax, and soft labels.
+const WORKLOADS: [&str; 11] =
+    ["seg19", "seed2", "cls1k", "lm32k", "bce", "count", "copy", "cls2", "cls19", "softmax19", "probs19"];
 
 struct Lcg(u64);
 impl Lcg {
@@ -188,6 +192,30 @@ fn run_one(w: &str, runs: usize) -> Result<Row> {
         "copy" => {
             let bytes = 8 * 19 * 256 * 512 * 4;
             Row { workload: "copy", bytes, forward: copy_time(bytes, runs), forward_backward: None }
+        }
+        "cls2" => ce_workload("cls2", &[1 << 22, 2], runs, |r, c| r.next() as i64 % c as i64, Default::default())?,
+        "cls19" => ce_workload("cls19", &[1 << 20, 19], runs, |r, c| r.next() as i64 % c as i64, Default::default())?,
+        "softmax19" | "probs19" => {
+            // seg19's logits: softmax over the classes, or cross-entropy with soft labels.
+            let shape = [8usize, 19, 256, 512];
+            let mut rng = Lcg(7);
+            let x: Vec<f32> = (0..shape.iter().product()).map(|_| rng.logit()).collect();
+            let xv = View::new(&x, &shape)?;
+            let mut out = vec![0.0f32; x.len()];
+            if w == "softmax19" {
+                let forward = time(runs, || softmax_into(xv, 1, &mut out).unwrap());
+                return Ok(Row { workload: "softmax19", bytes: x.len() * 4, forward, forward_backward: None });
+            }
+            let y: Vec<f32> = (0..x.len()).map(|_| rng.uniform() * (2.0 / 19.0)).collect();
+            let yv = View::new(&y, &shape)?;
+            let ce = CrossEntropy::new(CrossEntropyOptions::default())?;
+            let forward = time(runs, || {
+                black_box(ce.forward_probs(xv, yv).unwrap());
+            });
+            let fb = time(runs, || {
+                black_box(ce.forward_backward_probs(xv, yv, &[1.0], &mut out).unwrap());
+            });
+            Row { workload: "probs19", bytes: x.len() * 4, forward, forward_backward: Some(fb) }
         }
         other => bail!("unknown workload {other:?}: one of {WORKLOADS:?} or all"),
     })
