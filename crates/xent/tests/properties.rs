@@ -437,3 +437,29 @@ fn two_class_path_agrees_on_extreme_and_non_finite_logits() {
         }
     }
 }
+
+/// log-softmax's backward takes `e^y` of whatever output it is given, as PyTorch does: values
+/// above 0 (no log-softmax gives them) still get `g - e^y sum(g)`, strided and as rows.
+#[test]
+fn log_softmax_backward_takes_any_output() {
+    let y: Vec<f32> = vec![0.5, -1.0, 2.0, -0.25, 1.0, -3.0];
+    let g: Vec<f32> = vec![0.1, 0.2, -0.3, 0.4, 0.5, -0.6];
+    for (shape, dim) in [(vec![2usize, 3], 1i64), (vec![3, 2], 0)] {
+        let mut out = vec![0.0f32; 6];
+        let (yv, gv) = (View::new(&y, &shape).unwrap(), View::new(&g, &shape).unwrap());
+        log_softmax_backward_into(yv, gv, dim, &mut out).unwrap();
+        let want = |i: usize| {
+            // The positions along `dim`: rows of [2, 3] along 1, columns of [3, 2] along 0.
+            let group: Vec<usize> = if dim == 1 {
+                (0..3).map(|c| i / 3 * 3 + c).collect()
+            } else {
+                (0..3).map(|c| c * 2 + i % 2).collect()
+            };
+            let sum: f64 = group.iter().map(|&k| g[k] as f64).sum();
+            g[i] as f64 - (y[i] as f64).exp() * sum
+        };
+        for (i, &o) in out.iter().enumerate() {
+            assert!((o as f64 - want(i)).abs() < 1e-5, "{shape:?} [{i}]: {o} vs {}", want(i));
+        }
+    }
+}

@@ -118,6 +118,20 @@ dispatch!(
 );
 
 dispatch!(
+    /// [`softmax::backward`] on the widest vector unit.
+    softmax_backward => softmax::backward,
+    <T: Float>(
+        y: &[T],
+        g: &[T],
+        b: Block,
+        cs: usize,
+        classes: usize,
+        log: bool,
+        out: &mut ClassOut<'_, T>
+    ) -> ()
+);
+
+dispatch!(
     /// [`counts::tally`] on the widest vector unit.
     tally => counts::tally,
     <L: Label>(labels: &[L], ignore: Option<i64>, counts: &mut [u64]) -> std::result::Result<u64, usize>
@@ -202,6 +216,27 @@ mod tests {
                     out.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
                 };
                 assert!(run(true) == run(false), "softmax {shape:?} log {log}");
+                // Its backward, from the baseline's output and the logits as upstream.
+                let mut yv = vec![0.0f32; x.len()];
+                let cs = lay.class_stride();
+                for_blocks(lay, &mut yv, &mut [], |b, o, _| {
+                    softmax::forward(&x, b, cs, lay.classes, log, &mut o.unwrap());
+                    0.0
+                });
+                let run = |wide: bool| {
+                    let mut out = vec![0.0f32; x.len()];
+                    for_blocks(lay, &mut out, &mut [], |b, o, _| {
+                        let mut o = o.unwrap();
+                        if wide {
+                            softmax_backward(&yv, &x, b, cs, lay.classes, log, &mut o);
+                        } else {
+                            softmax::backward(&yv, &x, b, cs, lay.classes, log, &mut o);
+                        }
+                        0.0
+                    });
+                    out.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+                };
+                assert!(run(true) == run(false), "softmax backward {shape:?} log {log}");
             }
         }
         // BCE with logits: extreme logits, a constant pos_weight and a per-column weight.

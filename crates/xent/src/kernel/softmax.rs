@@ -12,7 +12,7 @@
 //! log_softmax: dx_c = g_c - exp(y_c) * sum_k g_k
 //! ```
 
-use super::tile::{from_columns, row_exp_sum, row_max, to_columns, Lanes, Scratch, SMALL, TILE};
+use super::tile::{from_columns, row_exp_sum, row_max, sum_lanes, to_columns, Lanes, Scratch, SMALL, TILE};
 use crate::float::Float;
 use crate::par::{Block, ClassOut};
 
@@ -131,7 +131,9 @@ fn tile<T: Float, G: Lanes<T>>(x: &[T], cs: usize, classes: usize, n: usize, log
     }
 }
 
-/// Backward of softmax or log-softmax over one block, from the output `y` and upstream `g`.
+/// Backward of softmax or log-softmax over one block, from the output `y` and upstream `g`:
+/// strided positions in tiles of `TILE` lanes, rows one at a time with `TILE`-lane sums.
+#[inline(always)]
 pub(crate) fn backward<T: Float>(
     y: &[T],
     g: &[T],
@@ -141,16 +143,83 @@ pub(crate) fn backward<T: Float>(
     log: bool,
     out: &mut ClassOut<'_, T>,
 ) {
-    for k in 0..b.len {
-        let mut dot = T::ZERO;
-        for c in 0..classes {
-            let i = b.at(c, k, cs);
-            dot += if log { g[i] } else { g[i] * y[i] };
+    if b.lane_stride == 1 && cs != 1 {
+        for k0 in (0..b.len).step_by(TILE) {
+            let n = TILE.min(b.len - k0);
+            let (yt, gt) = (&y[b.base + k0..], &g[b.base + k0..]);
+            if n == TILE {
+                backward_tile(yt, gt, cs, classes, TILE, log, out, k0);
+            } else {
+                backward_tile(yt, gt, cs, classes, n, log, out, k0);
+            }
         }
-        for c in 0..classes {
-            let i = b.at(c, k, cs);
-            let v = if log { g[i] - y[i].exp() * dot } else { y[i] * (g[i] - dot) };
-            out.set(c, k, v);
+    } else {
+        for k in 0..b.len {
+            let (yr, gr) = (&y[b.base + k * classes..][..classes], &g[b.base + k * classes..][..classes]);
+            let mut acc = [T::ZERO; TILE];
+            for (yc, gc) in yr.chunks(TILE).zip(gr.chunks(TILE)) {
+                for j in 0..yc.len() {
+                    acc[j] += if log { gc[j] } else { gc[j] * yc[j] };
+                }
+            }
+            let dot = sum_lanes(&acc[..classes.min(TILE)]);
+            let o = out.row(k);
+            if !log {
+                for c in 0..classes {
+                    o[c] = yr[c] * (gr[c] - dot);
+                }
+            } else if yr.iter().all(|&v| v <= T::ZERO) {
+                for c in 0..classes {
+                    o[c] = gr[c] - yr[c].exp_fast() * dot;
+                }
+            } else {
+                for c in 0..classes {
+                    o[c] = gr[c] - yr[c].exp() * dot;
+                }
+            }
+        }
+    }
+}
+
+/// Positions `k0..k0 + n` for [`backward`] (`y` and `g` from the tile's first, classes `cs`
+/// apart): `dot = sum_c g_c` (log) or `sum_c g_c y_c`, then `g - e^y dot` or `y (g - dot)`.
+/// `e^y` is the polynomial when every `y` of the tile is at most 0 (log-softmax's outputs are),
+/// libm's otherwise.
+#[allow(clippy::too_many_arguments)] // reason: the kernel's arguments and the tile's place
+#[inline(always)]
+fn backward_tile<T: Float>(
+    y: &[T],
+    g: &[T],
+    cs: usize,
+    classes: usize,
+    n: usize,
+    log: bool,
+    out: &mut ClassOut<'_, T>,
+    k0: usize,
+) {
+    let mut dot = [T::ZERO; TILE];
+    let mut fast = true;
+    for c in 0..classes {
+        let (ys, gs) = (&y[c * cs..][..n], &g[c * cs..][..n]);
+        for j in 0..n {
+            dot[j] += if log { gs[j] } else { gs[j] * ys[j] };
+        }
+        fast &= ys.iter().all(|&v| v <= T::ZERO);
+    }
+    for c in 0..classes {
+        let (ys, gs, o) = (&y[c * cs..][..n], &g[c * cs..][..n], &mut out.lanes(c)[k0..k0 + n]);
+        if !log {
+            for j in 0..n {
+                o[j] = ys[j] * (gs[j] - dot[j]);
+            }
+        } else if fast {
+            for j in 0..n {
+                o[j] = gs[j] - ys[j].exp_fast() * dot[j];
+            }
+        } else {
+            for j in 0..n {
+                o[j] = gs[j] - ys[j].exp() * dot[j];
+            }
         }
     }
 }

@@ -24,7 +24,6 @@
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::kernel::simd;
-use crate::kernel::softmax as k;
 use crate::layout::Layout;
 use crate::par;
 use crate::view::{numel, View};
@@ -67,7 +66,7 @@ fn backward_into<T: Float>(
     let cs = lay.class_stride();
     par::for_blocks(lay, grad_input, &mut [], |b, o, _| {
         if let Some(mut o) = o {
-            k::backward(output.data(), grad_output.data(), b, cs, lay.classes, log, &mut o);
+            simd::softmax_backward(output.data(), grad_output.data(), b, cs, lay.classes, log, &mut o);
         }
     });
     Ok(())
