@@ -101,9 +101,9 @@ pub(crate) fn row_exp_sum<T: Float>(v: &[T], m: T, out: &mut [T], smooth: bool, 
 
 /// Rows of at most this many classes go through a scratch tile: per row, the row path's
 /// sums across lanes, its scalar `ln` and its partly filled vectors cost more than the row
-/// itself (`[2^23 / C, C]` on one thread, forward: 8 to 13 ms for C <= 64 this way, 18 ms the
-/// row way at C = 65). Its two scratch tiles take `2 * SMALL * TILE` values of stack (64 KiB
-/// in f32, 128 KiB in f64).
+/// itself (`[2^23 / C, C]` cross-entropy on one thread, forward: 8 to 13 ms for C <= 64 this
+/// way, 18 ms the row way at C = 65). A scratch tile is `SMALL * TILE` values of stack (32 KiB
+/// in f32, 64 KiB in f64); a kernel holds two or three.
 pub(crate) const SMALL: usize = 64;
 
 /// Where a tile writes its gradient: the `n` lanes of class `c`, from the tile's first.
