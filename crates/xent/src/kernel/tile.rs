@@ -3,7 +3,9 @@
 //!
 //! Rows (`[N, C]`, the classes of a position contiguous) of at most `SMALL` classes are copied
 //! into a class-major scratch tile ([`to_columns`]) so that they run through the same tile
-//! code; longer rows are reduced in `TILE` lanes ([`row_max`], [`row_exp_sum`]).
+//! code; longer rows are reduced in `TILE` lanes ([`row_max`], [`row_exp_sum`]). The scratch
+//! is `C x TILE` values on the stack, never a logits-sized copy: the logits are still read once
+//! from memory, in place.
 
 use crate::float::Float;
 use crate::par::ClassOut;
