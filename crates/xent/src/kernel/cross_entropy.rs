@@ -450,11 +450,18 @@ pub(crate) fn nll<T: Float, L: Label>(
     loss: &mut [T],
 ) -> f64 {
     let (cs, classes) = (p.class_stride, p.classes);
+    // Strided positions write their gradient a tile of lanes per class (vector stores), not
+    // one position's classes at a time.
+    let lanes = b.lane_stride == 1 && cs != 1 && classes < u32::MAX as usize;
     let mut sum = 0.0;
     for k in 0..b.len {
         let pos = b.p0 + k;
         let Some(t) = class_of(target[pos], p.ignore_index) else {
-            ignored(k, classes, &mut grad, loss);
+            if !lanes {
+                ignored(k, classes, &mut grad, loss);
+            } else if !loss.is_empty() {
+                loss[k] = T::ZERO;
+            }
             continue;
         };
         let wt = p.w(t);
@@ -463,10 +470,29 @@ pub(crate) fn nll<T: Float, L: Label>(
         if !loss.is_empty() {
             loss[k] = l;
         }
-        if let Some(g) = &mut grad {
+        if let (Some(g), false) = (&mut grad, lanes) {
             let gt = -(wt * up.at(pos));
             for c in 0..classes {
                 g.set(c, k, if c == t { gt } else { T::ZERO });
+            }
+        }
+    }
+    if let (Some(g), true) = (&mut grad, lanes) {
+        for k0 in (0..b.len).step_by(TILE) {
+            let n = TILE.min(b.len - k0);
+            // Per lane: the target class (`classes` if ignored) and `-w_t go`.
+            let (mut tc, mut d) = ([classes as u32; TILE], [T::ZERO; TILE]);
+            for j in 0..n {
+                let pos = b.p0 + k0 + j;
+                if let Some(t) = class_of(target[pos], p.ignore_index) {
+                    (tc[j], d[j]) = (t as u32, -(p.w(t) * up.at(pos)));
+                }
+            }
+            for c in 0..classes {
+                let (gs, cc) = (&mut g.lanes(c)[k0..k0 + n], c as u32);
+                for j in 0..n {
+                    gs[j] = if tc[j] == cc { d[j] } else { T::ZERO };
+                }
             }
         }
     }
