@@ -12,7 +12,8 @@
 
 use crate::float::{Float, Label};
 use crate::kernel::binary::sigmoid;
-use crate::kernel::softmax::max_sumexp;
+use crate::kernel::softmax::{self, max_sumexp};
+use crate::kernel::tile::{Scratch, SMALL, TILE};
 use crate::par::{Block, ClassOut};
 use crate::validate::class_of;
 
@@ -70,6 +71,67 @@ impl OverlapParams {
         }
     }
 
+    /// Whether block `b` takes the tile path: strided positions (one group per block), at most
+    /// `SMALL` classes.
+    fn tiled(&self, b: &Block) -> bool {
+        b.lane_stride == 1 && self.class_stride != 1 && self.classes <= SMALL
+    }
+
+    /// The activated scores of positions `k0..k0 + n` of `b` into `p` (class `c` at
+    /// `c * TILE`), vectorisable.
+    #[inline(always)]
+    fn activate_tile<T: Float>(&self, x: &[T], b: &Block, k0: usize, n: usize, p: &mut [T]) {
+        let (cs, classes) = (self.class_stride, self.classes);
+        let xt = &x[b.base + k0..];
+        match self.activation {
+            Activation::Softmax if classes > 1 => softmax::tile(xt, cs, classes, n, false, &mut Scratch(p), 0),
+            Activation::Sigmoid => {
+                for c in 0..classes {
+                    let (xs, ps) = (&xt[c * cs..][..n], &mut p[c * TILE..][..n]);
+                    for j in 0..n {
+                        // sigmoid(x) = 1 / (1 + e) for x >= 0, e / (1 + e) below, e = e^-|x|
+                        let e = (-xs[j].abs()).exp_fast();
+                        let r = T::ONE / (T::ONE + e);
+                        ps[j] = if xs[j] >= T::ZERO { r } else { e * r };
+                    }
+                }
+            }
+            _ => {
+                for c in 0..classes {
+                    p[c * TILE..][..n].copy_from_slice(&xt[c * cs..][..n]);
+                }
+            }
+        }
+    }
+
+    /// Per lane of positions `p0..p0 + n`: the label (`u32::MAX` if ignored).
+    #[inline(always)]
+    fn labels<L: Label>(&self, target: &[L], p0: usize, n: usize) -> [u32; TILE] {
+        let mut lab = [u32::MAX; TILE];
+        for (j, l) in lab[..n].iter_mut().enumerate() {
+            let t = &target[p0 + j];
+            let t = self.ignore_index.map_or(Some(t.to_i128() as usize), |ii| class_of(*t, ii));
+            if let Some(t) = t {
+                *l = t as u32;
+            }
+        }
+        lab
+    }
+
+    /// The one-hot target of class `c` for lane label `l` (0 if ignored).
+    #[inline(always)]
+    fn hot_lane<T: Float>(&self, l: u32, c: usize) -> T {
+        if l == u32::MAX {
+            T::ZERO
+        } else if self.classes == 1 {
+            T::from_f64(l as f64)
+        } else if l == c as u32 {
+            T::ONE
+        } else {
+            T::ZERO
+        }
+    }
+
     /// Writes the activated scores of position `k` into `p` (length `classes`).
     #[inline(always)]
     pub fn activate<T: Float>(&self, x: &[T], b: &Block, k: usize, p: &mut [T]) {
@@ -97,6 +159,7 @@ impl OverlapParams {
 
 /// Adds the block's `(tp, P, G)` into `sums` (`[group][included class][3]`, relative to the
 /// block's first group `g0`); `p` is scratch of length `classes`.
+#[inline(always)]
 pub(crate) fn sums<T: Float, L: Label>(
     x: &[T],
     target: &[L],
@@ -107,6 +170,33 @@ pub(crate) fn sums<T: Float, L: Label>(
     sums: &mut [f64],
 ) {
     let ci = o.included();
+    if o.tiled(&b) {
+        let mut pt = [T::ZERO; SMALL * TILE];
+        let base = (o.group(b.p0) - g0) * ci * 3;
+        for k0 in (0..b.len).step_by(TILE) {
+            let n = TILE.min(b.len - k0);
+            o.activate_tile(x, &b, k0, n, &mut pt);
+            let lab = o.labels(target, b.p0 + k0, n);
+            for c in o.first..o.classes {
+                // Sums in 16 lanes of f64, then in order.
+                let (mut tp, mut pp, mut gg) = ([0.0f64; 16], [0.0f64; 16], [0.0f64; 16]);
+                for (ps, ls) in pt[c * TILE..][..n].chunks(16).zip(lab[..n].chunks(16)) {
+                    for j in 0..ps.len() {
+                        let gc: T = o.hot_lane(ls[j], c);
+                        let pc = if ls[j] == u32::MAX { T::ZERO } else { ps[j] };
+                        tp[j] += (pc * gc).to_f64();
+                        pp[j] += if o.squared { (pc * pc).to_f64() } else { pc.to_f64() };
+                        gg[j] += gc.to_f64();
+                    }
+                }
+                let s = &mut sums[base + (c - o.first) * 3..][..3];
+                for (k, a) in [tp, pp, gg].iter().enumerate() {
+                    s[k] += a.iter().sum::<f64>();
+                }
+            }
+        }
+        return;
+    }
     for k in 0..b.len {
         let pos = b.p0 + k;
         let Some(t) = o.ignore_index.map_or(Some(target[pos].to_i128() as usize), |ii| class_of(target[pos], ii))
@@ -128,6 +218,7 @@ pub(crate) fn sums<T: Float, L: Label>(
 /// Adds the gradient of the block's positions to `grad`, from `ab` (`[group][included class]`
 /// pairs `(A, B)`, upstream gradient included); `p` is scratch of length `classes`.
 #[allow(clippy::too_many_arguments)] // reason: data, target, options, block, coefficients, scratch, output
+#[inline(always)]
 pub(crate) fn backward<T: Float, L: Label>(
     x: &[T],
     target: &[L],
@@ -140,6 +231,50 @@ pub(crate) fn backward<T: Float, L: Label>(
 ) {
     let ci = o.included();
     let two = T::from_f64(2.0);
+    if o.tiled(&b) {
+        let (mut pt, mut dt) = ([T::ZERO; SMALL * TILE], [T::ZERO; SMALL * TILE]);
+        let base = o.group(b.p0) * ci;
+        for k0 in (0..b.len).step_by(TILE) {
+            let n = TILE.min(b.len - k0);
+            o.activate_tile(x, &b, k0, n, &mut pt);
+            let lab = o.labels(target, b.p0 + k0, n);
+            for c in 0..o.classes {
+                let (ps, ds) = (&pt[c * TILE..][..n], &mut dt[c * TILE..][..n]);
+                if c < o.first {
+                    ds.fill(T::ZERO);
+                    continue;
+                }
+                let (a, bb) = ab[base + c - o.first];
+                let (a, bb) = (T::from_f64(a), T::from_f64(bb));
+                for j in 0..n {
+                    let dpow = if o.squared { two * ps[j] } else { T::ONE };
+                    ds[j] = a * o.hot_lane::<T>(lab[j], c) + bb * dpow;
+                }
+            }
+            let mut dot = [T::ZERO; TILE];
+            if o.activation == Activation::Softmax && o.classes > 1 {
+                for c in 0..o.classes {
+                    let (ps, ds) = (&pt[c * TILE..][..n], &dt[c * TILE..][..n]);
+                    for j in 0..n {
+                        dot[j] += ds[j] * ps[j];
+                    }
+                }
+            }
+            for c in 0..o.classes {
+                let (ps, ds, gs) = (&pt[c * TILE..][..n], &dt[c * TILE..][..n], &mut grad.lanes(c)[k0..k0 + n]);
+                for j in 0..n {
+                    let v = match o.activation {
+                        Activation::Softmax if o.classes > 1 => ps[j] * (ds[j] - dot[j]),
+                        Activation::Sigmoid => ds[j] * ps[j] * (T::ONE - ps[j]),
+                        _ => ds[j],
+                    };
+                    // Ignored positions are left as they are.
+                    gs[j] = if lab[j] == u32::MAX { gs[j] } else { gs[j] + v };
+                }
+            }
+        }
+        return;
+    }
     for k in 0..b.len {
         let pos = b.p0 + k;
         let Some(t) = o.ignore_index.map_or(Some(target[pos].to_i128() as usize), |ii| class_of(target[pos], ii))

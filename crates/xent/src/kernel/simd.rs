@@ -7,6 +7,7 @@
 use crate::float::{Float, Label};
 use crate::kernel::binary::{self, Bcast};
 use crate::kernel::cross_entropy::{self, IndexParams};
+use crate::kernel::overlap::{self, OverlapParams};
 use crate::kernel::softmax;
 use crate::par::{Block, ClassOut};
 use crate::reduction::Upstream;
@@ -132,6 +133,35 @@ dispatch!(
 );
 
 dispatch!(
+    /// [`overlap::sums`] on the widest vector unit.
+    overlap_sums => overlap::sums,
+    <T: Float, L: Label>(
+        x: &[T],
+        target: &[L],
+        o: &OverlapParams,
+        b: Block,
+        g0: usize,
+        p: &mut [T],
+        sums: &mut [f64]
+    ) -> ()
+);
+
+dispatch!(
+    /// [`overlap::backward`] on the widest vector unit.
+    overlap_backward => overlap::backward,
+    <T: Float, L: Label>(
+        x: &[T],
+        target: &[L],
+        o: &OverlapParams,
+        b: Block,
+        ab: &[(f64, f64)],
+        p: &mut [T],
+        dp: &mut [T],
+        grad: &mut ClassOut<'_, T>
+    ) -> ()
+);
+
+dispatch!(
     /// [`counts::tally`] on the widest vector unit.
     tally => counts::tally,
     <L: Label>(labels: &[L], ignore: Option<i64>, counts: &mut [u64]) -> std::result::Result<u64, usize>
@@ -237,6 +267,48 @@ mod tests {
                     out.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
                 };
                 assert!(run(true) == run(false), "softmax backward {shape:?} log {log}");
+            }
+        }
+        // Overlap sums and gradients (Dice and friends), softmax and sigmoid, strided positions.
+        {
+            let shape = [3usize, 7, 500];
+            let lay = Layout::classes_of(&shape).unwrap();
+            let x: Vec<f32> = (0..shape.iter().product()).map(|_| next() * 20.0 - 10.0).collect();
+            let t: Vec<i64> =
+                (0..lay.positions()).map(|_| if next() < 0.1 { -1 } else { (next() * 7.0) as i64 % 7 }).collect();
+            for activation in [overlap::Activation::Softmax, overlap::Activation::Sigmoid] {
+                let o = OverlapParams {
+                    classes: 7,
+                    class_stride: lay.class_stride(),
+                    inner: lay.inner,
+                    first: 1,
+                    activation,
+                    squared: true,
+                    ignore_index: Some(-1),
+                    batch: false,
+                };
+                let ab: Vec<(f64, f64)> = (0..3 * 6).map(|i| (0.1 * i as f64, -0.05 * i as f64)).collect();
+                let run = |wide: bool| {
+                    let mut s = vec![0.0f64; 3 * 6 * 3];
+                    let mut g = vec![0.0f32; x.len()];
+                    for_blocks(lay, &mut g, &mut [], |b, gr, _| {
+                        let (mut p, mut dp) = (vec![0.0f32; 7], vec![0.0f32; 7]);
+                        let mut part = vec![0.0f64; 6 * 3];
+                        let g0 = o.group(b.p0);
+                        if wide {
+                            overlap_sums(&x, &t, &o, b, g0, &mut p, &mut part);
+                            overlap_backward(&x, &t, &o, b, &ab, &mut p, &mut dp, &mut gr.unwrap());
+                        } else {
+                            overlap::sums(&x, &t, &o, b, g0, &mut p, &mut part);
+                            overlap::backward(&x, &t, &o, b, &ab, &mut p, &mut dp, &mut gr.unwrap());
+                        }
+                        part.iter().sum::<f64>() + g0 as f64
+                    })
+                    .iter()
+                    .for_each(|v| s[0] += v);
+                    (s[0].to_bits(), g.iter().map(|v| v.to_bits()).collect::<Vec<_>>())
+                };
+                assert!(run(true) == run(false), "overlap {activation:?}");
             }
         }
         // BCE with logits: extreme logits, a constant pos_weight and a per-column weight.

@@ -89,7 +89,15 @@ pub(crate) fn forward<T: Float>(x: &[T], b: Block, cs: usize, classes: usize, lo
 /// with classes `cs` apart, into `out`'s lanes `k0..k0 + n`: the maxima, then `e^(x - m)`
 /// and their sums `s`, then `e / s` (as `e * (1 / s)`) or `(x - m) - ln s`.
 #[inline(always)]
-fn tile<T: Float, G: Lanes<T>>(x: &[T], cs: usize, classes: usize, n: usize, log: bool, out: &mut G, k0: usize) {
+pub(crate) fn tile<T: Float, G: Lanes<T>>(
+    x: &[T],
+    cs: usize,
+    classes: usize,
+    n: usize,
+    log: bool,
+    out: &mut G,
+    k0: usize,
+) {
     let mut m = [T::NEG_INFINITY; TILE];
     for c in 0..classes {
         let xs = &x[c * cs..][..n];

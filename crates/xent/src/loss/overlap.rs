@@ -40,7 +40,8 @@ use super::check_grad_len;
 use crate::error::{Error, Result};
 use crate::float::{Float, Label};
 pub use crate::kernel::overlap::Activation;
-use crate::kernel::overlap::{self as k, OverlapParams};
+use crate::kernel::overlap::OverlapParams;
+use crate::kernel::simd;
 use crate::layout::Layout;
 use crate::par;
 use crate::reduction::{EmptyMean, LossOutput, Reducer, Reduction};
@@ -121,7 +122,7 @@ impl Common {
             let span = if b.len == 0 { 1 } else { o.group(b.p0 + b.len - 1) - g0 + 1 };
             let mut s = vec![0.0; span * ci * 3];
             let mut p = vec![T::ZERO; lay.classes];
-            k::sums(x, target, o, b, g0, &mut p, &mut s);
+            simd::overlap_sums(x, target, o, b, g0, &mut p, &mut s);
             (g0, s)
         });
         let mut data = vec![0.0; groups * ci * 3];
@@ -175,7 +176,7 @@ pub(crate) fn run<T: Float, L: Label, S: Scheme>(
         par::for_blocks(lay, grad, &mut [], |b, g, _| {
             if let Some(mut g) = g {
                 let (mut p, mut dp) = (vec![T::ZERO; lay.classes], vec![T::ZERO; lay.classes]);
-                k::backward(input.data(), target.data(), &o, b, &ab, &mut p, &mut dp, &mut g);
+                simd::overlap_backward(input.data(), target.data(), &o, b, &ab, &mut p, &mut dp, &mut g);
             }
         });
     }
