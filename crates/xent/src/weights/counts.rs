@@ -290,7 +290,12 @@ pub(crate) fn tally<L: Label>(
                 (*n, seen) = (*n + k, seen + k);
             }
         }
-        let ignored = ig.map_or(0, |v| count_equal(labels, v));
+        // A `match`, not `map_or` and a closure: the closure would not be inlined into the
+        // vector-width copies, and would count at the baseline width.
+        let ignored = match ig {
+            Some(v) => count_equal(labels, v),
+            None => 0,
+        };
         return if seen + ignored == labels.len() as u64 { Ok(ignored) } else { Err(first_bad()) };
     }
     let bins = classes + 2;
