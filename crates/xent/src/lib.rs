@@ -119,8 +119,8 @@ pub use view::{numel, View};
 /// ```
 /// // [N, 19, 256, 512]: blocks never span two samples, so any chunk of samples works.
 /// assert_eq!(xent::chunk_rows_multiple(&[8, 19, 256, 512], true), 1);
-/// // [N, 1000]: blocks are runs of 16 rows.
-/// assert_eq!(xent::chunk_rows_multiple(&[16384, 1000], true), 16);
+/// // [N, 1000]: blocks are runs of 131 rows.
+/// assert_eq!(xent::chunk_rows_multiple(&[16384, 1000], true), 131);
 /// ```
 pub fn chunk_rows_multiple(shape: &[usize], class_axis: bool) -> usize {
     let row: usize = shape.iter().skip(1).product();
@@ -128,7 +128,7 @@ pub fn chunk_rows_multiple(shape: &[usize], class_axis: bool) -> usize {
         let classes = shape.get(1).copied().unwrap_or(1);
         let inner = if shape.len() > 2 { row / classes.max(1) } else { 1 };
         if inner == 1 {
-            (par::BLOCK_ELEMS / classes.max(1)).max(1)
+            par::rows_per_block(classes)
         } else {
             1
         }

@@ -10,6 +10,13 @@ use crate::sum::ExactSum;
 /// Elements (classes x positions) a block covers, about.
 pub(crate) const BLOCK_ELEMS: usize = 1 << 14;
 
+/// Positions of a block of rows (`inner == 1`): `8 * BLOCK_ELEMS` elements, so that the
+/// kernels' per-block set-up (zeroing their stack scratch tiles, 64 KiB in f32) stays small
+/// next to the rows.
+pub(crate) fn rows_per_block(classes: usize) -> usize {
+    (8 * BLOCK_ELEMS / classes.max(1)).max(1)
+}
+
 /// A run of consecutive positions handled together.
 ///
 /// Element `(c, k)`, class `c` of the block's `k`-th position, lies at
@@ -94,7 +101,7 @@ impl<T: Copy + std::ops::AddAssign> ClassOut<'_, T> {
 
 /// The blocks of `lay`, in order.
 pub(crate) fn blocks(lay: Layout) -> Vec<Block> {
-    let per = (BLOCK_ELEMS / lay.classes.max(1)).max(1);
+    let per = if lay.inner == 1 { rows_per_block(lay.classes) } else { (BLOCK_ELEMS / lay.classes.max(1)).max(1) };
     let mut out = Vec::new();
     if lay.positions() == 0 {
         // Nothing to do, however large the other dimensions are.
