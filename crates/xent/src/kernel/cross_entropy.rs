@@ -210,25 +210,14 @@ fn small_rows<T: Float, L: Label>(
     for k0 in (0..b.len).step_by(TILE) {
         let n = TILE.min(b.len - k0);
         let rows = &x[b.base + k0 * classes..][..n * classes];
-        match classes {
-            // A constant count lets these vectorise (interleaved loads).
-            2 => to_columns(rows, &mut xs, 2),
-            3 => to_columns(rows, &mut xs, 3),
-            4 => to_columns(rows, &mut xs, 4),
-            c => to_columns(rows, &mut xs, c),
-        }
+        to_columns(rows, &mut xs, classes);
         let sb = Block { p0: b.p0 + k0, len: n, base: 0, lane_stride: 1 };
         let mut sg = grad.is_some().then(|| Scratch(&mut gs[..]));
         let lo = if loss.is_empty() { &mut [][..] } else { &mut loss[k0..k0 + n] };
         any_tile(&xs, target, &q, sb, up, &mut sg, lo, 0, n, &mut acc);
         if let Some(g) = &mut grad {
             let out = g.rows(k0, n);
-            match classes {
-                2 => from_columns(&gs, out, 2),
-                3 => from_columns(&gs, out, 3),
-                4 => from_columns(&gs, out, 4),
-                c => from_columns(&gs, out, c),
-            }
+            from_columns(&gs, out, classes);
         }
     }
     acc.iter().sum()
@@ -263,10 +252,7 @@ fn tile<T: Float, L: Label, G: Lanes<T>>(
     for j in 0..n {
         tc[j] = targets[j].bin(none, Some(p.ignore_index));
     }
-    match up {
-        Upstream::All(g) => go[..n].fill(g),
-        Upstream::Each(g) => go[..n].copy_from_slice(&g[b.p0 + k0..][..n]),
-    }
+    upstream(up, b.p0 + k0, n, &mut go);
     // Pass 1: the maxima, and the target's logit and weight, picked as their class goes by
     // (no gathers, so every loop here is a vector loop).
     let (mut m, mut xt, mut wt) = ([T::NEG_INFINITY; TILE], [T::ZERO; TILE], [T::ZERO; TILE]);
@@ -333,12 +319,7 @@ fn tile<T: Float, L: Label, G: Lanes<T>>(
             }
         }
     }
-    for j in 0..n {
-        acc[j] += lv[j].to_f64();
-    }
-    if !loss.is_empty() {
-        loss[k0..k0 + n].copy_from_slice(&lv[..n]);
-    }
+    finish_tile(&lv, n, k0, loss, acc);
     // Pass 3: the gradient, finished in place.
     if let Some(g) = grad {
         for c in 0..classes {
@@ -412,10 +393,7 @@ fn tile2<T: Float, L: Label, G: Lanes<T>>(
             let (g0, g1) = g.lanes2();
             let (g0, g1) = (&mut g0[k0..k0 + n], &mut g1[k0..k0 + n]);
             let mut go = [T::ZERO; TILE];
-            match up {
-                Upstream::All(g) => go[..n].fill(g),
-                Upstream::Each(g) => go[..n].copy_from_slice(&g[b.p0 + k0..][..n]),
-            }
+            upstream(up, b.p0 + k0, n, &mut go);
             for j in 0..n {
                 let q = pair(x0[j], x1[j], tc[j].bin(2, ignore), w0, w1);
                 lv[j] = q.loss;
@@ -431,12 +409,7 @@ fn tile2<T: Float, L: Label, G: Lanes<T>>(
             }
         }
     }
-    for j in 0..n {
-        acc[j] += lv[j].to_f64();
-    }
-    if !loss.is_empty() {
-        loss[k0..k0 + n].copy_from_slice(&lv[..n]);
-    }
+    finish_tile(&lv, n, k0, loss, acc);
 }
 
 /// Negative log-likelihood over block `b` (the input holds log-probabilities).

@@ -52,21 +52,10 @@ pub(crate) fn forward<T: Float>(x: &[T], b: Block, cs: usize, classes: usize, lo
         for k0 in (0..b.len).step_by(TILE) {
             let n = TILE.min(b.len - k0);
             let rows = &x[b.base + k0 * classes..][..n * classes];
-            match classes {
-                // A constant count lets these vectorise (interleaved loads and stores).
-                2 => to_columns(rows, &mut xs, 2),
-                3 => to_columns(rows, &mut xs, 3),
-                4 => to_columns(rows, &mut xs, 4),
-                c => to_columns(rows, &mut xs, c),
-            }
+            to_columns(rows, &mut xs, classes);
             tile(&xs, TILE, classes, n, log, &mut Scratch(&mut os), 0);
             let o = out.rows(k0, n);
-            match classes {
-                2 => from_columns(&os, o, 2),
-                3 => from_columns(&os, o, 3),
-                4 => from_columns(&os, o, 4),
-                c => from_columns(&os, o, c),
-            }
+            from_columns(&os, o, classes);
         }
     } else {
         for k in 0..b.len {

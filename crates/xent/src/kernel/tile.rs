@@ -145,6 +145,17 @@ impl<T> Lanes<T> for Scratch<'_, T> {
 /// Rows `[n, classes]` into the class-major scratch (class `c` at `c * TILE`).
 #[inline(always)]
 pub(crate) fn to_columns<T: Copy>(rows: &[T], xs: &mut [T], classes: usize) {
+    // A constant count lets the copy vectorise (interleaved loads).
+    match classes {
+        2 => to_columns_of(rows, xs, 2),
+        3 => to_columns_of(rows, xs, 3),
+        4 => to_columns_of(rows, xs, 4),
+        c => to_columns_of(rows, xs, c),
+    }
+}
+
+#[inline(always)]
+fn to_columns_of<T: Copy>(rows: &[T], xs: &mut [T], classes: usize) {
     for (j, row) in rows.chunks_exact(classes).enumerate() {
         for (c, &v) in row.iter().enumerate() {
             xs[c * TILE + j] = v;
@@ -155,6 +166,17 @@ pub(crate) fn to_columns<T: Copy>(rows: &[T], xs: &mut [T], classes: usize) {
 /// The class-major scratch back into rows `[n, classes]`.
 #[inline(always)]
 pub(crate) fn from_columns<T: Copy>(xs: &[T], rows: &mut [T], classes: usize) {
+    // As in `to_columns` (interleaved stores).
+    match classes {
+        2 => from_columns_of(xs, rows, 2),
+        3 => from_columns_of(xs, rows, 3),
+        4 => from_columns_of(xs, rows, 4),
+        c => from_columns_of(xs, rows, c),
+    }
+}
+
+#[inline(always)]
+fn from_columns_of<T: Copy>(xs: &[T], rows: &mut [T], classes: usize) {
     for (j, row) in rows.chunks_exact_mut(classes).enumerate() {
         for (c, v) in row.iter_mut().enumerate() {
             *v = xs[c * TILE + j];
