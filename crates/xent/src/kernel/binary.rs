@@ -158,7 +158,7 @@ pub(crate) fn bce_with_logits<T: Float>(
         }
         if weighted {
             for j in 0..n {
-                lv[j] = lv[j] * w[j];
+                lv[j] *= w[j];
             }
         }
         // A full chunk adds its four quarters in `T` first: two conversions to `f64` and two
