@@ -128,3 +128,25 @@ def probs_fb():
 
 
 report("probs19", x.numel() * 4, fwd, timed(probs_fb))
+
+
+# MONAI's FocalLoss(use_softmax=True, gamma=2) on seg19's shape, as MONAI computes it:
+# one-hot targets, -(1 - p)^gamma ln p over every class, mean.
+t19 = torch.randint(0, 19, (8, 256, 512), generator=g)
+hot = F.one_hot(t19, 19).permute(0, 3, 1, 2).float()
+
+
+def focal(inp):
+    ls = inp.log_softmax(1)
+    return (-(1 - ls.exp()).pow(2.0) * ls * hot).mean()
+
+
+fwd = timed(lambda: focal(x))
+
+
+def focal_fb():
+    xr.grad = None
+    focal(xr).backward()
+
+
+report("focal19", x.numel() * 4, fwd, timed(focal_fb))

@@ -190,6 +190,71 @@ fn dice_ce_gradient_matches_finite_differences() {
     check_fd("dice_ce", &x, &fb!(loss, t, 3));
 }
 
+/// The softmax focal loss of rows `[N, C, 1]` (each row a sample; `TILE` rows at a time through
+/// a scratch tile) is that of the same positions laid out `[1, C, N]` (strided tiles): across
+/// tile edges, with ignored pixels, weights, alpha, any gamma, with and without background.
+#[test]
+fn softmax_focal_rows_match_the_strided_layout() {
+    let n = 300;
+    for (c, gamma) in [(2, 2.0), (3, 0.5), (4, 0.0), (5, 1.0), (19, 2.0)] {
+        let mut rng = Rng::new(500 + c as u64);
+        let x = rng.vec(n * c, 3.0);
+        let t: Vec<i64> = (0..n).map(|_| if rng.uniform() < 0.1 { IGNORE } else { rng.below(c) as i64 }).collect();
+        let xs: Vec<f64> = (0..c * n).map(|i| x[(i % n) * c + i / n]).collect();
+        for include_background in [true, false] {
+            let first = usize::from(!include_background);
+            let ci = c - first;
+            for reduction in [Reduction::Mean, Reduction::None] {
+                let loss = FocalLoss::new(FocalOptions {
+                    include_background,
+                    gamma,
+                    alpha: FocalAlpha::Scalar(0.3),
+                    weight: Some((first..c).map(|k| 0.5 + 0.1 * k as f64).collect()),
+                    use_softmax: true,
+                    ignore_index: Some(IGNORE),
+                    reduction,
+                })
+                .unwrap();
+                // Upstream per output element: [N, C', 1] for rows, [1, C', N] strided.
+                let go: Vec<f64> = match reduction {
+                    Reduction::None => (0..n * ci).map(|i| 0.5 + (i % 7) as f64 / 7.0).collect(),
+                    _ => vec![1.0],
+                };
+                let gs: Vec<f64> = match reduction {
+                    Reduction::None => (0..n * ci).map(|i| go[(i % n) * ci + i / n]).collect(),
+                    _ => go.clone(),
+                };
+                let (mut gr, mut gst) = (vec![0.0; n * c], vec![0.0; n * c]);
+                let r = loss
+                    .forward_backward(View::new(&x, &[n, c, 1]).unwrap(), View::new(&t, &[n, 1]).unwrap(), &go, &mut gr)
+                    .unwrap();
+                let s = loss
+                    .forward_backward(
+                        View::new(&xs, &[1, c, n]).unwrap(),
+                        View::new(&t, &[1, n]).unwrap(),
+                        &gs,
+                        &mut gst,
+                    )
+                    .unwrap();
+                let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b.abs().max(1e-3);
+                let name = format!("C = {c}, gamma {gamma}, first {first}, {reduction:?}");
+                assert_eq!(r.loss.len(), s.loss.len(), "{name}");
+                for i in 0..r.loss.len() {
+                    let j = if r.loss.len() == 1 { 0 } else { (i % n) * ci + i / n };
+                    let (a, b) = if r.loss.len() == 1 { (r.loss[0], s.loss[0]) } else { (r.loss[j], s.loss[i]) };
+                    assert!(close(a, b), "{name}: loss {i}: rows {a}, strided {b}");
+                }
+                for i in 0..n * c {
+                    let (a, b) = (gr[(i % n) * c + i / n], gst[i]);
+                    assert!(close(a, b), "{name}: grad {i}: rows {a}, strided {b}");
+                }
+                // (Softmax over one included class: q = 1, no gradient.)
+                assert!(ci == 1 || gr.iter().any(|&v| v != 0.0), "{name}");
+            }
+        }
+    }
+}
+
 /// Focal with gamma 0, softmax and no alpha is the cross-entropy, divided by the number of
 /// classes in its mean (it averages over classes too); also with ignored pixels and weights.
 #[test]

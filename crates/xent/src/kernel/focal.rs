@@ -12,12 +12,18 @@
 //!   l     = a cw m ce
 //!   dl/dx = a cw ((sigmoid(x) - t) m + ce m gamma sigmoid(-z) (1 - 2t))
 //! ```
+//! With softmax, positions go `TILE` at a time as vector lanes (rows of at most `SMALL` classes
+//! through a class-major scratch tile), with the vectorisable `exp` and `ln`:
+//! `(1 - q)^gamma = e^(gamma ln(1 - q))` and `(1 - q)^(gamma - 1)` as that over `1 - q`
+//! (`0^(gamma - 1)` where `q = 1`).
+//!
 //! Alpha: a scalar gives `[1 - alpha, alpha, alpha, ...]` per class with softmax and
 //! `alpha t + (1 - alpha)(1 - t)` with sigmoid; a vector gives `alpha_c` (with sigmoid, on
 //! positives only).
 
 use crate::float::{Float, Label};
 use crate::kernel::binary::sigmoid;
+use crate::kernel::tile::{from_columns, labels, to_columns, Lanes, Scratch, SMALL, TILE};
 use crate::par::{Block, ClassOut};
 use crate::validate::class_of;
 
@@ -65,8 +71,11 @@ impl<T: Float> FocalParams<'_, T> {
 }
 
 /// Loss (into `loss`, class-shaped, if given) and gradient (into `grad`, if given) of block
-/// `b`; returns the sum of the losses of each sample the block touches, from sample `n0`.
+/// `b`; adds the losses of each sample the block touches to `sums`, from the block's first
+/// sample. With softmax, strided positions go `TILE` at a time, rows of at most `SMALL` classes
+/// through a class-major scratch tile ([`softmax_tile`]); the rest one position at a time.
 #[allow(clippy::too_many_arguments)] // reason: data, target, options, block, upstream, outputs, sums
+#[inline(always)]
 pub(crate) fn focal<T: Float, L: Label>(
     x: &[T],
     target: &[L],
@@ -82,6 +91,15 @@ pub(crate) fn focal<T: Float, L: Label>(
     let n0 = b.p0 / o.inner;
     let g = o.gamma;
     let two = T::from_f64(2.0);
+    if o.softmax && o.classes >= 2 && (grad.is_none() || loss.is_none()) {
+        let is_grad = grad.is_some();
+        if b.lane_stride == 1 {
+            return softmax_strided(x, target, o, b, up, grad.or(loss), is_grad, sums);
+        }
+        if o.classes <= SMALL {
+            return softmax_rows(x, target, o, b, up, grad.or(loss), is_grad, sums);
+        }
+    }
     for k in 0..b.len {
         let pos = b.p0 + k;
         let (n, j) = (pos / o.inner, pos % o.inner);
@@ -198,4 +216,187 @@ pub(crate) fn focal<T: Float, L: Label>(
         }
         sums[n - n0] += total;
     }
+}
+
+/// Softmax focal loss of a strided block (`inner > 1`, positions consecutive): `TILE`
+/// positions at a time, all in one sample.
+#[allow(clippy::too_many_arguments)] // reason: `focal`'s arguments, the two outputs as one
+#[inline(always)]
+fn softmax_strided<T: Float, L: Label>(
+    x: &[T],
+    target: &[L],
+    o: &FocalParams<'_, T>,
+    b: Block,
+    up: Option<FocalUp<'_, T>>,
+    mut out: Option<ClassOut<'_, T>>,
+    grad: bool,
+    sums: &mut [f64],
+) {
+    let (n0, j0) = (b.p0 / o.inner, b.p0 % o.inner);
+    for k0 in (0..b.len).step_by(TILE) {
+        let n = TILE.min(b.len - k0);
+        let lab = labels(o.ignore_index, target, b.p0 + k0, n);
+        let u = upstream(o, up, &lab, n, (n0, 0), (j0 + k0, 1));
+        let xt = &x[b.base + k0..];
+        let lt = if n == TILE {
+            softmax_tile(xt, o.class_stride, &lab, TILE, o, &u, out.as_mut(), grad, k0)
+        } else {
+            softmax_tile(xt, o.class_stride, &lab, n, o, &u, out.as_mut(), grad, k0)
+        };
+        for &l in &lt[..n] {
+            sums[0] += l.to_f64();
+        }
+    }
+}
+
+/// Softmax focal loss of a block of rows (`inner == 1`, each row a sample) of at most `SMALL`
+/// classes: `TILE` rows at a time through a class-major scratch tile.
+#[allow(clippy::too_many_arguments)] // reason: `focal`'s arguments, the two outputs as one
+#[inline(always)]
+fn softmax_rows<T: Float, L: Label>(
+    x: &[T],
+    target: &[L],
+    o: &FocalParams<'_, T>,
+    b: Block,
+    up: Option<FocalUp<'_, T>>,
+    mut out: Option<ClassOut<'_, T>>,
+    grad: bool,
+    sums: &mut [f64],
+) {
+    let classes = o.classes;
+    let (mut xs, mut os) = ([T::ZERO; SMALL * TILE], [T::ZERO; SMALL * TILE]);
+    for k0 in (0..b.len).step_by(TILE) {
+        let n = TILE.min(b.len - k0);
+        to_columns(&x[b.base + k0 * classes..][..n * classes], &mut xs, classes);
+        let lab = labels(o.ignore_index, target, b.p0 + k0, n);
+        let u = upstream(o, up, &lab, n, (b.p0 + k0, 1), (0, 0));
+        let mut scratch = Scratch(&mut os);
+        let lt = softmax_tile(&xs, TILE, &lab, n, o, &u, out.is_some().then_some(&mut scratch), grad, 0);
+        if let Some(out) = &mut out {
+            from_columns(&os, out.rows(k0, n), classes);
+        }
+        for (s, &l) in sums[k0..k0 + n].iter_mut().zip(&lt[..n]) {
+            *s += l.to_f64();
+        }
+    }
+}
+
+/// Per lane, the upstream gradient of the loss of its target class (0 if ignored): lane `j`
+/// is sample `s0 + ds j`, inner position `i0 + di j`.
+#[inline(always)]
+fn upstream<T: Float>(
+    o: &FocalParams<'_, T>,
+    up: Option<FocalUp<'_, T>>,
+    lab: &[u32; TILE],
+    n: usize,
+    (s0, ds): (usize, usize),
+    (i0, di): (usize, usize),
+) -> [T; TILE] {
+    let mut u = [T::ZERO; TILE];
+    let Some(up) = up else { return u };
+    let ci = o.classes - o.first;
+    for j in 0..n {
+        if lab[j] == u32::MAX {
+            continue;
+        }
+        let sample = s0 + ds * j;
+        u[j] = match up {
+            FocalUp::Each(go) => {
+                // Only the target class has a loss (clamped as in the position loop).
+                let tc = (lab[j] as usize).clamp(o.first, o.classes - 1);
+                go[(sample * ci + tc - o.first) * o.inner + i0 + di * j]
+            }
+            FocalUp::PerSample(s) => s[sample],
+        };
+    }
+    u
+}
+
+/// Softmax focal loss of `n <= TILE` positions as lanes, classes `cs` apart from `x`: the
+/// lanes' maxima over the included classes (picking the target's logit and `alpha weight` as
+/// its class goes by), `ln sum e^(x - m)`, then per lane `ls_t`, `q_t = e^ls_t`,
+/// `(1 - q_t)^gamma = e^(gamma ln(1 - q_t))` and `(1 - q_t)^(gamma - 1)` as that over
+/// `1 - q_t` (`0^(gamma - 1)` where `q_t = 1`). Writes the gradient (`grad`) or the
+/// class-shaped loss into `out`'s lanes `k0..k0 + n` if given; returns the losses.
+#[allow(clippy::too_many_arguments)] // reason: data, labels, options, upstream, output and where
+#[inline(always)]
+fn softmax_tile<T: Float, G: Lanes<T>>(
+    x: &[T],
+    cs: usize,
+    lab: &[u32; TILE],
+    n: usize,
+    o: &FocalParams<'_, T>,
+    up: &[T; TILE],
+    out: Option<&mut G>,
+    grad: bool,
+    k0: usize,
+) -> [T; TILE] {
+    let (first, classes, g) = (o.first, o.classes, o.gamma);
+    let mut m = [T::NEG_INFINITY; TILE];
+    let mut xt = [T::NEG_INFINITY; TILE];
+    let mut fa = [T::ZERO; TILE];
+    for c in first..classes {
+        let xs = &x[c * cs..][..n];
+        let fc = o.alpha_pos.map_or(T::ONE, |a| a[c - first]) * o.w(c);
+        for j in 0..n {
+            m[j] = if xs[j] > m[j] { xs[j] } else { m[j] }; // NaN skipped: it reaches the sum
+            let hit = lab[j] == c as u32;
+            xt[j] = if hit { xs[j] } else { xt[j] };
+            fa[j] = if hit { fc } else { fa[j] };
+        }
+    }
+    let mut lse = [T::ZERO; TILE];
+    for c in first..classes {
+        let xs = &x[c * cs..][..n];
+        for j in 0..n {
+            lse[j] += (xs[j] - m[j]).exp_fast();
+        }
+    }
+    for v in &mut lse[..n] {
+        *v = v.ln_fast();
+    }
+    // Where q_t = 1: 0^(gamma - 1).
+    let zero_pow = match g.partial_cmp(&T::ONE) {
+        Some(std::cmp::Ordering::Greater) => T::ZERO,
+        Some(std::cmp::Ordering::Equal) => T::ONE,
+        _ => -T::NEG_INFINITY,
+    };
+    let (mut lt, mut dls) = ([T::ZERO; TILE], [T::ZERO; TILE]);
+    for j in 0..n {
+        // Lanes whose target is ignored or excluded keep no loss (xt = -inf there).
+        let inc = lab[j] >= first as u32 && lab[j] < classes as u32;
+        let ls = (xt[j] - m[j]) - lse[j];
+        let q = ls.exp_fast();
+        let r = T::ONE - q;
+        let (mq, d) = if g == T::ZERO {
+            (T::ONE, T::ONE)
+        } else {
+            let mq = (g * r.ln_fast()).exp_fast();
+            let pm1 = if r > T::ZERO { mq / r } else { zero_pow };
+            (mq, mq - g * pm1 * q * ls)
+        };
+        lt[j] = if inc { -(mq * ls) * fa[j] } else { T::ZERO };
+        dls[j] = if inc { -(fa[j] * d) } else { T::ZERO };
+    }
+    if let Some(out) = out {
+        for c in 0..first {
+            out.lanes(c)[k0..k0 + n].fill(T::ZERO);
+        }
+        for c in first..classes {
+            let (xs, ol) = (&x[c * cs..][..n], &mut out.lanes(c)[k0..k0 + n]);
+            if grad {
+                for j in 0..n {
+                    let q = ((xs[j] - m[j]) - lse[j]).exp_fast();
+                    let hot = if lab[j] == c as u32 { T::ONE } else { T::ZERO };
+                    let d = (hot - q) * dls[j] * up[j];
+                    ol[j] = if lab[j] == u32::MAX { T::ZERO } else { d };
+                }
+            } else {
+                for j in 0..n {
+                    ol[j] = if lab[j] == c as u32 { lt[j] } else { T::ZERO };
+                }
+            }
+        }
+    }
+    lt
 }

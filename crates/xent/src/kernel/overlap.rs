@@ -13,7 +13,7 @@
 use crate::float::{Float, Label};
 use crate::kernel::binary::sigmoid;
 use crate::kernel::softmax::{self, max_sumexp};
-use crate::kernel::tile::{Scratch, SMALL, TILE};
+use crate::kernel::tile::{labels, Scratch, SMALL, TILE};
 use crate::par::{Block, ClassOut};
 use crate::validate::class_of;
 
@@ -104,20 +104,6 @@ impl OverlapParams {
         }
     }
 
-    /// Per lane of positions `p0..p0 + n`: the label (`u32::MAX` if ignored).
-    #[inline(always)]
-    fn labels<L: Label>(&self, target: &[L], p0: usize, n: usize) -> [u32; TILE] {
-        let mut lab = [u32::MAX; TILE];
-        for (j, l) in lab[..n].iter_mut().enumerate() {
-            let t = &target[p0 + j];
-            let t = self.ignore_index.map_or(Some(t.to_i128() as usize), |ii| class_of(*t, ii));
-            if let Some(t) = t {
-                *l = t as u32;
-            }
-        }
-        lab
-    }
-
     /// The one-hot target of class `c` for lane label `l` (0 if ignored).
     #[inline(always)]
     fn hot_lane<T: Float>(&self, l: u32, c: usize) -> T {
@@ -176,7 +162,7 @@ pub(crate) fn sums<T: Float, L: Label>(
         for k0 in (0..b.len).step_by(TILE) {
             let n = TILE.min(b.len - k0);
             o.activate_tile(x, &b, k0, n, &mut pt);
-            let lab = o.labels(target, b.p0 + k0, n);
+            let lab = labels(o.ignore_index, target, b.p0 + k0, n);
             for c in o.first..o.classes {
                 // Sums in 16 lanes of f64, then in order.
                 let (mut tp, mut pp, mut gg) = ([0.0f64; 16], [0.0f64; 16], [0.0f64; 16]);
@@ -237,7 +223,7 @@ pub(crate) fn backward<T: Float, L: Label>(
         for k0 in (0..b.len).step_by(TILE) {
             let n = TILE.min(b.len - k0);
             o.activate_tile(x, &b, k0, n, &mut pt);
-            let lab = o.labels(target, b.p0 + k0, n);
+            let lab = labels(o.ignore_index, target, b.p0 + k0, n);
             for c in 0..o.classes {
                 let (ps, ds) = (&pt[c * TILE..][..n], &mut dt[c * TILE..][..n]);
                 if c < o.first {

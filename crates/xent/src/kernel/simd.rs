@@ -7,6 +7,7 @@
 use crate::float::{Float, Label};
 use crate::kernel::binary::{self, Bcast};
 use crate::kernel::cross_entropy::{self, IndexParams};
+use crate::kernel::focal::{self, FocalParams, FocalUp};
 use crate::kernel::overlap::{self, OverlapParams};
 use crate::kernel::softmax;
 use crate::par::{Block, ClassOut};
@@ -110,6 +111,21 @@ dispatch!(
         grad: Option<ClassOut<'_, T>>,
         loss: &mut [T]
     ) -> f64
+);
+
+dispatch!(
+    /// [`focal::focal`] on the widest vector unit.
+    focal => focal::focal,
+    <T: Float, L: Label>(
+        x: &[T],
+        target: &[L],
+        o: &FocalParams<'_, T>,
+        b: Block,
+        up: Option<FocalUp<'_, T>>,
+        grad: Option<ClassOut<'_, T>>,
+        loss: Option<ClassOut<'_, T>>,
+        sums: &mut [f64]
+    ) -> ()
 );
 
 dispatch!(
@@ -267,6 +283,48 @@ mod tests {
                     out.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
                 };
                 assert!(run(true) == run(false), "softmax backward {shape:?} log {log}");
+            }
+            // Focal loss, softmax and sigmoid: the gradient, the class-shaped loss and the sums.
+            let first = usize::from(lay.classes > 2);
+            let alpha: Vec<f32> = (first..lay.classes).map(|c| 0.2 + 0.1 * c as f32).collect();
+            let per: Vec<f32> = (0..lay.outer).map(|i| 0.3 + i as f32 * 0.01).collect();
+            for softmax in [true, false] {
+                let fo = FocalParams {
+                    classes: lay.classes,
+                    class_stride: lay.class_stride(),
+                    inner: lay.inner,
+                    first,
+                    softmax,
+                    gamma: if lay.classes % 2 == 0 { 0.5 } else { 2.0 },
+                    alpha_pos: Some(&alpha),
+                    alpha_neg: None,
+                    weight: Some(&w[first..]),
+                    ignore_index: Some(-1),
+                };
+                let run = |wide: bool| {
+                    let (mut g, mut l) = (vec![0.0f32; x.len()], vec![0.0f32; x.len()]);
+                    let sums = for_blocks(lay, &mut g, &mut [], |b, gr, _| {
+                        let mut sums = vec![0.0f64; b.len + 1];
+                        let up = Some(FocalUp::PerSample(&per[..]));
+                        if wide {
+                            focal(&x, &t, &fo, b, up, gr, None, &mut sums);
+                        } else {
+                            focal::focal(&x, &t, &fo, b, up, gr, None, &mut sums);
+                        }
+                        sums.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+                    });
+                    for_blocks(lay, &mut l, &mut [], |b, lo, _| {
+                        let mut sums = vec![0.0f64; b.len + 1];
+                        if wide {
+                            focal(&x, &t, &fo, b, None, None, lo, &mut sums);
+                        } else {
+                            focal::focal(&x, &t, &fo, b, None, None, lo, &mut sums);
+                        }
+                    });
+                    let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                    (bits(&g), bits(&l), sums)
+                };
+                assert!(run(true) == run(false), "focal {shape:?} softmax {softmax}");
             }
         }
         // Overlap sums and gradients (Dice and friends), softmax and sigmoid, strided positions.

@@ -7,8 +7,9 @@
 //! is `C x TILE` values on the stack, never a logits-sized copy: the logits are still read once
 //! from memory, in place.
 
-use crate::float::Float;
+use crate::float::{Float, Label};
 use crate::par::ClassOut;
+use crate::validate::class_of;
 
 /// Lanes per tile: a tile's logits stay in L1.
 pub(crate) const TILE: usize = 128;
@@ -140,6 +141,19 @@ impl<T> Lanes<T> for Scratch<'_, T> {
         let (a, b) = self.0.split_at_mut(TILE);
         (a, &mut b[..TILE])
     }
+}
+
+/// Per lane of positions `p0..p0 + n`: the class label (`u32::MAX` if ignored).
+#[inline(always)]
+pub(crate) fn labels<L: Label>(ignore_index: Option<i64>, target: &[L], p0: usize, n: usize) -> [u32; TILE] {
+    let mut lab = [u32::MAX; TILE];
+    for (j, l) in lab[..n].iter_mut().enumerate() {
+        let t = target[p0 + j];
+        if let Some(t) = ignore_index.map_or(Some(t.to_i128() as usize), |ii| class_of(t, ii)) {
+            *l = t as u32;
+        }
+    }
+    lab
 }
 
 /// Rows `[n, classes]` into the class-major scratch (class `c` at `c * TILE`).

@@ -37,7 +37,8 @@ use super::{check_grad_len, Backward};
 use crate::error::{Error, Result};
 use crate::float::{Float, Label};
 pub use crate::kernel::focal::FocalAlpha;
-use crate::kernel::focal::{self as k, FocalParams, FocalUp};
+use crate::kernel::focal::{FocalParams, FocalUp};
+use crate::kernel::simd;
 use crate::par;
 use crate::reduction::{EmptyMean, LossOutput, Reducer, Reduction};
 use crate::sum::ExactSum;
@@ -202,13 +203,13 @@ impl<T: Float> FocalLoss<T> {
             let n0 = b.p0 / lay.inner.max(1);
             let span = if b.len == 0 { 1 } else { (b.p0 + b.len - 1) / lay.inner - n0 + 1 };
             let mut sums = vec![0.0; span];
-            k::focal(input.data(), target.data(), &params, b, up, g, None, &mut sums);
+            simd::focal(input.data(), target.data(), &params, b, up, g, None, &mut sums);
             (n0, sums)
         });
         if !full.is_empty() {
             par::for_blocks(lay, &mut full, &mut [], |b, l, _| {
                 let mut sums = vec![0.0; b.len];
-                k::focal(input.data(), target.data(), &params, b, None, None, l, &mut sums);
+                simd::focal(input.data(), target.data(), &params, b, None, None, l, &mut sums);
             });
         }
         let mut per_n = vec![0.0; lay.outer];
