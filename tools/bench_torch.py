@@ -150,3 +150,21 @@ def focal_fb():
 
 
 report("focal19", x.numel() * 4, fwd, timed(focal_fb))
+
+
+# MONAI's FocalLoss(gamma=2), its default sigmoid, as MONAI computes it:
+# bce_with_logits(x, t) e^(gamma ln sigmoid(-x (2t - 1))), mean.
+def sigfocal(inp):
+    loss = F.binary_cross_entropy_with_logits(inp, hot, reduction="none")
+    return ((F.logsigmoid(-inp * (hot * 2 - 1)) * 2.0).exp() * loss).mean()
+
+
+fwd = timed(lambda: sigfocal(x))
+
+
+def sigfocal_fb():
+    xr.grad = None
+    sigfocal(xr).backward()
+
+
+report("sigfocal19", x.numel() * 4, fwd, timed(sigfocal_fb))

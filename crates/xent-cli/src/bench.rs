@@ -17,7 +17,7 @@ use xent::*;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// A workload (seg19, seed2, cls1k, lm32k, bce, count, copy, cls2, cls19, softmax19, probs19,
-    /// focal19) or all.
+    /// focal19, sigfocal19) or all.
     #[arg(long, default_value = "all")]
     pub workload: String,
     /// Threads (default: all cores).
@@ -31,10 +31,23 @@ pub struct Args {
     pub format: String,
 }
 
-/// The performance issue's workloads, then five more that users meet: classification rows with
-/// few classes, softmax, soft labels, and MONAI's focal loss.
-const WORKLOADS: [&str; 12] =
-    ["seg19", "seed2", "cls1k", "lm32k", "bce", "count", "copy", "cls2", "cls19", "softmax19", "probs19", "focal19"];
+/// The performance issue's workloads, then six more that users meet: classification rows with
+/// few classes, softmax, soft labels, and MONAI's focal loss with softmax and with sigmoid.
+const WORKLOADS: [&str; 13] = [
+    "seg19",
+    "seed2",
+    "cls1k",
+    "lm32k",
+    "bce",
+    "count",
+    "copy",
+    "cls2",
+    "cls19",
+    "softmax19",
+    "probs19",
+    "focal19",
+    "sigfocal19",
+];
 
 struct Lcg(u64);
 impl Lcg {
@@ -217,14 +230,15 @@ fn run_one(w: &str, runs: usize) -> Result<Row> {
             });
             Row { workload: "probs19", bytes: x.len() * 4, forward, forward_backward: Some(fb) }
         }
-        "focal19" => {
-            // seg19's shape: MONAI's focal loss with softmax, gamma 2, mean, every pixel labelled.
+        "focal19" | "sigfocal19" => {
+            // seg19's shape: MONAI's focal loss with softmax (focal19) or sigmoid (its default),
+            // gamma 2, mean, every pixel labelled.
             let shape = [8usize, 19, 256, 512];
             let mut rng = Lcg(8);
             let x: Vec<f32> = (0..shape.iter().product()).map(|_| rng.logit()).collect();
             let t: Vec<u8> = (0..x.len() / 19).map(|_| (rng.next() % 19) as u8).collect();
             let (xv, tv) = (View::new(&x, &shape)?, View::new(&t, &[8, 256, 512])?);
-            let focal = FocalLoss::new(FocalOptions { use_softmax: true, ..Default::default() })?;
+            let focal = FocalLoss::new(FocalOptions { use_softmax: w == "focal19", ..Default::default() })?;
             let mut g = vec![0.0f32; x.len()];
             let forward = time(runs, || {
                 black_box(focal.forward(xv, tv).unwrap());
@@ -232,7 +246,8 @@ fn run_one(w: &str, runs: usize) -> Result<Row> {
             let fb = time(runs, || {
                 black_box(focal.forward_backward(xv, tv, &[1.0], &mut g).unwrap());
             });
-            Row { workload: "focal19", bytes: x.len() * 4, forward, forward_backward: Some(fb) }
+            let workload = if w == "focal19" { "focal19" } else { "sigfocal19" };
+            Row { workload, bytes: x.len() * 4, forward, forward_backward: Some(fb) }
         }
         other => bail!("unknown workload {other:?}: one of {WORKLOADS:?} or all"),
     })

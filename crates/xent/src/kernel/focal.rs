@@ -72,8 +72,9 @@ impl<T: Float> FocalParams<'_, T> {
 
 /// Loss (into `loss`, class-shaped, if given) and gradient (into `grad`, if given) of block
 /// `b`; adds the losses of each sample the block touches to `sums`, from the block's first
-/// sample. With softmax, strided positions go `TILE` at a time, rows of at most `SMALL` classes
-/// through a class-major scratch tile ([`softmax_tile`]); the rest one position at a time.
+/// sample. Strided positions go `TILE` at a time (softmax: [`softmax_tile`]; sigmoid:
+/// [`sigmoid_strided`]), with softmax also rows of at most `SMALL` classes through a
+/// class-major scratch tile; the rest one position at a time.
 #[allow(clippy::too_many_arguments)] // reason: data, target, options, block, upstream, outputs, sums
 #[inline(always)]
 pub(crate) fn focal<T: Float, L: Label>(
@@ -91,6 +92,9 @@ pub(crate) fn focal<T: Float, L: Label>(
     let n0 = b.p0 / o.inner;
     let g = o.gamma;
     let two = T::from_f64(2.0);
+    if !o.softmax && o.classes >= 2 && b.lane_stride == 1 {
+        return sigmoid_strided(x, target, o, b, up, grad, loss, sums);
+    }
     if o.softmax && o.classes >= 2 && (grad.is_none() || loss.is_none()) {
         let is_grad = grad.is_some();
         if b.lane_stride == 1 {
@@ -399,4 +403,89 @@ fn softmax_tile<T: Float, G: Lanes<T>>(
         }
     }
     lt
+}
+
+/// Sigmoid focal loss of a strided block (`inner > 1`, at least two classes, so each target
+/// is 0 or 1): `TILE` positions at a time, a class at a time, element-wise. One `e^-|x|` and
+/// one `ln(1 + e^-|x|)` serve both `ln sigmoid(x)` and `ln sigmoid(z)` (`|z| = |x|`), and the
+/// gradient's `sigmoid(x)` and `sigmoid(-z)`.
+#[allow(clippy::too_many_arguments)] // reason: `focal`'s arguments
+#[inline(always)]
+fn sigmoid_strided<'a, T: Float, L: Label>(
+    x: &[T],
+    target: &[L],
+    o: &FocalParams<'_, T>,
+    b: Block,
+    up: Option<FocalUp<'_, T>>,
+    mut grad: Option<ClassOut<'a, T>>,
+    mut loss: Option<ClassOut<'a, T>>,
+    sums: &mut [f64],
+) {
+    let (n0, j0) = (b.p0 / o.inner, b.p0 % o.inner);
+    let (g, two) = (o.gamma, T::from_f64(2.0));
+    let ci = o.classes - o.first;
+    let (mut lv, mut gv, mut ub) = ([T::ZERO; TILE], [T::ZERO; TILE], [T::ZERO; TILE]);
+    for k0 in (0..b.len).step_by(TILE) {
+        let n = TILE.min(b.len - k0);
+        let lab = labels(o.ignore_index, target, b.p0 + k0, n);
+        let mut tot = [0.0f64; TILE];
+        for c in 0..o.first {
+            for out in [&mut grad, &mut loss].into_iter().flatten() {
+                out.lanes(c)[k0..k0 + n].fill(T::ZERO);
+            }
+        }
+        for c in o.first..o.classes {
+            let xs = &x[b.base + c * o.class_stride + k0..][..n];
+            match up {
+                Some(FocalUp::Each(go)) => {
+                    ub[..n].copy_from_slice(&go[(n0 * ci + c - o.first) * o.inner + j0 + k0..][..n])
+                }
+                Some(FocalUp::PerSample(s)) => ub[..n].fill(s[n0]),
+                None => {}
+            }
+            // alpha t + (1 - alpha)(1 - t) (or alpha on positives only), times the weight.
+            let pos = o.alpha_pos.map_or(T::ONE, |a| a[c - o.first]) * o.w(c);
+            let neg = match (o.alpha_pos, o.alpha_neg) {
+                (Some(_), Some(neg)) => neg,
+                _ => T::ONE,
+            } * o.w(c);
+            let wants_grad = grad.is_some();
+            for j in 0..n {
+                let xi = xs[j];
+                let hot = lab[j] == c as u32;
+                let ti = if hot { T::ONE } else { T::ZERO };
+                let e = (-xi.abs()).exp_fast();
+                let l1 = e.ln_1p_unit();
+                let z = if hot { -xi } else { xi }; // x (1 - 2t)
+                let mm = (g * (z.min(T::ZERO) - l1)).exp_fast();
+                let ce = xi - xi * ti - (xi.min(T::ZERO) - l1);
+                let a = if hot { pos } else { neg };
+                let ignored = lab[j] == u32::MAX;
+                lv[j] = if ignored { T::ZERO } else { a * (mm * ce) };
+                if wants_grad {
+                    // sigmoid(x) and sigmoid(-z) from e = e^-|x| and one division.
+                    let r1 = T::ONE / (T::ONE + e);
+                    let sx = if xi >= T::ZERO { r1 } else { e * r1 };
+                    let smz = if z <= T::ZERO { r1 } else { e * r1 };
+                    let mut d = (sx - ti) * mm;
+                    if g != T::ZERO {
+                        d += ce * mm * g * smz * (T::ONE - two * ti);
+                    }
+                    gv[j] = if ignored { T::ZERO } else { a * d * ub[j] };
+                }
+            }
+            for j in 0..n {
+                tot[j] += lv[j].to_f64();
+            }
+            if let Some(out) = &mut grad {
+                out.lanes(c)[k0..k0 + n].copy_from_slice(&gv[..n]);
+            }
+            if let Some(out) = &mut loss {
+                out.lanes(c)[k0..k0 + n].copy_from_slice(&lv[..n]);
+            }
+        }
+        for &t in &tot[..n] {
+            sums[0] += t;
+        }
+    }
 }
