@@ -168,3 +168,29 @@ def sigfocal_fb():
 
 
 report("sigfocal19", x.numel() * 4, fwd, timed(sigfocal_fb))
+
+
+# torchvision.ops.sigmoid_focal_loss(alpha=0.25, gamma=2, reduction="mean"), its code, on bce's
+# logits and targets.
+xb = torch.randn(16, 1, 512, 512, generator=g) * 2
+yb = (torch.rand(xb.shape, generator=g) < 0.03).float()
+
+
+def tvfocal(inp):
+    p = torch.sigmoid(inp)
+    ce = F.binary_cross_entropy_with_logits(inp, yb, reduction="none")
+    p_t = p * yb + (1 - p) * (1 - yb)
+    loss = ce * ((1 - p_t) ** 2.0)
+    return ((0.25 * yb + 0.75 * (1 - yb)) * loss).mean()
+
+
+fwd = timed(lambda: tvfocal(xb))
+xbr = xb.clone().requires_grad_(True)
+
+
+def tvfocal_fb():
+    xbr.grad = None
+    tvfocal(xbr).backward()
+
+
+report("tvfocal", xb.numel() * 4, fwd, timed(tvfocal_fb))

@@ -17,7 +17,7 @@ use xent::*;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// A workload (seg19, seed2, cls1k, lm32k, bce, count, copy, cls2, cls19, softmax19, probs19,
-    /// focal19, sigfocal19) or all.
+    /// focal19, sigfocal19, tvfocal) or all.
     #[arg(long, default_value = "all")]
     pub workload: String,
     /// Threads (default: all cores).
@@ -31,9 +31,10 @@ pub struct Args {
     pub format: String,
 }
 
-/// The performance issue's workloads, then six more that users meet: classification rows with
-/// few classes, softmax, soft labels, and MONAI's focal loss with softmax and with sigmoid.
-const WORKLOADS: [&str; 13] = [
+/// The performance issue's workloads, then seven more that users meet: classification rows with
+/// few classes, softmax, soft labels, MONAI's focal loss with softmax and with sigmoid, and
+/// torchvision's sigmoid focal loss.
+const WORKLOADS: [&str; 14] = [
     "seg19",
     "seed2",
     "cls1k",
@@ -47,6 +48,7 @@ const WORKLOADS: [&str; 13] = [
     "probs19",
     "focal19",
     "sigfocal19",
+    "tvfocal",
 ];
 
 struct Lcg(u64);
@@ -189,6 +191,23 @@ fn run_one(w: &str, runs: usize) -> Result<Row> {
                 black_box(l.forward_backward(xv, yv, &[1.0], &mut g).unwrap());
             });
             Row { workload: "bce", bytes: x.len() * 4, forward, forward_backward: Some(fb) }
+        }
+        "tvfocal" => {
+            // bce's logits and targets: torchvision's sigmoid_focal_loss (alpha 0.25, gamma 2), mean.
+            let shape = [16usize, 1, 512, 512];
+            let mut rng = Lcg(5);
+            let x: Vec<f32> = (0..shape.iter().product()).map(|_| rng.logit()).collect();
+            let y: Vec<f32> = (0..x.len()).map(|_| f32::from(u8::from(rng.uniform() < 0.03))).collect();
+            let l = SigmoidFocal::new(SigmoidFocalOptions { reduction: Reduction::Mean, ..Default::default() })?;
+            let (xv, yv) = (View::new(&x, &shape)?, View::new(&y, &shape)?);
+            let mut g = vec![0.0f32; x.len()];
+            let forward = time(runs, || {
+                black_box(l.forward(xv, yv).unwrap());
+            });
+            let fb = time(runs, || {
+                black_box(l.forward_backward(xv, yv, &[1.0], &mut g).unwrap());
+            });
+            Row { workload: "tvfocal", bytes: x.len() * 4, forward, forward_backward: Some(fb) }
         }
         "count" => {
             let shape = [64usize, 512, 1024];

@@ -100,6 +100,21 @@ dispatch!(
 );
 
 dispatch!(
+    /// [`binary::sigmoid_focal`] on the widest vector unit.
+    sigmoid_focal => binary::sigmoid_focal,
+    <T: Float>(
+        x: &[T],
+        y: &[T],
+        alpha: T,
+        gamma: T,
+        r: std::ops::Range<usize>,
+        up: Upstream<'_, T>,
+        grad: &mut [T],
+        loss: &mut [T]
+    ) -> f64
+);
+
+dispatch!(
     /// [`cross_entropy::cross_entropy_probs`] on the widest vector unit.
     cross_entropy_probs => cross_entropy::cross_entropy_probs,
     <T: Float>(
@@ -388,5 +403,22 @@ mod tests {
             (bits(&g), bits(&l), s.to_bits())
         };
         assert!(run(true) == run(false), "bce_with_logits");
+        // Sigmoid focal loss on the same logits, soft targets in [0, 1].
+        let y: Vec<f32> =
+            (0..3000).map(|i| if i % 3 == 0 { next() } else { f32::from(u8::from(next() < 0.3)) }).collect();
+        for (alpha, gamma) in [(0.25f32, 2.0f32), (-1.0, 0.5), (0.6, 0.0)] {
+            let run = |wide: bool| {
+                let (mut g, mut l) = (vec![0.0f32; 3000], vec![0.0f32; 3000]);
+                let up = Upstream::All(0.37f32);
+                let s = if wide {
+                    sigmoid_focal(&x, &y, alpha, gamma, 0..3000, up, &mut g, &mut l)
+                } else {
+                    binary::sigmoid_focal(&x, &y, alpha, gamma, 0..3000, up, &mut g, &mut l)
+                };
+                let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                (bits(&g), bits(&l), s.to_bits())
+            };
+            assert!(run(true) == run(false), "sigmoid_focal {alpha} {gamma}");
+        }
     }
 }

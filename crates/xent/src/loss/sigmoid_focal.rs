@@ -19,7 +19,7 @@
 use super::{run_elementwise, Backward};
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::kernel::binary as k;
+use crate::kernel::simd;
 use crate::reduction::{EmptyMean, LossOutput, Reduction};
 use crate::validate;
 use crate::view::View;
@@ -94,7 +94,7 @@ impl<T: Float> SigmoidFocal<T> {
     fn run(&self, input: View<'_, T>, target: View<'_, T>, backward: Backward<'_, T>) -> Result<LossOutput<T>> {
         let o = &self.options;
         run_elementwise(input, target, o.reduction, o.empty_mean, backward, |r, up, g, l| {
-            k::sigmoid_focal(input.data(), target.data(), self.alpha, self.gamma, r, up, g, l)
+            simd::sigmoid_focal(input.data(), target.data(), self.alpha, self.gamma, r, up, g, l)
         })
     }
 }
