@@ -194,3 +194,16 @@ def tvfocal_fb():
 
 
 report("tvfocal", xb.numel() * 4, fwd, timed(tvfocal_fb))
+
+# binary_cross_entropy on probabilities: bce's logits through a sigmoid, its targets, mean.
+pb = torch.sigmoid(xb)
+fwd = timed(lambda: F.binary_cross_entropy(pb, yb))
+pbr = pb.clone().requires_grad_(True)
+
+
+def bceprob_fb():
+    pbr.grad = None
+    F.binary_cross_entropy(pbr, yb).backward()
+
+
+report("bceprob", pb.numel() * 4, fwd, timed(bceprob_fb))

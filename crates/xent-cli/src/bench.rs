@@ -17,7 +17,7 @@ use xent::*;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// A workload (seg19, seed2, cls1k, lm32k, bce, count, copy, cls2, cls19, softmax19, probs19,
-    /// focal19, sigfocal19, tvfocal) or all.
+    /// focal19, sigfocal19, tvfocal, bceprob) or all.
     #[arg(long, default_value = "all")]
     pub workload: String,
     /// Threads (default: all cores).
@@ -31,10 +31,10 @@ pub struct Args {
     pub format: String,
 }
 
-/// The performance issue's workloads, then seven more that users meet: classification rows with
-/// few classes, softmax, soft labels, MONAI's focal loss with softmax and with sigmoid, and
-/// torchvision's sigmoid focal loss.
-const WORKLOADS: [&str; 14] = [
+/// The performance issue's workloads, then eight more that users meet: classification rows with
+/// few classes, softmax, soft labels, MONAI's focal loss with softmax and with sigmoid,
+/// torchvision's sigmoid focal loss, and BCE on probabilities.
+const WORKLOADS: [&str; 15] = [
     "seg19",
     "seed2",
     "cls1k",
@@ -49,6 +49,7 @@ const WORKLOADS: [&str; 14] = [
     "focal19",
     "sigfocal19",
     "tvfocal",
+    "bceprob",
 ];
 
 struct Lcg(u64);
@@ -208,6 +209,23 @@ fn run_one(w: &str, runs: usize) -> Result<Row> {
                 black_box(l.forward_backward(xv, yv, &[1.0], &mut g).unwrap());
             });
             Row { workload: "tvfocal", bytes: x.len() * 4, forward, forward_backward: Some(fb) }
+        }
+        "bceprob" => {
+            // bce's targets, its logits through a sigmoid: binary_cross_entropy, mean.
+            let shape = [16usize, 1, 512, 512];
+            let mut rng = Lcg(5);
+            let x: Vec<f32> = (0..shape.iter().product()).map(|_| 1.0 / (1.0 + (-rng.logit()).exp())).collect();
+            let y: Vec<f32> = (0..x.len()).map(|_| f32::from(u8::from(rng.uniform() < 0.03))).collect();
+            let l = Bce::new(BceOptions::default())?;
+            let (xv, yv) = (View::new(&x, &shape)?, View::new(&y, &shape)?);
+            let mut g = vec![0.0f32; x.len()];
+            let forward = time(runs, || {
+                black_box(l.forward(xv, yv).unwrap());
+            });
+            let fb = time(runs, || {
+                black_box(l.forward_backward(xv, yv, &[1.0], &mut g).unwrap());
+            });
+            Row { workload: "bceprob", bytes: x.len() * 4, forward, forward_backward: Some(fb) }
         }
         "count" => {
             let shape = [64usize, 512, 1024];

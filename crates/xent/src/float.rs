@@ -64,6 +64,9 @@ pub trait Float:
     /// `ln(1 + self)` for `self` in `[0, 1]` by a vectorisable polynomial for `f32` (about
     /// 1 ulp), libm's for `f64`.
     fn ln_1p_unit(self) -> Self;
+    /// `ln(1 - self)` for `self` in `[0, 1]` by a vectorisable polynomial for `f32` (about
+    /// 1 ulp, as accurate as `ln_1p(-self)`), libm's `ln_1p(-self)` for `f64`.
+    fn ln_1m_unit(self) -> Self;
     /// `self * a + b` with one rounding (exact wherever it runs, so the bits do not depend on
     /// the vector width; a CPU without FMA gets libm's, slow).
     fn mul_add(self, a: Self, b: Self) -> Self;
@@ -114,6 +117,15 @@ macro_rules! fast_ln_1p_unit {
     };
 }
 
+macro_rules! fast_ln_1m_unit {
+    (f32, $x:expr) => {
+        crate::kernel::math::ln_1m_unit_f32($x)
+    };
+    (f64, $x:expr) => {
+        f64::ln_1p(-$x)
+    };
+}
+
 macro_rules! impl_float {
     ($t:ident) => {
         impl Float for $t {
@@ -145,6 +157,10 @@ macro_rules! impl_float {
             #[inline(always)]
             fn ln_1p_unit(self) -> Self {
                 fast_ln_1p_unit!($t, self)
+            }
+            #[inline(always)]
+            fn ln_1m_unit(self) -> Self {
+                fast_ln_1m_unit!($t, self)
             }
             #[inline(always)]
             fn mul_add(self, a: Self, b: Self) -> Self {

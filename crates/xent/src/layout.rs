@@ -135,17 +135,4 @@ impl Broadcast {
         }
         out
     }
-
-    /// Index in the broadcast tensor of the input's flat index `i`.
-    #[inline]
-    pub fn index(&self, mut i: usize) -> usize {
-        let mut at = 0;
-        for (&d, &s) in self.dims.iter().zip(&self.strides).rev() {
-            if d > 0 {
-                at += (i % d) * s;
-                i /= d;
-            }
-        }
-        at
-    }
 }

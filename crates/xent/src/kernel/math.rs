@@ -75,13 +75,16 @@ fn ln_reduced(f: f32, e: f32) -> f32 {
     e.mul_add(0.693_359_4, f + y)
 }
 
-/// `ln x` in `f32`, vectorisable; for normal positive `x` within 2 ulp, `-inf` at 0, `+inf` at
-/// `+inf`, NaN for negative numbers and NaN (subnormal inputs lose accuracy).
+/// `ln x` in `f32`, vectorisable; for positive `x` within 2 ulp (subnormals are scaled by
+/// `2^24` first, and `24 ln 2` taken off again), `-inf` at 0, `+inf` at `+inf`, NaN for
+/// negative numbers and NaN.
 #[inline(always)]
 pub(crate) fn ln_f32(x: f32) -> f32 {
     const SQRT_HALF: f32 = std::f32::consts::FRAC_1_SQRT_2;
-    let bits = x.to_bits() as i32;
-    let e = ((bits >> 23) & 0xff) - 126;
+    let sub = x < f32::MIN_POSITIVE;
+    let xs = if sub { x * 16_777_216.0 } else { x };
+    let bits = xs.to_bits() as i32;
+    let e = ((bits >> 23) & 0xff) - if sub { 150 } else { 126 };
     let m = f32::from_bits(((bits & 0x007f_ffff) | 0x3f00_0000) as u32); // in [0.5, 1)
     let small = m < SQRT_HALF;
     let e = (if small { e - 1 } else { e }) as f32;
@@ -96,6 +99,18 @@ pub(crate) fn ln_f32(x: f32) -> f32 {
     } else {
         f32::NAN
     }
+}
+
+/// `ln(1 - x)` in `f32` for `x` in `[0, 1]` (or NaN), vectorisable, as accurate as `ln_1p(-x)`:
+/// with `v = 1 - x` rounded and `d = (1 - v) - x` its rounding error (both exact),
+/// `ln(1 - x) = ln v + ln(1 + d / v) = ln v + d (2 - v)` to within `|d| (1 - v)^2` (`v` is in
+/// `[1/2, 1]` wherever `d` is not 0, and `|d| <= 2^-25`); `-inf` at 1.
+#[inline(always)]
+pub(crate) fn ln_1m_unit_f32(x: f32) -> f32 {
+    debug_assert!((0.0..=1.0).contains(&x) || x.is_nan(), "ln_1m_unit_f32({x}): the argument must be in [0, 1]");
+    let v = 1.0 - x;
+    let d = (1.0 - v) - x;
+    d.mul_add(2.0 - v, ln_f32(v))
 }
 
 /// `ln(1 + u)` in `f32` for `u` in `[0, 1]` (or NaN), vectorisable, no division and no
@@ -154,8 +169,24 @@ mod tests {
     }
 
     #[test]
+    fn ln_1m_unit_f32_is_within_two_ulp_of_libm() {
+        let mut x = 0.0f32;
+        while x <= 1.0 {
+            let (got, want) = (ln_1m_unit_f32(x), (-(x as f64)).ln_1p());
+            assert!((got as f64 - want).abs() <= 2.5e-7 * want.abs(), "ln(1 - {x}) = {got}, want {want}");
+            x = if x < 1e-6 { x + 1e-9 } else { x * 1.0007 + 1e-7 };
+        }
+        for x in [0.0f32, 1e-30, 5.960_464_5e-8, 0.5, 0.500_000_06, 0.999_999_94] {
+            let (got, want) = (ln_1m_unit_f32(x), (-(x as f64)).ln_1p());
+            assert!((got as f64 - want).abs() <= 2.5e-7 * want.abs(), "ln(1 - {x}) = {got}, want {want}");
+        }
+        assert_eq!(ln_1m_unit_f32(1.0), f32::NEG_INFINITY);
+        assert!(ln_1m_unit_f32(f32::NAN).is_nan());
+    }
+
+    #[test]
     fn ln_f32_is_within_two_ulp_of_libm() {
-        let mut x = 1.0e-37f32;
+        let mut x = 1.0e-40f32;
         while x < 3.0e38 {
             let (got, want) = (ln_f32(x), (x as f64).ln());
             assert!((got as f64 - want).abs() <= 2.5e-7 * want.abs().max(1.0), "ln({x}) = {got}, want {want}");
@@ -163,6 +194,11 @@ mod tests {
         }
         for x in [1.0f32, 2.0, 0.5, 1.0 + f32::EPSILON, 19.0] {
             assert!((ln_f32(x) as f64 - (x as f64).ln()).abs() < 2e-7, "{x}");
+        }
+        // Subnormals, the smallest first.
+        for x in [1.4e-45f32, 1e-44, 3e-42, 1.1e-38, f32::MIN_POSITIVE] {
+            let want = (x as f64).ln();
+            assert!((ln_f32(x) as f64 - want).abs() <= 1.5e-7 * want.abs(), "ln({x}) = {}", ln_f32(x));
         }
         assert_eq!(ln_f32(0.0), f32::NEG_INFINITY);
         assert_eq!(ln_f32(f32::INFINITY), f32::INFINITY);

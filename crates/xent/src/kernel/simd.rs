@@ -100,6 +100,20 @@ dispatch!(
 );
 
 dispatch!(
+    /// [`binary::bce`] on the widest vector unit.
+    bce => binary::bce,
+    <T: Float>(
+        x: &[T],
+        y: &[T],
+        w: Bcast<'_, T>,
+        r: std::ops::Range<usize>,
+        up: Upstream<'_, T>,
+        grad: &mut [T],
+        loss: &mut [T]
+    ) -> f64
+);
+
+dispatch!(
     /// [`binary::sigmoid_focal`] on the widest vector unit.
     sigmoid_focal => binary::sigmoid_focal,
     <T: Float>(
@@ -403,6 +417,20 @@ mod tests {
             (bits(&g), bits(&l), s.to_bits())
         };
         assert!(run(true) == run(false), "bce_with_logits");
+        // Binary cross-entropy on probabilities (the sigmoid of those logits), with the weight.
+        let p: Vec<f32> = x.iter().map(|&v| 1.0 / (1.0 + (-v).exp())).collect();
+        let run = |wide: bool| {
+            let (mut g, mut l) = (vec![0.0f32; 3000], vec![0.0f32; 3000]);
+            let (w, up) = (Some((&wv[..], &wb)), Upstream::All(0.37f32));
+            let s = if wide {
+                bce(&p, &y, w, 0..3000, up, &mut g, &mut l)
+            } else {
+                binary::bce(&p, &y, w, 0..3000, up, &mut g, &mut l)
+            };
+            let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            (bits(&g), bits(&l), s.to_bits())
+        };
+        assert!(run(true) == run(false), "bce");
         // Sigmoid focal loss on the same logits, soft targets in [0, 1].
         let y: Vec<f32> =
             (0..3000).map(|i| if i % 3 == 0 { next() } else { f32::from(u8::from(next() < 0.3)) }).collect();

@@ -28,7 +28,7 @@
 use super::{run_elementwise, Backward, Tensor};
 use crate::error::Result;
 use crate::float::Float;
-use crate::kernel::binary as k;
+use crate::kernel::simd;
 use crate::layout::Broadcast;
 use crate::reduction::{EmptyMean, LossOutput, Reduction};
 use crate::validate;
@@ -104,7 +104,7 @@ impl<T: Float> Bce<T> {
         validate::unit_interval("input", input.data())?;
         let w = w.as_ref().map(|(v, m)| (*v, m));
         run_elementwise(input, target, o.reduction, o.empty_mean, backward, |r, up, g, l| {
-            k::bce(input.data(), target.data(), w, r, up, g, l)
+            simd::bce(input.data(), target.data(), w, r, up, g, l)
         })
     }
 }
@@ -173,7 +173,7 @@ impl<T: Float> BceWithLogits<T> {
         let w = w.as_ref().map(|(v, m)| (*v, m));
         let q = q.as_ref().map(|(v, m)| (*v, m));
         run_elementwise(input, target, o.reduction, o.empty_mean, backward, |r, up, g, l| {
-            crate::kernel::simd::bce_with_logits(input.data(), target.data(), w, q, r, up, g, l)
+            simd::bce_with_logits(input.data(), target.data(), w, q, r, up, g, l)
         })
     }
 }
