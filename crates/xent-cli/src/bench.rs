@@ -100,6 +100,26 @@ struct Row {
     forward_backward: Option<(f64, f64)>,
 }
 
+/// bce's shape `[16, 1, 512, 512]`, its targets (about 3% ones) and its logits through `map`:
+/// an element-wise loss's `forward` and `forward_backward` (into a preallocated gradient).
+fn binary_workload(
+    workload: &'static str,
+    runs: usize,
+    map: fn(f32) -> f32,
+    forward: impl Fn(View<'_, f32>, View<'_, f32>),
+    forward_backward: impl Fn(View<'_, f32>, View<'_, f32>, &mut [f32]),
+) -> Result<Row> {
+    let shape = [16usize, 1, 512, 512];
+    let mut rng = Lcg(5);
+    let x: Vec<f32> = (0..shape.iter().product()).map(|_| map(rng.logit())).collect();
+    let y: Vec<f32> = (0..x.len()).map(|_| f32::from(u8::from(rng.uniform() < 0.03))).collect();
+    let (xv, yv) = (View::new(&x, &shape)?, View::new(&y, &shape)?);
+    let mut g = vec![0.0f32; x.len()];
+    let fwd = time(runs, || forward(xv, yv));
+    let fb = time(runs, || forward_backward(xv, yv, &mut g));
+    Ok(Row { workload, bytes: x.len() * 4, forward: fwd, forward_backward: Some(fb) })
+}
+
 fn ce_workload(
     name: &'static str,
     shape: &[usize],
@@ -175,57 +195,39 @@ fn run_one(w: &str, runs: usize) -> Result<Row> {
             CrossEntropyOptions::default(),
         )?,
         "bce" => {
-            let shape = [16usize, 1, 512, 512];
-            let mut rng = Lcg(5);
-            let x: Vec<f32> = (0..shape.iter().product()).map(|_| rng.logit()).collect();
-            let y: Vec<f32> = (0..x.len()).map(|_| f32::from(u8::from(rng.uniform() < 0.03))).collect();
             let l = BceWithLogits::new(BceWithLogitsOptions {
                 pos_weight: Some(Tensor::new(vec![32.3], vec![1])?),
                 ..Default::default()
             })?;
-            let (xv, yv) = (View::new(&x, &shape)?, View::new(&y, &shape)?);
-            let mut g = vec![0.0f32; x.len()];
-            let forward = time(runs, || {
-                black_box(l.forward(xv, yv).unwrap());
-            });
-            let fb = time(runs, || {
-                black_box(l.forward_backward(xv, yv, &[1.0], &mut g).unwrap());
-            });
-            Row { workload: "bce", bytes: x.len() * 4, forward, forward_backward: Some(fb) }
+            binary_workload(
+                "bce",
+                runs,
+                |v| v,
+                |x, y| drop(black_box(l.forward(x, y).unwrap())),
+                |x, y, g| drop(black_box(l.forward_backward(x, y, &[1.0], g).unwrap())),
+            )?
         }
         "tvfocal" => {
-            // bce's logits and targets: torchvision's sigmoid_focal_loss (alpha 0.25, gamma 2), mean.
-            let shape = [16usize, 1, 512, 512];
-            let mut rng = Lcg(5);
-            let x: Vec<f32> = (0..shape.iter().product()).map(|_| rng.logit()).collect();
-            let y: Vec<f32> = (0..x.len()).map(|_| f32::from(u8::from(rng.uniform() < 0.03))).collect();
+            // torchvision's sigmoid_focal_loss (alpha 0.25, gamma 2), mean.
             let l = SigmoidFocal::new(SigmoidFocalOptions { reduction: Reduction::Mean, ..Default::default() })?;
-            let (xv, yv) = (View::new(&x, &shape)?, View::new(&y, &shape)?);
-            let mut g = vec![0.0f32; x.len()];
-            let forward = time(runs, || {
-                black_box(l.forward(xv, yv).unwrap());
-            });
-            let fb = time(runs, || {
-                black_box(l.forward_backward(xv, yv, &[1.0], &mut g).unwrap());
-            });
-            Row { workload: "tvfocal", bytes: x.len() * 4, forward, forward_backward: Some(fb) }
+            binary_workload(
+                "tvfocal",
+                runs,
+                |v| v,
+                |x, y| drop(black_box(l.forward(x, y).unwrap())),
+                |x, y, g| drop(black_box(l.forward_backward(x, y, &[1.0], g).unwrap())),
+            )?
         }
         "bceprob" => {
-            // bce's targets, its logits through a sigmoid: binary_cross_entropy, mean.
-            let shape = [16usize, 1, 512, 512];
-            let mut rng = Lcg(5);
-            let x: Vec<f32> = (0..shape.iter().product()).map(|_| 1.0 / (1.0 + (-rng.logit()).exp())).collect();
-            let y: Vec<f32> = (0..x.len()).map(|_| f32::from(u8::from(rng.uniform() < 0.03))).collect();
+            // binary_cross_entropy on the logits through a sigmoid, mean.
             let l = Bce::new(BceOptions::default())?;
-            let (xv, yv) = (View::new(&x, &shape)?, View::new(&y, &shape)?);
-            let mut g = vec![0.0f32; x.len()];
-            let forward = time(runs, || {
-                black_box(l.forward(xv, yv).unwrap());
-            });
-            let fb = time(runs, || {
-                black_box(l.forward_backward(xv, yv, &[1.0], &mut g).unwrap());
-            });
-            Row { workload: "bceprob", bytes: x.len() * 4, forward, forward_backward: Some(fb) }
+            binary_workload(
+                "bceprob",
+                runs,
+                |v| 1.0 / (1.0 + (-v).exp()),
+                |x, y| drop(black_box(l.forward(x, y).unwrap())),
+                |x, y, g| drop(black_box(l.forward_backward(x, y, &[1.0], g).unwrap())),
+            )?
         }
         "count" => {
             let shape = [64usize, 512, 1024];

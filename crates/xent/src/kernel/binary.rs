@@ -52,6 +52,69 @@ fn put<T: Float>(r: &Range<usize>, i: usize, l: T, d: impl FnOnce() -> T, grad: 
     l.to_f64()
 }
 
+/// Lanes of the element-wise kernels: each lane sums its elements in `f64`, in a fixed order
+/// (full chunks of `LANES` elements in quarters first).
+const LANES: usize = 64;
+
+/// A run's upstream gradient, `LANES` elements at a time.
+struct UpLanes<'a, T> {
+    each: Option<&'a [T]>,
+    all: [T; LANES],
+}
+
+impl<'a, T: Float> UpLanes<'a, T> {
+    #[inline(always)]
+    fn new(up: Upstream<'a, T>, r: &Range<usize>) -> Self {
+        let each = match up {
+            Upstream::Each(g) => Some(&g[r.clone()]),
+            Upstream::All(_) => None,
+        };
+        UpLanes { each, all: [up.at(0); LANES] }
+    }
+
+    /// The upstream gradient of elements `k0..k0 + n` of the run.
+    #[inline(always)]
+    fn at(&self, k0: usize, n: usize) -> &[T] {
+        self.each.map_or(&self.all[..n], |g| &g[k0..k0 + n])
+    }
+}
+
+/// Adds a chunk's losses to the lanes' sums: a full chunk its four quarters in `T` first (two
+/// conversions to `f64` and two `f64` additions per 16 lanes fewer), a partial one lane by lane.
+#[inline(always)]
+fn add_losses<T: Float>(acc: &mut [f64; LANES], lv: &[T]) {
+    if let Ok(l) = <&[T; LANES]>::try_from(lv) {
+        const Q: usize = LANES / 4;
+        for j in 0..Q {
+            acc[j] += ((l[j] + l[j + Q]) + (l[j + 2 * Q] + l[j + 3 * Q])).to_f64();
+        }
+    } else {
+        for (a, &l) in acc.iter_mut().zip(lv) {
+            *a += l.to_f64();
+        }
+    }
+}
+
+/// Writes a chunk's values `v` into `out` from element `k0`, unless `out` is empty (not wanted).
+#[inline(always)]
+fn store<T: Copy>(out: &mut [T], k0: usize, v: &[T]) {
+    if !out.is_empty() {
+        out[k0..k0 + v.len()].copy_from_slice(v);
+    }
+}
+
+/// `0^e`: 0 for `e > 0`, 1 for `e = 0`, `inf` below (the factor `r^(gamma - 1)` at `r = 0`).
+#[inline(always)]
+pub(crate) fn pow_zero<T: Float>(e: T) -> T {
+    if e > T::ZERO {
+        T::ZERO
+    } else if e == T::ZERO {
+        T::ONE
+    } else {
+        -T::NEG_INFINITY
+    }
+}
+
 /// Binary cross-entropy on probabilities over run `r`; returns the sum of the losses. `LANES`
 /// elements at a time with the vectorisable `ln x` and `ln(1 - x)` (as PyTorch's `log1p(-x)`).
 #[inline(always)]
@@ -70,18 +133,14 @@ pub(crate) fn bce<T: Float>(
     let (xs, ys) = (&x[r.clone()], &y[r.clone()]);
     let (ws, w1) = expand(&w, &r);
     let w_all = [w1; LANES];
-    let each = match up {
-        Upstream::Each(g) => Some(&g[r.clone()]),
-        Upstream::All(_) => None,
-    };
-    let go_all = [up.at(0); LANES];
+    let ups = UpLanes::new(up, &r);
     let mut acc = [0.0f64; LANES];
     let (mut lv, mut gv) = ([T::ZERO; LANES], [T::ZERO; LANES]);
     for k0 in (0..xs.len()).step_by(LANES) {
         let n = LANES.min(xs.len() - k0);
         let (x, y) = (&xs[k0..k0 + n], &ys[k0..k0 + n]);
         let w = ws.as_ref().map_or(&w_all[..n], |v| &v[k0..k0 + n]);
-        let go = each.map_or(&go_all[..n], |g| &g[k0..k0 + n]);
+        let go = ups.at(k0, n);
         for j in 0..n {
             let (xi, yi) = (x[j], y[j]);
             lv[j] = ((yi - T::ONE) * xi.ln_1m_unit().max_nan(floor) - yi * xi.ln_fast().max_nan(floor)) * w[j];
@@ -91,14 +150,10 @@ pub(crate) fn bce<T: Float>(
                 let (xi, yi) = (x[j], y[j]);
                 gv[j] = go[j] * (xi - yi) / ((T::ONE - xi) * xi).max_nan(eps) * w[j];
             }
-            grad[k0..k0 + n].copy_from_slice(&gv[..n]);
+            store(grad, k0, &gv[..n]);
         }
-        for j in 0..n {
-            acc[j] += lv[j].to_f64();
-        }
-        if !loss.is_empty() {
-            loss[k0..k0 + n].copy_from_slice(&lv[..n]);
-        }
+        add_losses(&mut acc, &lv[..n]);
+        store(loss, k0, &lv[..n]);
     }
     acc.iter().sum()
 }
@@ -122,10 +177,6 @@ fn bce_logit_loss<T: Float>(x: T, y: T, q: T, ls: T) -> (T, T) {
     ((-b).mul_add(ls, a), b)
 }
 
-/// Lanes of the element-wise kernels: each lane sums its elements in `f64`, in a fixed order
-/// (full chunks of `LANES` elements in quarters first).
-const LANES: usize = 64;
-
 /// Binary cross-entropy with logits over run `r`.
 #[allow(clippy::too_many_arguments)] // reason: each argument is one tensor of the formula
 #[inline(always)]
@@ -145,11 +196,7 @@ pub(crate) fn bce_with_logits<T: Float>(
     let (w_all, q_all) = ([w1; LANES], [q1; LANES]);
     // Without weights the losses are not multiplied by 1 (the same bits, one operation less).
     let weighted = ws.is_some() || w1 != T::ONE;
-    let each = match up {
-        Upstream::Each(g) => Some(&g[r.clone()]),
-        Upstream::All(_) => None,
-    };
-    let go_all = [up.at(0); LANES];
+    let ups = UpLanes::new(up, &r);
     let mut acc = [0.0f64; LANES];
     let mut lv = [T::ZERO; LANES];
     for k0 in (0..xs.len()).step_by(LANES) {
@@ -166,7 +213,7 @@ pub(crate) fn bce_with_logits<T: Float>(
             }
         } else {
             let g = &mut grad[k0..k0 + n];
-            let go = each.map_or(&go_all[..n], |g| &g[k0..k0 + n]);
+            let go = ups.at(k0, n);
             for j in 0..n {
                 let e = (-x[j].abs()).exp_fast();
                 let ls = x[j].min(T::ZERO) - e.ln_1p_unit();
@@ -184,21 +231,8 @@ pub(crate) fn bce_with_logits<T: Float>(
                 lv[j] *= w[j];
             }
         }
-        // A full chunk adds its four quarters in `T` first: two conversions to `f64` and two
-        // `f64` additions per 16 lanes fewer.
-        if let Ok(l) = <&[T; LANES]>::try_from(&lv[..n]) {
-            const Q: usize = LANES / 4;
-            for j in 0..Q {
-                acc[j] += ((l[j] + l[j + Q]) + (l[j + 2 * Q] + l[j + 3 * Q])).to_f64();
-            }
-        } else {
-            for j in 0..n {
-                acc[j] += lv[j].to_f64();
-            }
-        }
-        if !loss.is_empty() {
-            loss[k0..k0 + n].copy_from_slice(&lv[..n]);
-        }
+        add_losses(&mut acc, &lv[..n]);
+        store(loss, k0, &lv[..n]);
     }
     acc.iter().sum()
 }
@@ -231,22 +265,14 @@ pub(crate) fn sigmoid_focal<T: Float>(
     }
     let (g, two) = (gamma, T::from_f64(2.0));
     // r^(gamma - 1) where r = 0.
-    let zero_pow = match g.partial_cmp(&T::ONE) {
-        Some(std::cmp::Ordering::Greater) => T::ZERO,
-        Some(std::cmp::Ordering::Equal) => T::ONE,
-        _ => -T::NEG_INFINITY,
-    };
-    let each = match up {
-        Upstream::Each(g) => Some(&g[r.clone()]),
-        Upstream::All(_) => None,
-    };
-    let go_all = [up.at(0); LANES];
+    let zero_pow = pow_zero(g - T::ONE);
+    let ups = UpLanes::new(up, &r);
     let mut acc = [0.0f64; LANES];
     let (mut lv, mut gv) = ([T::ZERO; LANES], [T::ZERO; LANES]);
     for k0 in (0..xs.len()).step_by(LANES) {
         let n = LANES.min(xs.len() - k0);
         let (x, y) = (&xs[k0..k0 + n], &ys[k0..k0 + n]);
-        let go = each.map_or(&go_all[..n], |g| &g[k0..k0 + n]);
+        let go = ups.at(k0, n);
         let wants_grad = !grad.is_empty();
         for j in 0..n {
             let (xi, yi) = (x[j], y[j]);
@@ -273,15 +299,9 @@ pub(crate) fn sigmoid_focal<T: Float>(
                 gv[j] = d * a * go[j];
             }
         }
-        for j in 0..n {
-            acc[j] += lv[j].to_f64();
-        }
-        if wants_grad {
-            grad[k0..k0 + n].copy_from_slice(&gv[..n]);
-        }
-        if !loss.is_empty() {
-            loss[k0..k0 + n].copy_from_slice(&lv[..n]);
-        }
+        add_losses(&mut acc, &lv[..n]);
+        store(grad, k0, &gv[..n]);
+        store(loss, k0, &lv[..n]);
     }
     acc.iter().sum()
 }

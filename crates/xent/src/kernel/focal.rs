@@ -22,7 +22,7 @@
 //! positives only).
 
 use crate::float::{Float, Label};
-use crate::kernel::binary::sigmoid;
+use crate::kernel::binary::{pow_zero, sigmoid};
 use crate::kernel::tile::{from_columns, labels, to_columns, Lanes, Scratch, SMALL, TILE};
 use crate::par::{Block, ClassOut};
 use crate::validate::class_of;
@@ -360,11 +360,7 @@ fn softmax_tile<T: Float, G: Lanes<T>>(
         *v = v.ln_fast();
     }
     // Where q_t = 1: 0^(gamma - 1).
-    let zero_pow = match g.partial_cmp(&T::ONE) {
-        Some(std::cmp::Ordering::Greater) => T::ZERO,
-        Some(std::cmp::Ordering::Equal) => T::ONE,
-        _ => -T::NEG_INFINITY,
-    };
+    let zero_pow = pow_zero(g - T::ONE);
     let (mut lt, mut dls) = ([T::ZERO; TILE], [T::ZERO; TILE]);
     for j in 0..n {
         // Lanes whose target is ignored or excluded keep no loss (xt = -inf there).
