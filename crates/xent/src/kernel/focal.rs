@@ -320,8 +320,9 @@ fn upstream<T: Float>(
 /// lanes' maxima over the included classes (picking the target's logit and `alpha weight` as
 /// its class goes by), `ln sum e^(x - m)`, then per lane `ls_t`, `q_t = e^ls_t`,
 /// `(1 - q_t)^gamma = e^(gamma ln(1 - q_t))` and `(1 - q_t)^(gamma - 1)` as that over
-/// `1 - q_t` (`0^(gamma - 1)` where `q_t = 1`). Writes the gradient (`grad`) or the
-/// class-shaped loss into `out`'s lanes `k0..k0 + n` if given; returns the losses.
+/// `1 - q_t` (`0^(gamma - 1)` where `q_t = 1`). Writes the gradient (`grad`; each class's
+/// `e^(x - m)` kept in its lanes by the sum pass, so `q = e / s` there) or the class-shaped loss
+/// into `out`'s lanes `k0..k0 + n` if given; returns the losses.
 #[allow(clippy::too_many_arguments)] // reason: data, labels, options, upstream, output and where
 #[inline(always)]
 fn softmax_tile<T: Float, G: Lanes<T>>(
@@ -331,7 +332,7 @@ fn softmax_tile<T: Float, G: Lanes<T>>(
     n: usize,
     o: &FocalParams<'_, T>,
     up: &[T; TILE],
-    out: Option<&mut G>,
+    mut out: Option<&mut G>,
     grad: bool,
     k0: usize,
 ) -> [T; TILE] {
@@ -349,11 +350,30 @@ fn softmax_tile<T: Float, G: Lanes<T>>(
             fa[j] = if hit { fc } else { fa[j] };
         }
     }
+    // The sums of e^(x - m); for the gradient each e is kept in its output lane.
     let mut lse = [T::ZERO; TILE];
     for c in first..classes {
         let xs = &x[c * cs..][..n];
+        match out.as_mut() {
+            Some(o) if grad => {
+                let ol = &mut o.lanes(c)[k0..k0 + n];
+                for j in 0..n {
+                    let e = (xs[j] - m[j]).exp_fast();
+                    ol[j] = e;
+                    lse[j] += e;
+                }
+            }
+            _ => {
+                for j in 0..n {
+                    lse[j] += (xs[j] - m[j]).exp_fast();
+                }
+            }
+        }
+    }
+    let mut rs = [T::ZERO; TILE];
+    if grad {
         for j in 0..n {
-            lse[j] += (xs[j] - m[j]).exp_fast();
+            rs[j] = T::ONE / lse[j];
         }
     }
     for v in &mut lse[..n] {
@@ -383,10 +403,10 @@ fn softmax_tile<T: Float, G: Lanes<T>>(
             out.lanes(c)[k0..k0 + n].fill(T::ZERO);
         }
         for c in first..classes {
-            let (xs, ol) = (&x[c * cs..][..n], &mut out.lanes(c)[k0..k0 + n]);
+            let ol = &mut out.lanes(c)[k0..k0 + n];
             if grad {
                 for j in 0..n {
-                    let q = ((xs[j] - m[j]) - lse[j]).exp_fast();
+                    let q = ol[j] * rs[j]; // e / s
                     let hot = if lab[j] == c as u32 { T::ONE } else { T::ZERO };
                     let d = (hot - q) * dls[j] * up[j];
                     ol[j] = if lab[j] == u32::MAX { T::ZERO } else { d };
