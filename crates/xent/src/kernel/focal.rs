@@ -12,10 +12,11 @@
 //!   l     = a cw m ce
 //!   dl/dx = a cw ((sigmoid(x) - t) m + ce m gamma sigmoid(-z) (1 - 2t))
 //! ```
-//! With softmax, positions go `TILE` at a time as vector lanes (rows of at most `SMALL` classes
-//! through a class-major scratch tile), with the vectorisable `exp` and `ln`:
-//! `(1 - q)^gamma = e^(gamma ln(1 - q))` and `(1 - q)^(gamma - 1)` as that over `1 - q`
-//! (`0^(gamma - 1)` where `q = 1`).
+//! Strided positions go `TILE` at a time as vector lanes (with softmax also rows of at most
+//! `SMALL` classes, through a class-major scratch tile), with the vectorisable `exp` and `ln`:
+//! softmax's `(1 - q)^gamma = e^(gamma ln(1 - q))` and `(1 - q)^(gamma - 1)` as that over
+//! `1 - q` (`0^(gamma - 1)` where `q = 1`); sigmoid's `m` from one `e^-|x|` and one
+//! `ln(1 + e^-|x|)` shared by both log-sigmoids. Other blocks go a position at a time.
 //!
 //! Alpha: a scalar gives `[1 - alpha, alpha, alpha, ...]` per class with softmax and
 //! `alpha t + (1 - alpha)(1 - t)` with sigmoid; a vector gives `alpha_c` (with sigmoid, on
