@@ -33,7 +33,7 @@ fn count(c: &mut Criterion) {
     let mut rng = Lcg(1);
     let shape = [64usize, 512, 1024];
     let labels: Vec<u8> = (0..shape.iter().product::<usize>())
-        .map(|_| if rng.next() % 20 == 0 { 255 } else { (rng.next() % 19) as u8 })
+        .map(|_| if rng.next().is_multiple_of(20) { 255 } else { (rng.next() % 19) as u8 })
         .collect();
     let mut g = c.benchmark_group("count");
     g.throughput(Throughput::Bytes(labels.len() as u64));
@@ -74,7 +74,7 @@ fn cross_entropy(c: &mut Criterion) {
     let shape = [8usize, 19, 256, 512];
     let x: Vec<f32> = (0..shape.iter().product::<usize>()).map(|_| rng.f32()).collect();
     let t: Vec<u8> =
-        (0..8 * 256 * 512).map(|_| if rng.next() % 20 == 0 { 255 } else { (rng.next() % 19) as u8 }).collect();
+        (0..8 * 256 * 512).map(|_| if rng.next().is_multiple_of(20) { 255 } else { (rng.next() % 19) as u8 }).collect();
     let w: Vec<f32> = (0..19).map(|i| 0.5 + i as f32 / 13.0).collect();
     let ce =
         CrossEntropy::new(CrossEntropyOptions { weight: Some(w), ignore_index: 255, ..Default::default() }).unwrap();

@@ -67,6 +67,11 @@ pub trait Float:
     /// `ln(1 - self)` for `self` in `[0, 1]` by a vectorisable polynomial for `f32` (about
     /// 1 ulp, as accurate as `ln_1p(-self)`), libm's `ln_1p(-self)` for `f64`.
     fn ln_1m_unit(self) -> Self;
+    /// The scratch-tile copy of rows (`kernel::tile::to_columns`) by wide shuffles where this
+    /// type and CPU have them (`f32` rows of 16+ classes on AVX-512); false if not done.
+    fn to_columns_wide(rows: &[Self], xs: &mut [Self], classes: usize) -> bool;
+    /// Its reverse (`kernel::tile::from_columns`); false if not done.
+    fn from_columns_wide(xs: &[Self], rows: &mut [Self], classes: usize) -> bool;
     /// `self * a + b` with one rounding (exact wherever it runs, so the bits do not depend on
     /// the vector width; a CPU without FMA gets libm's, slow).
     fn mul_add(self, a: Self, b: Self) -> Self;
@@ -126,6 +131,16 @@ macro_rules! fast_ln_1m_unit {
     };
 }
 
+macro_rules! columns_wide {
+    (f32, $to:ident, $a:expr, $b:expr, $c:expr) => {
+        crate::kernel::simd::$to($a, $b, $c)
+    };
+    (f64, $to:ident, $a:expr, $b:expr, $c:expr) => {{
+        let _ = ($a, $b, $c);
+        false
+    }};
+}
+
 macro_rules! impl_float {
     ($t:ident) => {
         impl Float for $t {
@@ -157,6 +172,14 @@ macro_rules! impl_float {
             #[inline(always)]
             fn ln_1p_unit(self) -> Self {
                 fast_ln_1p_unit!($t, self)
+            }
+            #[inline(always)]
+            fn to_columns_wide(rows: &[Self], xs: &mut [Self], classes: usize) -> bool {
+                columns_wide!($t, to_columns_f32, rows, xs, classes)
+            }
+            #[inline(always)]
+            fn from_columns_wide(xs: &[Self], rows: &mut [Self], classes: usize) -> bool {
+                columns_wide!($t, from_columns_f32, xs, rows, classes)
             }
             #[inline(always)]
             fn ln_1m_unit(self) -> Self {

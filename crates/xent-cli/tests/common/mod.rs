@@ -60,7 +60,7 @@ pub fn labels(seed: u64, n: usize, k: u64) -> Vec<u64> {
         .map(|_| {
             s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             let r = s >> 33;
-            if r % 20 == 0 {
+            if r.is_multiple_of(20) {
                 255
             } else {
                 (r % (k * k)).isqrt()

@@ -212,11 +212,155 @@ dispatch!(
     <L: Label>(labels: &[L], ignore: Option<i64>, counts: &mut [u64]) -> std::result::Result<u64, usize>
 );
 
+/// The scratch-tile copies (`tile::to_columns`, `tile::from_columns`) for `f32` rows of at
+/// least 16 classes, in 16 x 16 blocks transposed by AVX-512 shuffles (the last block of a row
+/// overlaps the one before when 16 does not divide the classes): the plain copies move one
+/// value at a time and cost rows of 19 classes about as much as the loss itself. Return false
+/// (nothing done) without AVX-512 or for fewer classes. Values are only moved, so the result is
+/// the plain copy's, bit for bit (tested).
+pub(crate) fn to_columns_f32(rows: &[f32], xs: &mut [f32], classes: usize) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if classes >= 16 && level() == Level::Avx512 {
+        // SAFETY: `level` found AVX-512F on this CPU.
+        unsafe { columns::to_columns(rows, xs, classes) };
+        return true;
+    }
+    let _ = (rows, xs, classes);
+    false
+}
+
+/// The reverse of [`to_columns_f32`]: the class-major scratch back into rows.
+pub(crate) fn from_columns_f32(xs: &[f32], rows: &mut [f32], classes: usize) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if classes >= 16 && level() == Level::Avx512 {
+        // SAFETY: `level` found AVX-512F on this CPU.
+        unsafe { columns::from_columns(xs, rows, classes) };
+        return true;
+    }
+    let _ = (xs, rows, classes);
+    false
+}
+
+#[cfg(target_arch = "x86_64")]
+mod columns {
+    use crate::kernel::tile::TILE;
+    use std::arch::x86_64::*;
+
+    /// Transposes 16 rows of 16 values in registers (4 rounds of 16 shuffles).
+    #[target_feature(enable = "avx512f")]
+    fn transpose16(r: &mut [__m512; 16]) {
+        let mut t = [_mm512_setzero_ps(); 16];
+        for i in 0..8 {
+            t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+            t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+        }
+        for i in 0..4 {
+            let (a, b, c, d) = (t[4 * i], t[4 * i + 1], t[4 * i + 2], t[4 * i + 3]);
+            r[4 * i] = _mm512_shuffle_ps::<0x44>(a, c);
+            r[4 * i + 1] = _mm512_shuffle_ps::<0xEE>(a, c);
+            r[4 * i + 2] = _mm512_shuffle_ps::<0x44>(b, d);
+            r[4 * i + 3] = _mm512_shuffle_ps::<0xEE>(b, d);
+        }
+        for h in 0..2 {
+            for i in 0..4 {
+                t[8 * h + i] = _mm512_shuffle_f32x4::<0x88>(r[8 * h + i], r[8 * h + 4 + i]);
+                t[8 * h + 4 + i] = _mm512_shuffle_f32x4::<0xDD>(r[8 * h + i], r[8 * h + 4 + i]);
+            }
+        }
+        for i in 0..8 {
+            r[i] = _mm512_shuffle_f32x4::<0x88>(t[i], t[8 + i]);
+            r[8 + i] = _mm512_shuffle_f32x4::<0xDD>(t[i], t[8 + i]);
+        }
+    }
+
+    /// First classes of the 16 x 16 blocks of a row of `classes >= 16`.
+    fn blocks(classes: usize) -> impl Iterator<Item = usize> {
+        (0..classes.div_ceil(16)).map(move |b| (16 * b).min(classes - 16))
+    }
+
+    /// Rows `[n, classes]` into the class-major scratch (class `c` at `c * TILE`).
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn to_columns(rows: &[f32], xs: &mut [f32], classes: usize) {
+        let n = rows.len() / classes;
+        let full = n / 16 * 16;
+        for j0 in (0..full).step_by(16) {
+            for c0 in blocks(classes) {
+                let mut r = [_mm512_setzero_ps(); 16];
+                for (i, v) in r.iter_mut().enumerate() {
+                    let s: &[f32; 16] = rows[(j0 + i) * classes + c0..][..16].try_into().unwrap();
+                    // SAFETY: `s` holds 16 floats.
+                    *v = unsafe { _mm512_loadu_ps(s.as_ptr()) };
+                }
+                transpose16(&mut r);
+                for (i, v) in r.iter().enumerate() {
+                    let d: &mut [f32; 16] = (&mut xs[(c0 + i) * TILE + j0..][..16]).try_into().unwrap();
+                    // SAFETY: `d` holds 16 floats.
+                    unsafe { _mm512_storeu_ps(d.as_mut_ptr(), *v) };
+                }
+            }
+        }
+        for j in full..n {
+            for c in 0..classes {
+                xs[c * TILE + j] = rows[j * classes + c];
+            }
+        }
+    }
+
+    /// The class-major scratch back into rows `[n, classes]`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn from_columns(xs: &[f32], rows: &mut [f32], classes: usize) {
+        let n = rows.len() / classes;
+        let full = n / 16 * 16;
+        for j0 in (0..full).step_by(16) {
+            for c0 in blocks(classes) {
+                let mut r = [_mm512_setzero_ps(); 16];
+                for (i, v) in r.iter_mut().enumerate() {
+                    let s: &[f32; 16] = xs[(c0 + i) * TILE + j0..][..16].try_into().unwrap();
+                    // SAFETY: `s` holds 16 floats.
+                    *v = unsafe { _mm512_loadu_ps(s.as_ptr()) };
+                }
+                transpose16(&mut r);
+                for (i, v) in r.iter().enumerate() {
+                    let d: &mut [f32; 16] = (&mut rows[(j0 + i) * classes + c0..][..16]).try_into().unwrap();
+                    // SAFETY: `d` holds 16 floats.
+                    unsafe { _mm512_storeu_ps(d.as_mut_ptr(), *v) };
+                }
+            }
+        }
+        for j in full..n {
+            for c in 0..classes {
+                rows[j * classes + c] = xs[c * TILE + j];
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::layout::{Broadcast, Layout};
     use crate::par::for_blocks;
+
+    /// The AVX-512 scratch-tile copies move every value where the plain copies do, for every
+    /// class count they take and every row count of a tile.
+    #[test]
+    fn column_copies_match_the_plain_ones() {
+        use crate::kernel::tile::{from_columns_of, to_columns_of, SMALL, TILE};
+        for classes in 16..=SMALL {
+            for n in [1, 15, 16, 17, 31, 32, 100, TILE] {
+                let rows: Vec<f32> = (0..n * classes).map(|i| i as f32 + 0.5).collect();
+                let (mut a, mut b) = (vec![-1.0f32; SMALL * TILE], vec![-1.0f32; SMALL * TILE]);
+                let wide = to_columns_f32(&rows, &mut a, classes);
+                to_columns_of(&rows, &mut b, classes);
+                assert!(!wide || a == b, "to_columns: {classes} classes, {n} rows");
+                let (mut ra, mut rb) = (vec![-1.0f32; n * classes], vec![-1.0f32; n * classes]);
+                let wide = from_columns_f32(&b, &mut ra, classes);
+                from_columns_of(&b, &mut rb, classes);
+                assert!(!wide || ra == rb, "from_columns: {classes} classes, {n} rows");
+                assert_eq!(rb, rows);
+            }
+        }
+    }
 
     /// The copy for the widest unit gives the same bits as the baseline one.
     #[test]
@@ -324,7 +468,7 @@ mod tests {
                     inner: lay.inner,
                     first,
                     softmax,
-                    gamma: if lay.classes % 2 == 0 { 0.5 } else { 2.0 },
+                    gamma: if lay.classes.is_multiple_of(2) { 0.5 } else { 2.0 },
                     alpha_pos: Some(&alpha),
                     alpha_neg: None,
                     weight: Some(&w[first..]),

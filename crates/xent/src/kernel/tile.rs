@@ -158,7 +158,10 @@ pub(crate) fn labels<L: Label>(ignore_index: Option<i64>, target: &[L], p0: usiz
 
 /// Rows `[n, classes]` into the class-major scratch (class `c` at `c * TILE`).
 #[inline(always)]
-pub(crate) fn to_columns<T: Copy>(rows: &[T], xs: &mut [T], classes: usize) {
+pub(crate) fn to_columns<T: Float>(rows: &[T], xs: &mut [T], classes: usize) {
+    if T::to_columns_wide(rows, xs, classes) {
+        return;
+    }
     // A constant count lets the copy vectorise (interleaved loads).
     match classes {
         2 => to_columns_of(rows, xs, 2),
@@ -169,7 +172,7 @@ pub(crate) fn to_columns<T: Copy>(rows: &[T], xs: &mut [T], classes: usize) {
 }
 
 #[inline(always)]
-fn to_columns_of<T: Copy>(rows: &[T], xs: &mut [T], classes: usize) {
+pub(crate) fn to_columns_of<T: Copy>(rows: &[T], xs: &mut [T], classes: usize) {
     for (j, row) in rows.chunks_exact(classes).enumerate() {
         for (c, &v) in row.iter().enumerate() {
             xs[c * TILE + j] = v;
@@ -179,7 +182,10 @@ fn to_columns_of<T: Copy>(rows: &[T], xs: &mut [T], classes: usize) {
 
 /// The class-major scratch back into rows `[n, classes]`.
 #[inline(always)]
-pub(crate) fn from_columns<T: Copy>(xs: &[T], rows: &mut [T], classes: usize) {
+pub(crate) fn from_columns<T: Float>(xs: &[T], rows: &mut [T], classes: usize) {
+    if T::from_columns_wide(xs, rows, classes) {
+        return;
+    }
     // As in `to_columns` (interleaved stores).
     match classes {
         2 => from_columns_of(xs, rows, 2),
@@ -190,7 +196,7 @@ pub(crate) fn from_columns<T: Copy>(xs: &[T], rows: &mut [T], classes: usize) {
 }
 
 #[inline(always)]
-fn from_columns_of<T: Copy>(xs: &[T], rows: &mut [T], classes: usize) {
+pub(crate) fn from_columns_of<T: Copy>(xs: &[T], rows: &mut [T], classes: usize) {
     for (j, row) in rows.chunks_exact_mut(classes).enumerate() {
         for (c, v) in row.iter_mut().enumerate() {
             *v = xs[c * TILE + j];
