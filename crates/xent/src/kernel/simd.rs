@@ -212,15 +212,16 @@ dispatch!(
     <L: Label>(labels: &[L], ignore: Option<i64>, counts: &mut [u64]) -> std::result::Result<u64, usize>
 );
 
-/// The scratch-tile copies (`tile::to_columns`, `tile::from_columns`) for `f32` rows of at
-/// least 16 classes, in 16 x 16 blocks transposed by AVX-512 shuffles (the last block of a row
-/// overlaps the one before when 16 does not divide the classes): the plain copies move one
-/// value at a time and cost rows of 19 classes about as much as the loss itself. Return false
-/// (nothing done) without AVX-512 or for fewer classes. Values are only moved, so the result is
-/// the plain copy's, bit for bit (tested).
+/// The scratch-tile copies (`tile::to_columns`, `tile::from_columns`) for `f32` rows of 5 to
+/// 64 classes, in 16 x 16 blocks transposed by AVX-512 shuffles (the last block of a row
+/// overlaps the one before when 16 does not divide the classes; fewer than 16 classes go under
+/// masks): the plain copies move one value at a time and cost rows of 19 classes about as much
+/// as the loss itself. Return false (nothing done) without AVX-512 or for fewer classes (2 to
+/// 4 have their own vectorised copies). Values are only moved, so the result is the plain
+/// copy's, bit for bit (tested).
 pub(crate) fn to_columns_f32(rows: &[f32], xs: &mut [f32], classes: usize) -> bool {
     #[cfg(target_arch = "x86_64")]
-    if classes >= 16 && level() == Level::Avx512 {
+    if classes >= 5 && level() == Level::Avx512 {
         // SAFETY: `level` found AVX-512F on this CPU.
         unsafe { columns::to_columns(rows, xs, classes) };
         return true;
@@ -232,7 +233,7 @@ pub(crate) fn to_columns_f32(rows: &[f32], xs: &mut [f32], classes: usize) -> bo
 /// The reverse of [`to_columns_f32`]: the class-major scratch back into rows.
 pub(crate) fn from_columns_f32(xs: &[f32], rows: &mut [f32], classes: usize) -> bool {
     #[cfg(target_arch = "x86_64")]
-    if classes >= 16 && level() == Level::Avx512 {
+    if classes >= 5 && level() == Level::Avx512 {
         // SAFETY: `level` found AVX-512F on this CPU.
         unsafe { columns::from_columns(xs, rows, classes) };
         return true;
@@ -278,24 +279,35 @@ mod columns {
         (0..classes.div_ceil(16)).map(move |b| (16 * b).min(classes - 16))
     }
 
-    /// Rows `[n, classes]` into the class-major scratch (class `c` at `c * TILE`).
+    /// Rows `[n, classes]` into the class-major scratch (class `c` at `c * TILE`). Fewer than 16
+    /// classes: each row loaded whole under a mask (zeros above), the first `classes` vectors
+    /// stored.
     #[target_feature(enable = "avx512f")]
     pub(super) fn to_columns(rows: &[f32], xs: &mut [f32], classes: usize) {
         let n = rows.len() / classes;
         let full = n / 16 * 16;
         for j0 in (0..full).step_by(16) {
+            if classes < 16 {
+                let mut r = [_mm512_setzero_ps(); 16];
+                for (i, v) in r.iter_mut().enumerate() {
+                    let s = &rows[(j0 + i) * classes..][..classes];
+                    // SAFETY: the mask reads the `classes` floats of `s` only.
+                    *v = unsafe { _mm512_maskz_loadu_ps(mask(classes), s.as_ptr()) };
+                }
+                transpose16(&mut r);
+                for (c, v) in r[..classes].iter().enumerate() {
+                    store16(&mut xs[c * TILE + j0..], *v);
+                }
+                continue;
+            }
             for c0 in blocks(classes) {
                 let mut r = [_mm512_setzero_ps(); 16];
                 for (i, v) in r.iter_mut().enumerate() {
-                    let s: &[f32; 16] = rows[(j0 + i) * classes + c0..][..16].try_into().unwrap();
-                    // SAFETY: `s` holds 16 floats.
-                    *v = unsafe { _mm512_loadu_ps(s.as_ptr()) };
+                    *v = load16(&rows[(j0 + i) * classes + c0..]);
                 }
                 transpose16(&mut r);
                 for (i, v) in r.iter().enumerate() {
-                    let d: &mut [f32; 16] = (&mut xs[(c0 + i) * TILE + j0..][..16]).try_into().unwrap();
-                    // SAFETY: `d` holds 16 floats.
-                    unsafe { _mm512_storeu_ps(d.as_mut_ptr(), *v) };
+                    store16(&mut xs[(c0 + i) * TILE + j0..], *v);
                 }
             }
         }
@@ -306,24 +318,34 @@ mod columns {
         }
     }
 
-    /// The class-major scratch back into rows `[n, classes]`.
+    /// The class-major scratch back into rows `[n, classes]`. Fewer than 16 classes: the
+    /// missing class vectors are zeros, and each row is stored under a mask.
     #[target_feature(enable = "avx512f")]
     pub(super) fn from_columns(xs: &[f32], rows: &mut [f32], classes: usize) {
         let n = rows.len() / classes;
         let full = n / 16 * 16;
         for j0 in (0..full).step_by(16) {
-            for c0 in blocks(classes) {
+            if classes < 16 {
                 let mut r = [_mm512_setzero_ps(); 16];
-                for (i, v) in r.iter_mut().enumerate() {
-                    let s: &[f32; 16] = xs[(c0 + i) * TILE + j0..][..16].try_into().unwrap();
-                    // SAFETY: `s` holds 16 floats.
-                    *v = unsafe { _mm512_loadu_ps(s.as_ptr()) };
+                for (c, v) in r[..classes].iter_mut().enumerate() {
+                    *v = load16(&xs[c * TILE + j0..]);
                 }
                 transpose16(&mut r);
                 for (i, v) in r.iter().enumerate() {
-                    let d: &mut [f32; 16] = (&mut rows[(j0 + i) * classes + c0..][..16]).try_into().unwrap();
-                    // SAFETY: `d` holds 16 floats.
-                    unsafe { _mm512_storeu_ps(d.as_mut_ptr(), *v) };
+                    let d = &mut rows[(j0 + i) * classes..][..classes];
+                    // SAFETY: the mask writes the `classes` floats of `d` only.
+                    unsafe { _mm512_mask_storeu_ps(d.as_mut_ptr(), mask(classes), *v) };
+                }
+                continue;
+            }
+            for c0 in blocks(classes) {
+                let mut r = [_mm512_setzero_ps(); 16];
+                for (i, v) in r.iter_mut().enumerate() {
+                    *v = load16(&xs[(c0 + i) * TILE + j0..]);
+                }
+                transpose16(&mut r);
+                for (i, v) in r.iter().enumerate() {
+                    store16(&mut rows[(j0 + i) * classes + c0..], *v);
                 }
             }
         }
@@ -332,6 +354,27 @@ mod columns {
                 rows[j * classes + c] = xs[c * TILE + j];
             }
         }
+    }
+
+    /// The first `classes` (< 16) lanes.
+    fn mask(classes: usize) -> __mmask16 {
+        ((1u32 << classes) - 1) as __mmask16
+    }
+
+    /// The first 16 floats of `s`.
+    #[target_feature(enable = "avx512f")]
+    fn load16(s: &[f32]) -> __m512 {
+        let s: &[f32; 16] = s[..16].try_into().unwrap();
+        // SAFETY: `s` holds 16 floats.
+        unsafe { _mm512_loadu_ps(s.as_ptr()) }
+    }
+
+    /// `v` into the first 16 floats of `d`.
+    #[target_feature(enable = "avx512f")]
+    fn store16(d: &mut [f32], v: __m512) {
+        let d: &mut [f32; 16] = (&mut d[..16]).try_into().unwrap();
+        // SAFETY: `d` holds 16 floats.
+        unsafe { _mm512_storeu_ps(d.as_mut_ptr(), v) }
     }
 }
 
@@ -346,7 +389,7 @@ mod tests {
     #[test]
     fn column_copies_match_the_plain_ones() {
         use crate::kernel::tile::{from_columns_of, to_columns_of, SMALL, TILE};
-        for classes in 16..=SMALL {
+        for classes in 1..=SMALL {
             for n in [1, 15, 16, 17, 31, 32, 100, TILE] {
                 let rows: Vec<f32> = (0..n * classes).map(|i| i as f32 + 0.5).collect();
                 let (mut a, mut b) = (vec![-1.0f32; SMALL * TILE], vec![-1.0f32; SMALL * TILE]);
