@@ -263,47 +263,85 @@ pub(crate) fn sigmoid_focal<T: Float>(
     if !unit {
         return sigmoid_focal_each(x, y, alpha, gamma, r, up, grad, loss);
     }
-    let (g, two) = (gamma, T::from_f64(2.0));
     // r^(gamma - 1) where r = 0.
-    let zero_pow = pow_zero(g - T::ONE);
+    let zero_pow = pow_zero(gamma - T::ONE);
+    let mode = if gamma == T::ZERO {
+        GAMMA_0
+    } else if gamma == T::from_f64(2.0) {
+        GAMMA_2
+    } else {
+        GAMMA_ANY
+    };
     let ups = UpLanes::new(up, &r);
     let mut acc = [0.0f64; LANES];
     let (mut lv, mut gv) = ([T::ZERO; LANES], [T::ZERO; LANES]);
     for k0 in (0..xs.len()).step_by(LANES) {
         let n = LANES.min(xs.len() - k0);
-        let (x, y) = (&xs[k0..k0 + n], &ys[k0..k0 + n]);
-        let go = ups.at(k0, n);
-        let wants_grad = !grad.is_empty();
-        for j in 0..n {
-            let (xi, yi) = (x[j], y[j]);
-            let e = (-xi.abs()).exp_fast();
-            let r1 = T::ONE / (T::ONE + e);
-            let p = if xi >= T::ZERO { r1 } else { e * r1 };
-            let ce = (T::ONE - yi) * xi - (xi.min(T::ZERO) - e.ln_1p_unit());
-            let rr = p + yi - two * p * yi;
-            let (modu, pm1) = if g == T::ZERO {
-                (T::ONE, T::ZERO)
-            } else {
-                // gamma ln r <= 0 (an ulp above 0 from rounding taken as 0; NaN kept).
-                let t = g * rr.ln_fast();
-                let modu = (if t > T::ZERO { T::ZERO } else { t }).exp_fast();
-                (modu, if rr > T::ZERO { modu / rr } else { zero_pow })
-            };
-            let a = if alpha >= T::ZERO { alpha * yi + (T::ONE - alpha) * (T::ONE - yi) } else { T::ONE };
-            lv[j] = a * (ce * modu);
-            if wants_grad {
-                let mut d = (p - yi) * modu;
-                if g != T::ZERO {
-                    d += ce * g * pm1 * (p * (T::ONE - p)) * (T::ONE - two * yi);
-                }
-                gv[j] = d * a * go[j];
-            }
+        let (x, y, go) = (&xs[k0..k0 + n], &ys[k0..k0 + n], ups.at(k0, n));
+        let (l, g) = (&mut lv[..n], &mut gv[..n]);
+        // One copy of the lane loop per case, so that none computes what it does not need.
+        match (mode, grad.is_empty()) {
+            (GAMMA_0, true) => focal_lanes::<T, GAMMA_0, false>(x, y, go, alpha, gamma, zero_pow, l, g),
+            (GAMMA_2, true) => focal_lanes::<T, GAMMA_2, false>(x, y, go, alpha, gamma, zero_pow, l, g),
+            (_, true) => focal_lanes::<T, GAMMA_ANY, false>(x, y, go, alpha, gamma, zero_pow, l, g),
+            (GAMMA_0, false) => focal_lanes::<T, GAMMA_0, true>(x, y, go, alpha, gamma, zero_pow, l, g),
+            (GAMMA_2, false) => focal_lanes::<T, GAMMA_2, true>(x, y, go, alpha, gamma, zero_pow, l, g),
+            (_, false) => focal_lanes::<T, GAMMA_ANY, true>(x, y, go, alpha, gamma, zero_pow, l, g),
         }
         add_losses(&mut acc, &lv[..n]);
         store(grad, k0, &gv[..n]);
         store(loss, k0, &lv[..n]);
     }
     acc.iter().sum()
+}
+
+/// The cases of `r^gamma` in [`focal_lanes`]: `gamma = 0` (1), `gamma = 2` (the default of
+/// torchvision and MONAI: `r r`, one rounding), any other (`e^(gamma ln r)`).
+const GAMMA_0: u8 = 0;
+const GAMMA_2: u8 = 2;
+const GAMMA_ANY: u8 = 1;
+
+/// [`sigmoid_focal`]'s losses (and with `GRAD` its gradient, by the upstream `go`) of a chunk.
+#[allow(clippy::too_many_arguments)] // reason: each argument is one tensor or option of the formula
+#[inline(always)]
+fn focal_lanes<T: Float, const MODE: u8, const GRAD: bool>(
+    x: &[T],
+    y: &[T],
+    go: &[T],
+    alpha: T,
+    g: T,
+    zero_pow: T,
+    lv: &mut [T],
+    gv: &mut [T],
+) {
+    let two = T::from_f64(2.0);
+    for j in 0..lv.len() {
+        let (xi, yi) = (x[j], y[j]);
+        let e = (-xi.abs()).exp_fast();
+        let r1 = T::ONE / (T::ONE + e);
+        let p = if xi >= T::ZERO { r1 } else { e * r1 };
+        let ce = (T::ONE - yi) * xi - (xi.min(T::ZERO) - e.ln_1p_unit());
+        let rr = p + yi - two * p * yi;
+        let (modu, pm1) = match MODE {
+            GAMMA_0 => (T::ONE, T::ZERO),
+            GAMMA_2 => (rr * rr, rr),
+            _ => {
+                // gamma ln r <= 0 (an ulp above 0 from rounding taken as 0; NaN kept).
+                let t = g * rr.ln_fast();
+                let modu = (if t > T::ZERO { T::ZERO } else { t }).exp_fast();
+                (modu, if rr > T::ZERO { modu / rr } else { zero_pow })
+            }
+        };
+        let a = if alpha >= T::ZERO { alpha * yi + (T::ONE - alpha) * (T::ONE - yi) } else { T::ONE };
+        lv[j] = a * (ce * modu);
+        if GRAD {
+            let mut d = (p - yi) * modu;
+            if MODE != GAMMA_0 {
+                d += ce * g * pm1 * (p * (T::ONE - p)) * (T::ONE - two * yi);
+            }
+            gv[j] = d * a * go[j];
+        }
+    }
 }
 
 /// [`sigmoid_focal`] element by element, with libm's `powf` (targets outside `[0, 1]`).

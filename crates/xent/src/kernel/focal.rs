@@ -466,30 +466,13 @@ fn sigmoid_strided<'a, T: Float, L: Label>(
                 (Some(_), Some(neg)) => neg,
                 _ => T::ONE,
             } * o.w(c);
-            let wants_grad = grad.is_some();
-            for j in 0..n {
-                let xi = xs[j];
-                let hot = lab[j] == c as u32;
-                let ti = if hot { T::ONE } else { T::ZERO };
-                let e = (-xi.abs()).exp_fast();
-                let l1 = e.ln_1p_unit();
-                let z = if hot { -xi } else { xi }; // x (1 - 2t)
-                let mm = (g * (z.min(T::ZERO) - l1)).exp_fast();
-                let ce = xi - xi * ti - (xi.min(T::ZERO) - l1);
-                let a = if hot { pos } else { neg };
-                let ignored = lab[j] == u32::MAX;
-                lv[j] = if ignored { T::ZERO } else { a * (mm * ce) };
-                if wants_grad {
-                    // sigmoid(x) and sigmoid(-z) from e = e^-|x| and one division.
-                    let r1 = T::ONE / (T::ONE + e);
-                    let sx = if xi >= T::ZERO { r1 } else { e * r1 };
-                    let smz = if z <= T::ZERO { r1 } else { e * r1 };
-                    let mut d = (sx - ti) * mm;
-                    if g != T::ZERO {
-                        d += ce * mm * g * smz * (T::ONE - two * ti);
-                    }
-                    gv[j] = if ignored { T::ZERO } else { a * d * ub[j] };
-                }
+            let (c32, l, gl) = (c as u32, &mut lv[..n], &mut gv[..n]);
+            // One copy of the lane loop per case, so that none computes what it does not need.
+            match (g == two, grad.is_some()) {
+                (true, true) => sigmoid_lanes::<T, true, true>(xs, &lab, c32, g, (pos, neg), &ub, l, gl),
+                (true, false) => sigmoid_lanes::<T, true, false>(xs, &lab, c32, g, (pos, neg), &ub, l, gl),
+                (false, true) => sigmoid_lanes::<T, false, true>(xs, &lab, c32, g, (pos, neg), &ub, l, gl),
+                (false, false) => sigmoid_lanes::<T, false, false>(xs, &lab, c32, g, (pos, neg), &ub, l, gl),
             }
             for j in 0..n {
                 tot[j] += lv[j].to_f64();
@@ -503,6 +486,53 @@ fn sigmoid_strided<'a, T: Float, L: Label>(
         }
         for &t in &tot[..n] {
             sums[0] += t;
+        }
+    }
+}
+
+/// [`sigmoid_strided`]'s losses (and with `GRAD` its gradient, by the upstream `ub`) of class
+/// `c`'s lanes; `SQUARE`: gamma is 2 (MONAI's default), `m = sigmoid(z)^2` by a multiplication
+/// instead of `e^(2 ln sigmoid(z))`.
+#[allow(clippy::too_many_arguments)] // reason: the lanes, their labels and class, options, upstream, outputs
+#[inline(always)]
+fn sigmoid_lanes<T: Float, const SQUARE: bool, const GRAD: bool>(
+    xs: &[T],
+    lab: &[u32; TILE],
+    c: u32,
+    g: T,
+    (pos, neg): (T, T),
+    ub: &[T; TILE],
+    lv: &mut [T],
+    gv: &mut [T],
+) {
+    let two = T::from_f64(2.0);
+    for j in 0..lv.len() {
+        let xi = xs[j];
+        let hot = lab[j] == c;
+        let ti = if hot { T::ONE } else { T::ZERO };
+        let e = (-xi.abs()).exp_fast();
+        let l1 = e.ln_1p_unit();
+        let z = if hot { -xi } else { xi }; // x (1 - 2t)
+                                            // sigmoid(x) and sigmoid(-z) from e = e^-|x| and one division.
+        let r1 = if SQUARE || GRAD { T::ONE / (T::ONE + e) } else { T::ZERO };
+        let mm = if SQUARE {
+            let sz = if z <= T::ZERO { e * r1 } else { r1 }; // sigmoid(z)
+            sz * sz
+        } else {
+            (g * (z.min(T::ZERO) - l1)).exp_fast()
+        };
+        let ce = xi - xi * ti - (xi.min(T::ZERO) - l1);
+        let a = if hot { pos } else { neg };
+        let ignored = lab[j] == u32::MAX;
+        lv[j] = if ignored { T::ZERO } else { a * (mm * ce) };
+        if GRAD {
+            let sx = if xi >= T::ZERO { r1 } else { e * r1 };
+            let smz = if z <= T::ZERO { r1 } else { e * r1 };
+            let mut d = (sx - ti) * mm;
+            if g != T::ZERO {
+                d += ce * mm * g * smz * (T::ONE - two * ti);
+            }
+            gv[j] = if ignored { T::ZERO } else { a * d * ub[j] };
         }
     }
 }
