@@ -2,7 +2,11 @@
 //! compiled again inside functions that enable AVX2 + FMA or AVX-512, and the widest one the
 //! CPU has is called. The maths and its order are the same in every copy (Rust never fuses a
 //! multiply and an add on its own), so the bits do not depend on the copy that runs.
-#![allow(unsafe_code)] // reason: calling `#[target_feature]` functions after detecting the feature
+//!
+//! The one place with intrinsics is here too: the AVX-512 register transposes of the
+//! scratch-tile copies ([`to_columns_f32`]), which only move values; every load and store goes
+//! through a bounds-checked slice.
+#![allow(unsafe_code)] // reason: calling `#[target_feature]` functions after detecting the feature, and AVX-512 loads and stores
 
 use crate::float::{Float, Label};
 use crate::kernel::binary::{self, Bcast};
