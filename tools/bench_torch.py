@@ -42,16 +42,21 @@ def report(name, nbytes, fwd, fb=None):
                       "forward_backward_min_ms": fb[1] if fb else None}), flush=True)
 
 
-def ce(name, shape, target, **kw):
-    x = torch.randn(shape, generator=g) * 2
-    t = target(shape)
-    fwd = timed(lambda: F.cross_entropy(x, t, **kw))
-    xr = x.clone().requires_grad_(True)
+def workload(name, inp, loss):
+    """Times loss(inp), then loss(inp).backward() on a copy of inp that wants its gradient."""
+    fwd = timed(lambda: loss(inp))
+    xr = inp.clone().requires_grad_(True)
 
     def fb():
         xr.grad = None
-        F.cross_entropy(xr, t, **kw).backward()
-    report(name, x.numel() * 4, fwd, timed(fb))
+        loss(xr).backward()
+    report(name, inp.numel() * 4, fwd, timed(fb))
+
+
+def ce(name, shape, target, **kw):
+    x = torch.randn(shape, generator=g) * 2
+    t = target(shape)
+    workload(name, x, lambda i: F.cross_entropy(i, t, **kw))
 
 
 def seg_t(shape):
@@ -72,16 +77,7 @@ def seed_loss(inp):
     return F.cross_entropy(inp, t, weight=torch.stack([alpha, 1 - alpha]).float())
 
 
-fwd = timed(lambda: seed_loss(x))
-xr = x.clone().requires_grad_(True)
-
-
-def seed_fb():
-    xr.grad = None
-    seed_loss(xr).backward()
-
-
-report("seed2", x.numel() * 4, fwd, timed(seed_fb))
+workload("seed2", x, seed_loss)
 ce("cls1k", (16384, 1000), lambda s: torch.randint(0, 1000, (s[0],), generator=g), label_smoothing=0.1)
 
 
@@ -95,16 +91,7 @@ ce("lm32k", (4096, 32000), lm_t)
 x = torch.randn(16, 1, 512, 512, generator=g) * 2
 y = (torch.rand(x.shape, generator=g) < 0.03).float()
 pw = torch.tensor([32.3])
-fwd = timed(lambda: F.binary_cross_entropy_with_logits(x, y, pos_weight=pw))
-xr = x.clone().requires_grad_(True)
-
-
-def bce_fb():
-    xr.grad = None
-    F.binary_cross_entropy_with_logits(xr, y, pos_weight=pw).backward()
-
-
-report("bce", x.numel() * 4, fwd, timed(bce_fb))
+workload("bce", x, lambda i: F.binary_cross_entropy_with_logits(i, y, pos_weight=pw))
 lab = torch.randint(0, 19, (64, 512, 1024), generator=g, dtype=torch.uint8)
 lab[torch.rand(lab.shape, generator=g) < 0.05] = 255
 report("count", lab.numel(), timed(lambda: torch.bincount(lab[lab != 255].long(), minlength=19)))
@@ -118,16 +105,7 @@ ce("cls19", (1 << 20, 19), lambda s: torch.randint(0, 19, (s[0],), generator=g))
 x = torch.randn(8, 19, 256, 512, generator=g) * 2
 report("softmax19", x.numel() * 4, timed(lambda: torch.softmax(x, 1)))
 y = torch.rand(x.shape, generator=g) * (2 / 19)
-fwd = timed(lambda: F.cross_entropy(x, y))
-xr = x.clone().requires_grad_(True)
-
-
-def probs_fb():
-    xr.grad = None
-    F.cross_entropy(xr, y).backward()
-
-
-report("probs19", x.numel() * 4, fwd, timed(probs_fb))
+workload("probs19", x, lambda i: F.cross_entropy(i, y))
 
 
 # MONAI's FocalLoss(use_softmax=True, gamma=2) on seg19's shape, as MONAI computes it:
@@ -141,15 +119,7 @@ def focal(inp):
     return (-(1 - ls.exp()).pow(2.0) * ls * hot).mean()
 
 
-fwd = timed(lambda: focal(x))
-
-
-def focal_fb():
-    xr.grad = None
-    focal(xr).backward()
-
-
-report("focal19", x.numel() * 4, fwd, timed(focal_fb))
+workload("focal19", x, focal)
 
 
 # MONAI's FocalLoss(gamma=2), its default sigmoid, as MONAI computes it:
@@ -159,15 +129,7 @@ def sigfocal(inp):
     return ((F.logsigmoid(-inp * (hot * 2 - 1)) * 2.0).exp() * loss).mean()
 
 
-fwd = timed(lambda: sigfocal(x))
-
-
-def sigfocal_fb():
-    xr.grad = None
-    sigfocal(xr).backward()
-
-
-report("sigfocal19", x.numel() * 4, fwd, timed(sigfocal_fb))
+workload("sigfocal19", x, sigfocal)
 
 
 # torchvision.ops.sigmoid_focal_loss(alpha=0.25, gamma=2, reduction="mean"), its code, on bce's
@@ -184,26 +146,7 @@ def tvfocal(inp):
     return ((0.25 * yb + 0.75 * (1 - yb)) * loss).mean()
 
 
-fwd = timed(lambda: tvfocal(xb))
-xbr = xb.clone().requires_grad_(True)
-
-
-def tvfocal_fb():
-    xbr.grad = None
-    tvfocal(xbr).backward()
-
-
-report("tvfocal", xb.numel() * 4, fwd, timed(tvfocal_fb))
+workload("tvfocal", xb, tvfocal)
 
 # binary_cross_entropy on probabilities: bce's logits through a sigmoid, its targets, mean.
-pb = torch.sigmoid(xb)
-fwd = timed(lambda: F.binary_cross_entropy(pb, yb))
-pbr = pb.clone().requires_grad_(True)
-
-
-def bceprob_fb():
-    pbr.grad = None
-    F.binary_cross_entropy(pbr, yb).backward()
-
-
-report("bceprob", pb.numel() * 4, fwd, timed(bceprob_fb))
+workload("bceprob", torch.sigmoid(xb), lambda i: F.binary_cross_entropy(i, yb))

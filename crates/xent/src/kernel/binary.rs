@@ -18,6 +18,7 @@
 use crate::float::Float;
 use crate::layout::Broadcast;
 use crate::reduction::Upstream;
+use std::borrow::Cow;
 use std::ops::Range;
 
 /// A tensor broadcast against the input.
@@ -56,26 +57,44 @@ fn put<T: Float>(r: &Range<usize>, i: usize, l: T, d: impl FnOnce() -> T, grad: 
 /// (full chunks of `LANES` elements in quarters first).
 const LANES: usize = 64;
 
-/// A run's upstream gradient, `LANES` elements at a time.
-struct UpLanes<'a, T> {
-    each: Option<&'a [T]>,
+/// Per-element values over a run, `LANES` elements at a time: a slice of the run (the upstream
+/// gradient, or a broadcast tensor gathered), or one value for all.
+struct RunLanes<'a, T: Float> {
+    each: Option<Cow<'a, [T]>>,
     all: [T; LANES],
 }
 
-impl<'a, T: Float> UpLanes<'a, T> {
+impl<'a, T: Float> RunLanes<'a, T> {
+    /// The upstream gradient over run `r`.
     #[inline(always)]
-    fn new(up: Upstream<'a, T>, r: &Range<usize>) -> Self {
+    fn upstream(up: Upstream<'a, T>, r: &Range<usize>) -> Self {
         let each = match up {
-            Upstream::Each(g) => Some(&g[r.clone()]),
+            Upstream::Each(g) => Some(Cow::Borrowed(&g[r.clone()])),
             Upstream::All(_) => None,
         };
-        UpLanes { each, all: [up.at(0); LANES] }
+        RunLanes { each, all: [up.at(0); LANES] }
     }
 
-    /// The upstream gradient of elements `k0..k0 + n` of the run.
+    /// A broadcast tensor over run `r`: one value when it covers every element (1 without a
+    /// tensor), else its values gathered.
+    fn broadcast(b: &Bcast<'_, T>, r: &Range<usize>) -> Self {
+        let (each, one) = match b {
+            Some((v, map)) if map.is_constant() && !v.is_empty() => (None, v[0]),
+            Some((v, map)) => (Some(Cow::Owned(map.gather(v, r.clone()))), T::ONE),
+            None => (None, T::ONE),
+        };
+        RunLanes { each, all: [one; LANES] }
+    }
+
+    /// Whether every value is 1.
+    fn is_one(&self) -> bool {
+        self.each.is_none() && self.all[0] == T::ONE
+    }
+
+    /// The values of elements `k0..k0 + n` of the run.
     #[inline(always)]
     fn at(&self, k0: usize, n: usize) -> &[T] {
-        self.each.map_or(&self.all[..n], |g| &g[k0..k0 + n])
+        self.each.as_deref().map_or(&self.all[..n], |g| &g[k0..k0 + n])
     }
 }
 
@@ -131,16 +150,13 @@ pub(crate) fn bce<T: Float>(
     // PyTorch's EPSILON is the f32 constant 1e-12, also for f64 inputs.
     let eps = T::from_f64(1e-12f32 as f64);
     let (xs, ys) = (&x[r.clone()], &y[r.clone()]);
-    let (ws, w1) = expand(&w, &r);
-    let w_all = [w1; LANES];
-    let ups = UpLanes::new(up, &r);
+    let (ws, ups) = (RunLanes::broadcast(&w, &r), RunLanes::upstream(up, &r));
     let mut acc = [0.0f64; LANES];
     let (mut lv, mut gv) = ([T::ZERO; LANES], [T::ZERO; LANES]);
     for k0 in (0..xs.len()).step_by(LANES) {
         let n = LANES.min(xs.len() - k0);
         let (x, y) = (&xs[k0..k0 + n], &ys[k0..k0 + n]);
-        let w = ws.as_ref().map_or(&w_all[..n], |v| &v[k0..k0 + n]);
-        let go = ups.at(k0, n);
+        let (w, go) = (ws.at(k0, n), ups.at(k0, n));
         for j in 0..n {
             let (xi, yi) = (x[j], y[j]);
             lv[j] = ((yi - T::ONE) * xi.ln_1m_unit().max_nan(floor) - yi * xi.ln_fast().max_nan(floor)) * w[j];
@@ -156,16 +172,6 @@ pub(crate) fn bce<T: Float>(
         store(loss, k0, &lv[..n]);
     }
     acc.iter().sum()
-}
-
-/// The values of a broadcast tensor over run `r`: `(None, v)` when one value `v` covers every
-/// element (1 without a tensor), else the gathered values.
-fn expand<T: Float>(b: &Bcast<'_, T>, r: &Range<usize>) -> (Option<Vec<T>>, T) {
-    match b {
-        Some((v, map)) if map.is_constant() && !v.is_empty() => (None, v[0]),
-        Some((v, map)) => (Some(map.gather(v, r.clone())), T::ONE),
-        None => (None, T::ONE),
-    }
 }
 
 /// `((1 - y) x - b ls, b)` with `b = 1 + (q - 1) y`, in three fused multiply-adds (`x - y x`,
@@ -191,19 +197,15 @@ pub(crate) fn bce_with_logits<T: Float>(
     loss: &mut [T],
 ) -> f64 {
     let (xs, ys) = (&x[r.clone()], &y[r.clone()]);
-    // Per lane: a slice of the gathered values, or of a constant.
-    let ((ws, w1), (qs, q1)) = (expand(&w, &r), expand(&q, &r));
-    let (w_all, q_all) = ([w1; LANES], [q1; LANES]);
+    let (ws, qs, ups) = (RunLanes::broadcast(&w, &r), RunLanes::broadcast(&q, &r), RunLanes::upstream(up, &r));
     // Without weights the losses are not multiplied by 1 (the same bits, one operation less).
-    let weighted = ws.is_some() || w1 != T::ONE;
-    let ups = UpLanes::new(up, &r);
+    let weighted = !ws.is_one();
     let mut acc = [0.0f64; LANES];
     let mut lv = [T::ZERO; LANES];
     for k0 in (0..xs.len()).step_by(LANES) {
         let n = LANES.min(xs.len() - k0);
         let (x, y) = (&xs[k0..k0 + n], &ys[k0..k0 + n]);
-        let w = ws.as_ref().map_or(&w_all[..n], |v| &v[k0..k0 + n]);
-        let q = qs.as_ref().map_or(&q_all[..n], |v| &v[k0..k0 + n]);
+        let (w, q) = (ws.at(k0, n), qs.at(k0, n));
         if grad.is_empty() {
             for j in 0..n {
                 // ln sigmoid(x) = min(x, 0) - ln(1 + e^-|x|)
@@ -272,7 +274,7 @@ pub(crate) fn sigmoid_focal<T: Float>(
     } else {
         GAMMA_ANY
     };
-    let ups = UpLanes::new(up, &r);
+    let ups = RunLanes::upstream(up, &r);
     let mut acc = [0.0f64; LANES];
     let (mut lv, mut gv) = ([T::ZERO; LANES], [T::ZERO; LANES]);
     for k0 in (0..xs.len()).step_by(LANES) {

@@ -248,7 +248,7 @@ pub(crate) fn from_columns_f32(xs: &[f32], rows: &mut [f32], classes: usize) -> 
 
 #[cfg(target_arch = "x86_64")]
 mod columns {
-    use crate::kernel::tile::TILE;
+    use crate::kernel::tile::{from_columns_of, to_columns_of, TILE};
     use std::arch::x86_64::*;
 
     /// Transposes 16 rows of 16 values in registers (4 rounds of 16 shuffles).
@@ -315,11 +315,8 @@ mod columns {
                 }
             }
         }
-        for j in full..n {
-            for c in 0..classes {
-                xs[c * TILE + j] = rows[j * classes + c];
-            }
-        }
+        // The rows past the last 16, the plain way.
+        to_columns_of(&rows[full * classes..], &mut xs[full..], classes);
     }
 
     /// The class-major scratch back into rows `[n, classes]`. Fewer than 16 classes: the
@@ -353,11 +350,7 @@ mod columns {
                 }
             }
         }
-        for j in full..n {
-            for c in 0..classes {
-                rows[j * classes + c] = xs[c * TILE + j];
-            }
-        }
+        from_columns_of(&xs[full..], &mut rows[full * classes..], classes);
     }
 
     /// The first `classes` (< 16) lanes.
