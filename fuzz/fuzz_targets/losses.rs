@@ -64,12 +64,12 @@ fuzz_target!(|data: &[u8]| {
     let _ = log_softmax(xv, dim);
     let _ = softmax_backward_into(xv, yv, dim, &mut g);
     let _ = log_softmax_backward_into(xv, yv, dim, &mut g);
-    let ce = CrossEntropy::new(CrossEntropyOptions { weight: weight.clone(), ignore_index: 3, reduction: red, label_smoothing: o1, empty_mean: empty });
+    let ce = CrossEntropyLoss::new(CrossEntropyOptions { weight: weight.clone(), ignore_index: 3, reduction: red, label_smoothing: o1, empty_mean: empty });
     if let Ok(l) = ce {
         let _ = l.forward(xv, tv);
         let _ = l.forward_backward(xv, tv, &go, &mut g);
-        let _ = l.forward_probs(xv, yv);
-        let _ = l.forward_backward_probs(xv, yv, &go, &mut g);
+        let _ = l.forward(xv, yv);
+        let _ = l.forward_backward(xv, yv, &go, &mut g);
         let _ = l.denominator(&shape, tv);
     }
     if let Ok(l) = NllLoss::new(NllOptions { weight: weight.clone(), ignore_index: -1, reduction: red, empty_mean: empty }) {
@@ -79,13 +79,13 @@ fuzz_target!(|data: &[u8]| {
         let k = w.len();
         xent::Tensor::new(w, vec![k]).ok()
     });
-    if let Ok(l) = Bce::new(BceOptions { weight: wt.clone(), reduction: red, empty_mean: empty }) {
+    if let Ok(l) = BceLoss::new(BceOptions { weight: wt.clone(), reduction: red, empty_mean: empty }) {
         let _ = l.forward_backward(xv, yv, &go, &mut g);
     }
-    if let Ok(l) = BceWithLogits::new(BceWithLogitsOptions { weight: wt.clone(), pos_weight: wt, reduction: red, empty_mean: empty }) {
+    if let Ok(l) = BceWithLogitsLoss::new(BceWithLogitsOptions { weight: wt.clone(), pos_weight: wt, reduction: red, empty_mean: empty }) {
         let _ = l.forward_backward(xv, yv, &go, &mut g);
     }
-    if let Ok(l) = SigmoidFocal::new(SigmoidFocalOptions { alpha: o1, gamma: o2, reduction: red, empty_mean: empty }) {
+    if let Ok(l) = SigmoidFocalLoss::new(SigmoidFocalOptions { alpha: o1, gamma: o2, reduction: red, empty_mean: empty }) {
         let _ = l.forward_backward(xv, yv, &go, &mut g);
     }
     let act = [Activation::Softmax, Activation::Sigmoid, Activation::Identity][(flag % 3) as usize];
@@ -116,11 +116,11 @@ fuzz_target!(|data: &[u8]| {
         1 => FocalAlpha::Scalar(o1),
         _ => FocalAlpha::PerClass(weight.clone().unwrap_or_default()),
     };
-    let focal = FocalLoss::new(FocalOptions { include_background: flag & 16 != 0, gamma: o2, alpha, weight: weight.clone(), use_softmax: flag & 2 != 0, ignore_index: ii, reduction: red });
+    let focal = FocalLoss::new(FocalOptions { include_background: flag & 16 != 0, gamma: o2, alpha, weight: weight.clone(), activation: if flag & 2 != 0 { Activation::Softmax } else { Activation::Sigmoid }, ignore_index: ii, reduction: red });
     if let Ok(l) = focal {
         let _ = l.forward_backward(xv, tv, &go, &mut g);
     }
-    let dce = DiceCe::new(DiceCeOptions { lambda_dice: o1, lambda_ce: o3, ..Default::default() });
+    let dce = DiceCeLoss::new(DiceCeOptions { lambda_dice: o1, lambda_ce: o3, ..Default::default() });
     if let Ok(l) = dce {
         let _ = l.forward_backward(xv, tv, &go, &mut g);
     }

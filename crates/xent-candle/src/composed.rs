@@ -2,19 +2,19 @@
 //! The same formulas as xent's kernels, tested against them on the CPU; xent's kernels stay the
 //! reference for the last bits (MONAI's f32 quirks, BCE's clamped gradient at 0 and 1).
 
-use super::Loss;
+use super::Spec;
 use candle_core::{DType, Result, Tensor};
 use xent::*;
 
 /// The composed loss, or `None` where there is no composition for these options.
-pub(crate) fn loss(x: &Tensor, target: &Tensor, loss: &Loss) -> Result<Option<Tensor>> {
+pub(crate) fn loss(x: &Tensor, target: &Tensor, loss: &Spec) -> Result<Option<Tensor>> {
     if x.elem_count() == 0 {
         return Ok(None); // candle cannot reduce an empty tensor
     }
     let index = !target.dtype().is_float();
     Ok(Some(match loss {
-        Loss::CrossEntropy(o) if o.empty_mean == EmptyMean::Nan && index => cross_entropy(x, target, o, true)?,
-        Loss::Nll(o) if o.empty_mean == EmptyMean::Nan && index => {
+        Spec::CrossEntropy(o) if o.empty_mean == EmptyMean::Nan && index => cross_entropy(x, target, o, true)?,
+        Spec::Nll(o) if o.empty_mean == EmptyMean::Nan && index => {
             let o = CrossEntropyOptions {
                 weight: o.weight.clone(),
                 ignore_index: o.ignore_index,
@@ -24,14 +24,14 @@ pub(crate) fn loss(x: &Tensor, target: &Tensor, loss: &Loss) -> Result<Option<Te
             };
             cross_entropy(x, target, &o, false)?
         }
-        Loss::BceWithLogits(o) if o.empty_mean == EmptyMean::Nan => bce_with_logits(x, target, o)?,
-        Loss::Bce(o) if o.empty_mean == EmptyMean::Nan => bce(x, target, o)?,
-        Loss::SigmoidFocal(o) if o.empty_mean == EmptyMean::Nan => sigmoid_focal(x, target, o)?,
-        Loss::Dice(o) if index => overlap(x, target, &Overlap::dice(o))?,
-        Loss::GeneralizedDice(o) if index => overlap(x, target, &Overlap::generalized(o))?,
-        Loss::Tversky(o) if index => overlap(x, target, &Overlap::tversky(o))?,
-        Loss::Focal(o) if index => focal(x, target, o)?,
-        Loss::DiceCe(o) if index && o.dice.reduction != Reduction::None && o.ce.reduction != Reduction::None => {
+        Spec::BceWithLogits(o) if o.empty_mean == EmptyMean::Nan => bce_with_logits(x, target, o)?,
+        Spec::Bce(o) if o.empty_mean == EmptyMean::Nan => bce(x, target, o)?,
+        Spec::SigmoidFocal(o) if o.empty_mean == EmptyMean::Nan => sigmoid_focal(x, target, o)?,
+        Spec::Dice(o) if index => overlap(x, target, &Overlap::dice(o))?,
+        Spec::GeneralizedDice(o) if index => overlap(x, target, &Overlap::generalized(o))?,
+        Spec::Tversky(o) if index => overlap(x, target, &Overlap::tversky(o))?,
+        Spec::Focal(o) if index => focal(x, target, o)?,
+        Spec::DiceCe(o) if index && o.dice.reduction != Reduction::None && o.ce.reduction != Reduction::None => {
             let d = overlap(x, target, &Overlap::dice(&o.dice))?;
             let c = cross_entropy(x, target, &o.ce, true)?;
             ((d * o.lambda_dice)? + (c * o.lambda_ce)?)?
@@ -130,7 +130,7 @@ fn cross_entropy(x: &Tensor, t: &Tensor, o: &CrossEntropyOptions<f64>, log: bool
 fn bce_with_logits(x: &Tensor, y: &Tensor, o: &BceWithLogitsOptions<f64>) -> Result<Tensor> {
     let (dev, dt) = (x.device().clone(), x.dtype());
     let y = y.to_dtype(dt)?;
-    let tensor = |t: &xent::Tensor<f64>| Tensor::from_vec(t.values().to_vec(), t.shape(), &dev)?.to_dtype(dt);
+    let tensor = |t: &xent::WeightTensor<f64>| Tensor::from_vec(t.values().to_vec(), t.shape(), &dev)?.to_dtype(dt);
     let ls = log_sigmoid(x)?;
     let lw = match &o.pos_weight {
         Some(q) => y.broadcast_mul(&tensor(q)?.affine(1.0, -1.0)?)?.affine(1.0, 1.0)?,
@@ -291,7 +291,7 @@ fn focal(x: &Tensor, t: &Tensor, o: &FocalOptions<f64>) -> Result<Tensor> {
     let first = usize::from(!o.include_background && c > 1);
     let ci = c - first;
     let (x, g) = (x.narrow(1, first, ci)?, g.narrow(1, first, ci)?);
-    let mut l = if o.use_softmax {
+    let mut l = if o.activation == xent::Activation::Softmax {
         let ls = candle_nn::ops::log_softmax(&x, 1)?;
         let m = ls.exp()?.affine(-1.0, 1.0)?.powf(o.gamma)?;
         let mut l = (m * ls)?.neg()?.mul(&g)?;

@@ -38,7 +38,7 @@ use xent::*;
 
 /// A loss and its options (class weights in `f64`, cast to the input's type).
 #[derive(Debug, Clone)]
-enum Loss {
+enum Spec {
     CrossEntropy(CrossEntropyOptions<f64>),
     Nll(NllOptions<f64>),
     Bce(BceOptions<f64>),
@@ -62,8 +62,8 @@ fn cast<T: Float>(v: &[f64]) -> Vec<T> {
     v.iter().map(|&x| T::from_f64(x)).collect()
 }
 
-fn cast_tensor<T: Float>(t: &Option<xent::Tensor<f64>>) -> xent::Result<Option<xent::Tensor<T>>> {
-    t.as_ref().map(|t| xent::Tensor::new(cast(t.values()), t.shape().to_vec())).transpose()
+fn cast_tensor<T: Float>(t: &Option<xent::WeightTensor<f64>>) -> xent::Result<Option<xent::WeightTensor<T>>> {
+    t.as_ref().map(|t| xent::WeightTensor::new(cast(t.values()), t.shape().to_vec())).transpose()
 }
 
 fn ce_opts<T: Float>(o: &CrossEntropyOptions<f64>) -> CrossEntropyOptions<T> {
@@ -93,51 +93,59 @@ fn dice_opts<T: Float>(o: &DiceOptions<f64>) -> DiceOptions<T> {
 
 /// The custom op: the loss of its one argument (the scores) for fixed targets.
 struct Op {
-    loss: Loss,
+    loss: Spec,
     targets: Targets,
 }
 
 type Backward<'a, T> = Option<(&'a [T], &'a mut [T])>;
 
+/// Every loss through the one trait.
+fn eval<T: Float, Y: Copy>(
+    loss: &dyn xent::Loss<T, Y>,
+    input: View<'_, T>,
+    target: View<'_, Y>,
+    back: Backward<'_, T>,
+) -> xent::Result<LossOutput<T>> {
+    loss.evaluate(input, target, back.map(|(grad_output, grad_input)| xent::Backward { grad_output, grad_input }))
+}
+
 impl Op {
-    fn run<T: Float>(&self, x: &[T], shape: &[usize], back: Backward<'_, T>) -> xent::Result<LossOutput<T>> {
+    fn run<T: Float>(&self, x: &[T], shape: &[usize], back: Backward<'_, T>) -> xent::Result<LossOutput<T>>
+    where
+        CrossEntropyLoss<T>: xent::Loss<T, T>,
+    {
         let input = View::new(x, shape)?;
         macro_rules! go {
             ($l:expr, $t:expr) => {
-                match back {
-                    Some((go, gi)) => $l.forward_backward(input, $t, go, gi),
-                    None => $l.forward(input, $t),
-                }
+                eval(&$l, input, $t, back)
             };
         }
         let floats: Vec<T>;
         match (&self.loss, &self.targets) {
-            (Loss::CrossEntropy(o), Targets::Index(t, s)) => go!(CrossEntropy::new(ce_opts(o))?, View::new(t, s)?),
-            (Loss::CrossEntropy(o), Targets::Float(t, s)) => {
-                floats = cast(t);
-                let l = CrossEntropy::new(ce_opts(o))?;
-                let t = View::new(&floats, s)?;
-                match back {
-                    Some((go, gi)) => l.forward_backward_probs(input, t, go, gi),
-                    None => l.forward_probs(input, t),
-                }
+            (Spec::CrossEntropy(o), Targets::Index(t, s)) => {
+                // Named: the `where` bound would otherwise take the targets for probabilities.
+                eval::<T, i64>(&CrossEntropyLoss::<T>::new(ce_opts(o))?, input, View::new(t, s)?, back)
             }
-            (Loss::Nll(o), Targets::Index(t, s)) => {
+            (Spec::CrossEntropy(o), Targets::Float(t, s)) => {
+                floats = cast(t);
+                go!(CrossEntropyLoss::<T>::new(ce_opts(o))?, View::new(&floats, s)?)
+            }
+            (Spec::Nll(o), Targets::Index(t, s)) => {
                 let o = NllOptions {
                     weight: o.weight.as_deref().map(cast),
                     ignore_index: o.ignore_index,
                     reduction: o.reduction,
                     empty_mean: o.empty_mean,
                 };
-                go!(NllLoss::new(o)?, View::new(t, s)?)
+                go!(NllLoss::<T>::new(o)?, View::new(t, s)?)
             }
-            (Loss::Bce(o), Targets::Float(t, s)) => {
+            (Spec::Bce(o), Targets::Float(t, s)) => {
                 floats = cast(t);
                 let o =
                     BceOptions { weight: cast_tensor(&o.weight)?, reduction: o.reduction, empty_mean: o.empty_mean };
-                go!(Bce::new(o)?, View::new(&floats, s)?)
+                go!(BceLoss::<T>::new(o)?, View::new(&floats, s)?)
             }
-            (Loss::BceWithLogits(o), Targets::Float(t, s)) => {
+            (Spec::BceWithLogits(o), Targets::Float(t, s)) => {
                 floats = cast(t);
                 let o = BceWithLogitsOptions {
                     weight: cast_tensor(&o.weight)?,
@@ -145,18 +153,18 @@ impl Op {
                     reduction: o.reduction,
                     empty_mean: o.empty_mean,
                 };
-                go!(BceWithLogits::new(o)?, View::new(&floats, s)?)
+                go!(BceWithLogitsLoss::<T>::new(o)?, View::new(&floats, s)?)
             }
-            (Loss::SigmoidFocal(o), Targets::Float(t, s)) => {
+            (Spec::SigmoidFocal(o), Targets::Float(t, s)) => {
                 floats = cast(t);
-                go!(SigmoidFocal::new(o.clone())?, View::new(&floats, s)?)
+                go!(SigmoidFocalLoss::<T>::new(o.clone())?, View::new(&floats, s)?)
             }
-            (Loss::Dice(o), Targets::Index(t, s)) => go!(DiceLoss::new(dice_opts(o))?, View::new(t, s)?),
-            (Loss::GeneralizedDice(o), Targets::Index(t, s)) => {
-                go!(GeneralizedDiceLoss::new(o.clone())?, View::new(t, s)?)
+            (Spec::Dice(o), Targets::Index(t, s)) => go!(DiceLoss::<T>::new(dice_opts(o))?, View::new(t, s)?),
+            (Spec::GeneralizedDice(o), Targets::Index(t, s)) => {
+                go!(GeneralizedDiceLoss::<T>::new(o.clone())?, View::new(t, s)?)
             }
-            (Loss::Tversky(o), Targets::Index(t, s)) => go!(TverskyLoss::new(o.clone())?, View::new(t, s)?),
-            (Loss::Focal(o), Targets::Index(t, s)) => {
+            (Spec::Tversky(o), Targets::Index(t, s)) => go!(TverskyLoss::<T>::new(o.clone())?, View::new(t, s)?),
+            (Spec::Focal(o), Targets::Index(t, s)) => {
                 let alpha = match &o.alpha {
                     FocalAlpha::None => FocalAlpha::None,
                     FocalAlpha::Scalar(a) => FocalAlpha::Scalar(*a),
@@ -167,20 +175,20 @@ impl Op {
                     gamma: o.gamma,
                     alpha,
                     weight: o.weight.as_deref().map(cast),
-                    use_softmax: o.use_softmax,
+                    activation: o.activation,
                     ignore_index: o.ignore_index,
                     reduction: o.reduction,
                 };
-                go!(FocalLoss::new(o)?, View::new(t, s)?)
+                go!(FocalLoss::<T>::new(o)?, View::new(t, s)?)
             }
-            (Loss::DiceCe(o), Targets::Index(t, s)) => {
+            (Spec::DiceCe(o), Targets::Index(t, s)) => {
                 let o = DiceCeOptions {
                     dice: dice_opts(&o.dice),
                     ce: ce_opts(&o.ce),
                     lambda_dice: o.lambda_dice,
                     lambda_ce: o.lambda_ce,
                 };
-                go!(DiceCe::new(o)?, View::new(t, s)?)
+                go!(DiceCeLoss::<T>::new(o)?, View::new(t, s)?)
             }
             (_, Targets::Index(..)) => Err(xent::Error::InvalidOption {
                 name: "target",
@@ -259,7 +267,7 @@ fn targets(target: &Tensor) -> Result<Targets> {
 /// Runs `loss` on `input` through xent's kernels on the CPU (input moved there and back if
 /// needed), or through the composition of candle ops where one exists and the input is
 /// elsewhere (or `composed` asks for it).
-fn apply(input: &Tensor, target: &Tensor, loss: Loss, composed: bool) -> Result<Tensor> {
+fn apply(input: &Tensor, target: &Tensor, loss: Spec, composed: bool) -> Result<Tensor> {
     let dtype = input.dtype();
     let x = match dtype {
         DType::F32 | DType::F64 => input.clone(),
@@ -294,7 +302,7 @@ macro_rules! losses {
         /// # Errors
         /// xent's errors (shapes, targets, options) as a candle error, and candle's own.
         pub fn $name(input: &Tensor, target: &Tensor, options: &$opts) -> Result<Tensor> {
-            apply(input, target, Loss::$variant(options.clone()), false)
+            apply(input, target, Spec::$variant(options.clone()), false)
         }
 
         /// The same loss as a composition of candle ops (the path used off the CPU), or through
@@ -303,22 +311,22 @@ macro_rules! losses {
         /// # Errors
         /// As the kernel version.
         pub fn $composed(input: &Tensor, target: &Tensor, options: &$opts) -> Result<Tensor> {
-            apply(input, target, Loss::$variant(options.clone()), true)
+            apply(input, target, Spec::$variant(options.clone()), true)
         }
     )*};
 }
 
 losses! {
-    /// Cross-entropy ([`xent::CrossEntropy`]): integer targets are class indices, float targets
+    /// Cross-entropy ([`xent::CrossEntropyLoss`]): integer targets are class indices, float targets
     /// probabilities.
     cross_entropy, cross_entropy_composed: CrossEntropyOptions<f64> => CrossEntropy;
     /// Negative log-likelihood of log-probabilities ([`xent::NllLoss`]).
     nll_loss, nll_loss_composed: NllOptions<f64> => Nll;
-    /// Binary cross-entropy on probabilities ([`xent::Bce`]).
+    /// Binary cross-entropy on probabilities ([`xent::BceLoss`]).
     binary_cross_entropy, binary_cross_entropy_composed: BceOptions<f64> => Bce;
-    /// Binary cross-entropy with logits ([`xent::BceWithLogits`]), stable for any logit.
+    /// Binary cross-entropy with logits ([`xent::BceWithLogitsLoss`]), stable for any logit.
     binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_composed: BceWithLogitsOptions<f64> => BceWithLogits;
-    /// torchvision's sigmoid focal loss ([`xent::SigmoidFocal`]).
+    /// torchvision's sigmoid focal loss ([`xent::SigmoidFocalLoss`]).
     sigmoid_focal_loss, sigmoid_focal_loss_composed: SigmoidFocalOptions => SigmoidFocal;
     /// MONAI's Dice loss ([`xent::DiceLoss`]).
     dice_loss, dice_loss_composed: DiceOptions<f64> => Dice;
@@ -328,6 +336,6 @@ losses! {
     tversky_loss, tversky_loss_composed: TverskyOptions => Tversky;
     /// MONAI's focal loss ([`xent::FocalLoss`]).
     focal_loss, focal_loss_composed: FocalOptions<f64> => Focal;
-    /// Dice plus cross-entropy ([`xent::DiceCe`]).
+    /// Dice plus cross-entropy ([`xent::DiceCeLoss`]).
     dice_ce, dice_ce_composed: DiceCeOptions<f64> => DiceCe;
 }

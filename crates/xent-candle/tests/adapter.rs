@@ -65,7 +65,7 @@ fn bcel(composed: bool) -> Run {
         let t = |k: &str| {
             c["inputs"].get(k).map(|w| {
                 let shape = w["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
-                xent::Tensor::new(w["data"].as_array().unwrap().iter().map(num).collect(), shape).unwrap()
+                xent::WeightTensor::new(w["data"].as_array().unwrap().iter().map(num).collect(), shape).unwrap()
             })
         };
         BceWithLogitsOptions {
@@ -320,7 +320,7 @@ fn every_loss_composed_matches_its_kernel() {
                 focal_loss_composed,
                 FocalOptions {
                     ignore_index: Some(255),
-                    use_softmax: true,
+                    activation: xent::Activation::Softmax,
                     alpha: FocalAlpha::Scalar(0.3),
                     weight: Some(vec![1.0, 2.0, 0.5]),
                     reduction: Reduction::Sum,

@@ -98,6 +98,20 @@ struct Row {
     bytes: usize,
     forward: (f64, f64),
     forward_backward: Option<(f64, f64)>,
+    /// FNV-1a of the bits of what the workload computed (its loss, its gradient), to tell two
+    /// builds' results apart bit for bit.
+    digest: u64,
+}
+
+/// FNV-1a over the bits of the values.
+fn digest<'a>(parts: impl IntoIterator<Item = &'a [f32]>) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for v in parts.into_iter().flatten() {
+        for b in v.to_bits().to_le_bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    h
 }
 
 /// bce's shape `[16, 1, 512, 512]`, its targets (about 3% ones) and its logits through `map`:
@@ -106,7 +120,7 @@ fn binary_workload(
     workload: &'static str,
     runs: usize,
     map: fn(f32) -> f32,
-    forward: impl Fn(View<'_, f32>, View<'_, f32>),
+    forward: impl Fn(View<'_, f32>, View<'_, f32>) -> f32,
     forward_backward: impl Fn(View<'_, f32>, View<'_, f32>, &mut [f32]),
 ) -> Result<Row> {
     let shape = [16usize, 1, 512, 512];
@@ -115,9 +129,12 @@ fn binary_workload(
     let y: Vec<f32> = (0..x.len()).map(|_| f32::from(u8::from(rng.uniform() < 0.03))).collect();
     let (xv, yv) = (View::new(&x, &shape)?, View::new(&y, &shape)?);
     let mut g = vec![0.0f32; x.len()];
-    let fwd = time(runs, || forward(xv, yv));
+    let fwd = time(runs, || {
+        black_box(forward(xv, yv));
+    });
     let fb = time(runs, || forward_backward(xv, yv, &mut g));
-    Ok(Row { workload, bytes: x.len() * 4, forward: fwd, forward_backward: Some(fb) })
+    let digest = digest([&[forward(xv, yv)][..], &g]);
+    Ok(Row { workload, bytes: x.len() * 4, forward: fwd, forward_backward: Some(fb), digest })
 }
 
 fn ce_workload(
@@ -132,7 +149,7 @@ fn ce_workload(
     let tshape: Vec<usize> = [&shape[..1], &shape[2..]].concat();
     let classes = shape[1];
     let t: Vec<i64> = (0..tshape.iter().product()).map(|_| target(&mut rng, classes)).collect();
-    let ce = CrossEntropy::new(opts)?;
+    let ce = CrossEntropyLoss::new(opts)?;
     let (xv, tv) = (View::new(&x, shape)?, View::new(&t, &tshape)?);
     let mut g = vec![0.0f32; x.len()];
     let forward = time(runs, || {
@@ -141,7 +158,8 @@ fn ce_workload(
     let fb = time(runs, || {
         black_box(ce.forward_backward(xv, tv, &[1.0], &mut g).unwrap());
     });
-    Ok(Row { workload: name, bytes: x.len() * 4, forward, forward_backward: Some(fb) })
+    let digest = digest([&ce.forward(xv, tv)?.loss[..], &g]);
+    Ok(Row { workload: name, bytes: x.len() * 4, forward, forward_backward: Some(fb), digest })
 }
 
 fn run_one(w: &str, runs: usize) -> Result<Row> {
@@ -166,7 +184,7 @@ fn run_one(w: &str, runs: usize) -> Result<Row> {
             let mut g = vec![0.0f32; x.len()];
             let loss = || {
                 let w = batch_weights(tv, 2, None, Scheme::InverseFrequency, AbsentClasses::Zero).unwrap();
-                CrossEntropy::new(CrossEntropyOptions {
+                CrossEntropyLoss::new(CrossEntropyOptions {
                     weight: Some(w.iter().map(|&v| v as f32).collect()),
                     ..Default::default()
                 })
@@ -178,7 +196,8 @@ fn run_one(w: &str, runs: usize) -> Result<Row> {
             let fb = time(runs, || {
                 black_box(loss().forward_backward(xv, tv, &[1.0], &mut g).unwrap());
             });
-            Row { workload: "seed2", bytes: x.len() * 4, forward, forward_backward: Some(fb) }
+            let digest = digest([&loss().forward(xv, tv)?.loss[..], &g]);
+            Row { workload: "seed2", bytes: x.len() * 4, forward, forward_backward: Some(fb), digest }
         }
         "cls1k" => ce_workload(
             "cls1k",
@@ -195,37 +214,37 @@ fn run_one(w: &str, runs: usize) -> Result<Row> {
             CrossEntropyOptions::default(),
         )?,
         "bce" => {
-            let l = BceWithLogits::new(BceWithLogitsOptions {
-                pos_weight: Some(Tensor::new(vec![32.3], vec![1])?),
+            let l = BceWithLogitsLoss::new(BceWithLogitsOptions {
+                pos_weight: Some(WeightTensor::new(vec![32.3], vec![1])?),
                 ..Default::default()
             })?;
             binary_workload(
                 "bce",
                 runs,
                 |v| v,
-                |x, y| drop(black_box(l.forward(x, y).unwrap())),
+                |x, y| l.forward(x, y).unwrap().loss[0],
                 |x, y, g| drop(black_box(l.forward_backward(x, y, &[1.0], g).unwrap())),
             )?
         }
         "tvfocal" => {
             // torchvision's sigmoid_focal_loss (alpha 0.25, gamma 2), mean.
-            let l = SigmoidFocal::new(SigmoidFocalOptions { reduction: Reduction::Mean, ..Default::default() })?;
+            let l = SigmoidFocalLoss::new(SigmoidFocalOptions { reduction: Reduction::Mean, ..Default::default() })?;
             binary_workload(
                 "tvfocal",
                 runs,
                 |v| v,
-                |x, y| drop(black_box(l.forward(x, y).unwrap())),
+                |x, y| l.forward(x, y).unwrap().loss[0],
                 |x, y, g| drop(black_box(l.forward_backward(x, y, &[1.0], g).unwrap())),
             )?
         }
         "bceprob" => {
             // binary_cross_entropy on the logits through a sigmoid, mean.
-            let l = Bce::new(BceOptions::default())?;
+            let l = BceLoss::new(BceOptions::default())?;
             binary_workload(
                 "bceprob",
                 runs,
                 |v| 1.0 / (1.0 + (-v).exp()),
-                |x, y| drop(black_box(l.forward(x, y).unwrap())),
+                |x, y| l.forward(x, y).unwrap().loss[0],
                 |x, y, g| drop(black_box(l.forward_backward(x, y, &[1.0], g).unwrap())),
             )?
         }
@@ -239,11 +258,13 @@ fn run_one(w: &str, runs: usize) -> Result<Row> {
             let forward = time(runs, || {
                 black_box(ClassCounts::from_images(tv, 19, Some(255)).unwrap());
             });
-            Row { workload: "count", bytes: t.len(), forward, forward_backward: None }
+            let counts: Vec<f32> =
+                ClassCounts::from_images(tv, 19, Some(255))?.pixels().iter().map(|&n| n as f32).collect();
+            Row { workload: "count", bytes: t.len(), forward, forward_backward: None, digest: digest([&counts[..]]) }
         }
         "copy" => {
             let bytes = 8 * 19 * 256 * 512 * 4;
-            Row { workload: "copy", bytes, forward: copy_time(bytes, runs), forward_backward: None }
+            Row { workload: "copy", bytes, forward: copy_time(bytes, runs), forward_backward: None, digest: 0 }
         }
         "cls2" => ce_workload("cls2", &[1 << 22, 2], runs, |r, c| r.next() as i64 % c as i64, Default::default())?,
         "cls19" => ce_workload("cls19", &[1 << 20, 19], runs, |r, c| r.next() as i64 % c as i64, Default::default())?,
@@ -256,18 +277,20 @@ fn run_one(w: &str, runs: usize) -> Result<Row> {
             let mut out = vec![0.0f32; x.len()];
             if w == "softmax19" {
                 let forward = time(runs, || softmax_into(xv, 1, &mut out).unwrap());
-                return Ok(Row { workload: "softmax19", bytes: x.len() * 4, forward, forward_backward: None });
+                let digest = digest([&out[..]]);
+                return Ok(Row { workload: "softmax19", bytes: x.len() * 4, forward, forward_backward: None, digest });
             }
             let y: Vec<f32> = (0..x.len()).map(|_| rng.uniform() * (2.0 / 19.0)).collect();
             let yv = View::new(&y, &shape)?;
-            let ce = CrossEntropy::new(CrossEntropyOptions::default())?;
+            let ce = CrossEntropyLoss::new(CrossEntropyOptions::default())?;
             let forward = time(runs, || {
-                black_box(ce.forward_probs(xv, yv).unwrap());
+                black_box(ce.forward(xv, yv).unwrap());
             });
             let fb = time(runs, || {
-                black_box(ce.forward_backward_probs(xv, yv, &[1.0], &mut out).unwrap());
+                black_box(ce.forward_backward(xv, yv, &[1.0], &mut out).unwrap());
             });
-            Row { workload: "probs19", bytes: x.len() * 4, forward, forward_backward: Some(fb) }
+            let digest = digest([&ce.forward(xv, yv)?.loss[..], &out]);
+            Row { workload: "probs19", bytes: x.len() * 4, forward, forward_backward: Some(fb), digest }
         }
         "focal19" | "sigfocal19" => {
             // seg19's shape: MONAI's focal loss with softmax (focal19) or sigmoid (its default),
@@ -277,7 +300,10 @@ fn run_one(w: &str, runs: usize) -> Result<Row> {
             let x: Vec<f32> = (0..shape.iter().product()).map(|_| rng.logit()).collect();
             let t: Vec<u8> = (0..x.len() / 19).map(|_| (rng.next() % 19) as u8).collect();
             let (xv, tv) = (View::new(&x, &shape)?, View::new(&t, &[8, 256, 512])?);
-            let focal = FocalLoss::new(FocalOptions { use_softmax: w == "focal19", ..Default::default() })?;
+            let focal = FocalLoss::new(FocalOptions {
+                activation: if w == "focal19" { Activation::Softmax } else { Activation::Sigmoid },
+                ..Default::default()
+            })?;
             let mut g = vec![0.0f32; x.len()];
             let forward = time(runs, || {
                 black_box(focal.forward(xv, tv).unwrap());
@@ -286,7 +312,8 @@ fn run_one(w: &str, runs: usize) -> Result<Row> {
                 black_box(focal.forward_backward(xv, tv, &[1.0], &mut g).unwrap());
             });
             let workload = if w == "focal19" { "focal19" } else { "sigfocal19" };
-            Row { workload, bytes: x.len() * 4, forward, forward_backward: Some(fb) }
+            let digest = digest([&focal.forward(xv, tv)?.loss[..], &g]);
+            Row { workload, bytes: x.len() * 4, forward, forward_backward: Some(fb), digest }
         }
         other => bail!("unknown workload {other:?}: one of {WORKLOADS:?} or all"),
     })
@@ -330,6 +357,7 @@ pub fn run(a: &Args) -> Result<String> {
                 "forward_backward_min_ms": r.forward_backward.map(|t| t.1),
                 "forward_backward_gb_s": r.forward_backward.map(|t| gbs(t.0)),
                 "copy_ms": copy.0,
+                "digest": format!("{:016x}", r.digest),
             });
             let _ = writeln!(out, "{v}");
         } else {

@@ -282,7 +282,7 @@ fn train(name: &'static str, colour: [u8; 3], tr: &Data, test: &Data, epochs: us
                 "ce_dataset_weights" => xent_candle::cross_entropy(&logits, &y, &ce(Some(dataset_w.clone())))?,
                 "bce_pos_weight" => {
                     let opts = BceWithLogitsOptions {
-                        pos_weight: Some(xent::Tensor::new(vec![pos_weight], vec![1])?),
+                        pos_weight: Some(xent::WeightTensor::new(vec![pos_weight], vec![1])?),
                         ..Default::default()
                     };
                     xent_candle::binary_cross_entropy_with_logits(
@@ -294,7 +294,7 @@ fn train(name: &'static str, colour: [u8; 3], tr: &Data, test: &Data, epochs: us
                 "focal" => xent_candle::focal_loss(
                     &logits,
                     &y,
-                    &FocalOptions { use_softmax: true, gamma: 2.0, ..Default::default() },
+                    &FocalOptions { activation: xent::Activation::Softmax, gamma: 2.0, ..Default::default() },
                 )?,
                 "dice_ce" => {
                     // Dice of the foreground alone: the background's Dice is near 1 anyway.

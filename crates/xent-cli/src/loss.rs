@@ -140,7 +140,7 @@ struct Report {
 }
 
 /// Parses `--weight`-like values: a list of numbers (shape `[len]`) or a .npy file.
-fn tensor<T: Float + Element>(spec: &str, what: &str, max: usize) -> Result<Tensor<T>> {
+fn tensor<T: Float + Element>(spec: &str, what: &str, max: usize) -> Result<WeightTensor<T>> {
     let (values, shape) = if spec.ends_with(".npy") || spec.contains(".safetensors") {
         let s = arrays::open(spec, max)?;
         (s.read_all::<T>()?, s.shape.clone())
@@ -153,7 +153,7 @@ fn tensor<T: Float + Element>(spec: &str, what: &str, max: usize) -> Result<Tens
         let n = v.len();
         (v, vec![n])
     };
-    Tensor::new(values, shape).with_context(|| format!("--{what}"))
+    WeightTensor::new(values, shape).with_context(|| format!("--{what}"))
 }
 
 fn class_weights<T: Float + Element>(a: &Args) -> Result<Option<Vec<T>>> {
@@ -259,7 +259,7 @@ fn reduce<T: Float>(r: Reduction, sum: &ExactSum, den: &ExactSum) -> f64 {
 
 /// Cross-entropy or nll with class-index targets.
 enum IndexLoss<T> {
-    Ce(CrossEntropy<T>),
+    Ce(CrossEntropyLoss<T>),
     Nll(NllLoss<T>),
 }
 
@@ -281,7 +281,10 @@ impl<T: Float> IndexLoss<T> {
 }
 
 /// Cross-entropy and nll, streamed.
-fn index_loss<T: Float + Element>(a: &Args, x: &Source, t: &Source) -> Result<Report> {
+fn index_loss<T: Float + Element>(a: &Args, x: &Source, t: &Source) -> Result<Report>
+where
+    CrossEntropyLoss<T>: Loss<T, T>,
+{
     let red = reduction(a)?;
     let weight = class_weights::<T>(a)?;
     let ignore_index = a.ignore_index.unwrap_or(-100);
@@ -296,7 +299,7 @@ fn index_loss<T: Float + Element>(a: &Args, x: &Source, t: &Source) -> Result<Re
             reduction: Reduction::None,
             ..Default::default()
         })?),
-        _ => IndexLoss::Ce(CrossEntropy::new(CrossEntropyOptions {
+        _ => IndexLoss::Ce(CrossEntropyLoss::new(CrossEntropyOptions {
             weight,
             ignore_index,
             reduction: Reduction::None,
@@ -388,7 +391,10 @@ fn probs_loss<T: Float + Element>(
     t: &Source,
     weight: Option<Vec<T>>,
     red: Reduction,
-) -> Result<Report> {
+) -> Result<Report>
+where
+    CrossEntropyLoss<T>: Loss<T, T>,
+{
     ensure!(
         t.shape == x.shape,
         "{}: probability targets need the input's shape {:?}, not {:?}",
@@ -396,7 +402,7 @@ fn probs_loss<T: Float + Element>(
         x.shape,
         t.shape
     );
-    let l = CrossEntropy::new(CrossEntropyOptions {
+    let l = CrossEntropyLoss::new(CrossEntropyOptions {
         weight,
         reduction: Reduction::None,
         label_smoothing: a.label_smoothing,
@@ -422,11 +428,11 @@ fn probs_loss<T: Float + Element>(
             let per_pos = xv.len() / if unbatched { xv.len().max(1) } else { x.shape[1].max(1) };
             let go = vec![scale; per_pos.max(1)];
             let mut g = vec![T::ZERO; xv.len()];
-            let out = l.forward_backward_probs(xview, tview, &go, &mut g)?;
+            let out = l.forward_backward(xview, tview, &go, &mut g)?;
             grad.write(&g)?;
             out
         } else {
-            l.forward_probs(xview, tview)?
+            l.forward(xview, tview)?
         };
         totals.add(&out);
     }
@@ -448,16 +454,19 @@ fn binary_loss<T: Float + Element>(a: &Args, x: &Source, t: &Source) -> Result<R
     let pos_weight = a.pos_weight.as_deref().map(|s| tensor::<T>(s, "pos-weight", a.max_elements)).transpose()?;
     let n = x.rows();
     // A weight whose first dimension is the batch's is sliced with the chunks.
-    let batched = |w: &Option<Tensor<T>>| {
+    let batched = |w: &Option<WeightTensor<T>>| {
         w.as_ref()
             .is_some_and(|w| w.shape().len() == x.shape.len() && !x.shape.is_empty() && w.shape()[0] == n && n > 1)
     };
     let rows = if x.shape.is_empty() { 1 } else { chunk_rows(a, x, chunk_rows_multiple(&x.shape, false)) };
-    let slice = |w: &Option<Tensor<T>>, r0: usize, m: usize| -> Result<Option<Tensor<T>>> {
+    let slice = |w: &Option<WeightTensor<T>>, r0: usize, m: usize| -> Result<Option<WeightTensor<T>>> {
         Ok(match w {
             Some(w) if batched(&Some(w.clone())) => {
                 let per: usize = w.shape()[1..].iter().product();
-                Some(Tensor::new(w.values()[r0 * per..(r0 + m) * per].to_vec(), [&[m][..], &w.shape()[1..]].concat())?)
+                Some(WeightTensor::new(
+                    w.values()[r0 * per..(r0 + m) * per].to_vec(),
+                    [&[m][..], &w.shape()[1..]].concat(),
+                )?)
             }
             w => w.clone(),
         })
@@ -479,11 +488,11 @@ fn binary_loss<T: Float + Element>(a: &Args, x: &Source, t: &Source) -> Result<R
         let fb = !go.is_empty();
         let out = match a.loss {
             Name::Bce => {
-                let l = Bce::new(BceOptions { weight: w, reduction: Reduction::None, ..Default::default() })?;
+                let l = BceLoss::new(BceOptions { weight: w, reduction: Reduction::None, ..Default::default() })?;
                 fwd_bwd!(l, xview, tview, fb, &go, &mut g)
             }
             Name::BceWithLogits => {
-                let l = BceWithLogits::new(BceWithLogitsOptions {
+                let l = BceWithLogitsLoss::new(BceWithLogitsOptions {
                     weight: w,
                     pos_weight: q,
                     reduction: Reduction::None,
@@ -492,7 +501,7 @@ fn binary_loss<T: Float + Element>(a: &Args, x: &Source, t: &Source) -> Result<R
                 fwd_bwd!(l, xview, tview, fb, &go, &mut g)
             }
             _ => {
-                let l = SigmoidFocal::new(SigmoidFocalOptions {
+                let l = SigmoidFocalLoss::new(SigmoidFocalOptions {
                     alpha: a.alpha.unwrap_or(0.25),
                     gamma: a.gamma.unwrap_or(2.0),
                     reduction: Reduction::None,
@@ -570,7 +579,7 @@ fn whole_loss<T: Float + Element>(a: &Args, x: &Source, t: &Source) -> Result<Re
                 gamma: a.gamma.unwrap_or(2.0),
                 alpha: a.alpha.map_or(FocalAlpha::None, FocalAlpha::Scalar),
                 weight: class_weights::<T>(a)?,
-                use_softmax: act(Act::Sigmoid) == Activation::Softmax,
+                activation: act(Act::Sigmoid),
                 ignore_index: a.ignore_index,
                 reduction: red,
             })?;
@@ -591,7 +600,10 @@ fn whole_loss<T: Float + Element>(a: &Args, x: &Source, t: &Source) -> Result<Re
     })
 }
 
-fn run_typed<T: Float + Element>(a: &Args, x: &Source, t: &Source) -> Result<Report> {
+fn run_typed<T: Float + Element>(a: &Args, x: &Source, t: &Source) -> Result<Report>
+where
+    CrossEntropyLoss<T>: Loss<T, T>,
+{
     match a.loss {
         Name::CrossEntropy | Name::Nll => index_loss::<T>(a, x, t),
         Name::Bce | Name::BceWithLogits | Name::SigmoidFocal => binary_loss::<T>(a, x, t),

@@ -127,7 +127,7 @@ fn golden_cases_through_files_give_the_golden_loss() {
 /// The library's own result, in memory, for comparison.
 fn in_memory_ce(x: &[f32], shape: &[usize], t: &[i64], tshape: &[usize]) -> (f32, Vec<f32>) {
     use xent::*;
-    let ce = CrossEntropy::new(CrossEntropyOptions {
+    let ce = CrossEntropyLoss::new(CrossEntropyOptions {
         weight: Some(vec![0.5, 1.0, 2.0, 1.5, 0.7, 1.0, 1.1]),
         ignore_index: 255,
         label_smoothing: 0.1,

@@ -49,7 +49,7 @@ fn count(c: &mut Criterion) {
 }
 
 /// Forward and forward+backward of cross-entropy on `x` (`shape`) and `t`, serial and parallel.
-fn ce_group(c: &mut Criterion, name: &str, ce: &CrossEntropy<f32>, x: &[f32], shape: &[usize], t: &[u8]) {
+fn ce_group(c: &mut Criterion, name: &str, ce: &CrossEntropyLoss<f32>, x: &[f32], shape: &[usize], t: &[u8]) {
     let tshape: Vec<usize> = [&shape[..1], &shape[2..]].concat();
     let label = shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x");
     let mut grad = vec![0.0f32; x.len()];
@@ -76,20 +76,21 @@ fn cross_entropy(c: &mut Criterion) {
     let t: Vec<u8> =
         (0..8 * 256 * 512).map(|_| if rng.next().is_multiple_of(20) { 255 } else { (rng.next() % 19) as u8 }).collect();
     let w: Vec<f32> = (0..19).map(|i| 0.5 + i as f32 / 13.0).collect();
-    let ce =
-        CrossEntropy::new(CrossEntropyOptions { weight: Some(w), ignore_index: 255, ..Default::default() }).unwrap();
+    let ce = CrossEntropyLoss::new(CrossEntropyOptions { weight: Some(w), ignore_index: 255, ..Default::default() })
+        .unwrap();
     ce_group(c, "cross_entropy", &ce, &x, &shape, &t);
     // The seed's binary segmentation (the two-class path): [16, 2, 512, 512], 3% ones, weights.
     let shape = [16usize, 2, 512, 512];
     let x: Vec<f32> = (0..shape.iter().product::<usize>()).map(|_| rng.f32()).collect();
     let t: Vec<u8> = (0..16 * 512 * 512).map(|_| u8::from(rng.next() % 100 < 3)).collect();
-    let ce = CrossEntropy::new(CrossEntropyOptions { weight: Some(vec![0.03, 0.97]), ..Default::default() }).unwrap();
+    let ce =
+        CrossEntropyLoss::new(CrossEntropyOptions { weight: Some(vec![0.03, 0.97]), ..Default::default() }).unwrap();
     ce_group(c, "cross_entropy_two_classes", &ce, &x, &shape, &t);
     // Classification rows with few classes (a scratch tile each 128 rows): [2^20, 19].
     let shape = [1usize << 20, 19];
     let x: Vec<f32> = (0..shape.iter().product::<usize>()).map(|_| rng.f32()).collect();
     let t: Vec<u8> = (0..shape[0]).map(|_| (rng.next() % 19) as u8).collect();
-    ce_group(c, "cross_entropy_rows", &CrossEntropy::new(CrossEntropyOptions::default()).unwrap(), &x, &shape, &t);
+    ce_group(c, "cross_entropy_rows", &CrossEntropyLoss::new(CrossEntropyOptions::default()).unwrap(), &x, &shape, &t);
 }
 
 fn bce_with_logits(c: &mut Criterion) {
@@ -98,8 +99,8 @@ fn bce_with_logits(c: &mut Criterion) {
     let shape = [16usize, 1, 512, 512];
     let x: Vec<f32> = (0..shape.iter().product::<usize>()).map(|_| rng.f32()).collect();
     let y: Vec<f32> = (0..x.len()).map(|_| f32::from(u8::from(rng.next() % 100 < 3))).collect();
-    let l = BceWithLogits::new(BceWithLogitsOptions {
-        pos_weight: Some(Tensor::new(vec![32.3], vec![1]).unwrap()),
+    let l = BceWithLogitsLoss::new(BceWithLogitsOptions {
+        pos_weight: Some(WeightTensor::new(vec![32.3], vec![1]).unwrap()),
         ..Default::default()
     })
     .unwrap();

@@ -7,15 +7,15 @@
 //! | --- | --- |
 //! | `torch.softmax` / `torch.log_softmax` | [`softmax`], [`log_softmax`] (+ `_into`, `_backward_into`) |
 //! | `F.nll_loss` | [`NllLoss`] |
-//! | `F.cross_entropy` (class indices or probabilities) | [`CrossEntropy`] |
-//! | `F.binary_cross_entropy` | [`Bce`] |
-//! | `F.binary_cross_entropy_with_logits` | [`BceWithLogits`] |
-//! | `torchvision.ops.sigmoid_focal_loss` | [`SigmoidFocal`] |
+//! | `F.cross_entropy` (class indices or probabilities) | [`CrossEntropyLoss`] |
+//! | `F.binary_cross_entropy` | [`BceLoss`] |
+//! | `F.binary_cross_entropy_with_logits` | [`BceWithLogitsLoss`] |
+//! | `torchvision.ops.sigmoid_focal_loss` | [`SigmoidFocalLoss`] |
 //! | `monai.losses.DiceLoss` (and Jaccard) | [`DiceLoss`] |
 //! | `monai.losses.GeneralizedDiceLoss` | [`GeneralizedDiceLoss`] |
 //! | `monai.losses.TverskyLoss` | [`TverskyLoss`] |
 //! | `monai.losses.FocalLoss` | [`FocalLoss`] |
-//! | `monai.losses.DiceCELoss` | [`DiceCe`] |
+//! | `monai.losses.DiceCELoss` | [`DiceCeLoss`] |
 //!
 //! ## Data flow
 //! ```text
@@ -31,7 +31,7 @@
 //! `LogSoftmax` is the log of `Softmax`, `NLLLoss` picks `-x[target]`, and `CrossEntropyLoss` is
 //! `LogSoftmax` followed by `NLLLoss`:
 //! ```
-//! use xent::{log_softmax, softmax, CrossEntropy, NllLoss, View};
+//! use xent::{log_softmax, softmax, CrossEntropyLoss, Loss, NllLoss, View};
 //! let x = View::new(&[1.0f32, 2.0, 3.0], &[1, 3])?;
 //! let p = softmax(x, 1)?;                                   // [0.0900, 0.2447, 0.6652]
 //! assert!((p[2] - 0.6652).abs() < 1e-4);
@@ -41,11 +41,11 @@
 //! let t = [1i64];
 //! let out = nll.forward(x, View::new(&t, &[1])?)?;         // -(k + 1) for k = 1
 //! assert_eq!(out.scalar(), Some(-2.0));
-//! let ce = CrossEntropy::new(Default::default())?;
+//! let ce = CrossEntropyLoss::new(Default::default())?;
 //! let t = [2u8];                                           // any integer label type
 //! let out = ce.forward(x, View::new(&t, &[1])?)?;          // 0.4076
 //! assert!((out.scalar().unwrap() - 0.4076).abs() < 1e-4);
-//! // CrossEntropy = NLL of LogSoftmax:
+//! // CrossEntropyLoss = NLL of LogSoftmax:
 //! let via_nll = nll.forward(View::new(&lp, &[1, 3])?, View::new(&t, &[1])?)?;
 //! assert!((via_nll.scalar().unwrap() - out.scalar().unwrap()).abs() < 1e-6);
 //! # Ok::<(), xent::Error>(())
@@ -53,8 +53,8 @@
 //!
 //! ## Gradients
 //! ```
-//! use xent::{CrossEntropy, View};
-//! let ce = CrossEntropy::<f64>::new(Default::default())?;
+//! use xent::{CrossEntropyLoss, Loss, View};
+//! let ce = CrossEntropyLoss::<f64>::new(Default::default())?;
 //! let x = [1.0, 2.0, 3.0];
 //! let mut grad = [0.0; 3];
 //! let out = ce.forward_backward(View::new(&x, &[1, 3])?, View::new(&[2i64], &[1])?, &[1.0], &mut grad)?;
@@ -91,20 +91,19 @@ pub mod weights;
 
 pub use error::{Error, Result};
 pub use float::{Float, Label};
-pub use loss::binary_cross_entropy::{Bce, BceOptions, BceWithLogits, BceWithLogitsOptions};
-pub use loss::cross_entropy::{CrossEntropy, CrossEntropyOptions};
-pub use loss::dice_ce::{DiceCe, DiceCeOptions};
+pub use loss::binary_cross_entropy::{BceLoss, BceOptions, BceWithLogitsLoss, BceWithLogitsOptions};
+pub use loss::cross_entropy::{CrossEntropyLoss, CrossEntropyOptions};
+pub use loss::dice::{DiceLoss, DiceOptions};
+pub use loss::dice_ce::{DiceCeLoss, DiceCeOptions};
 pub use loss::focal::{FocalAlpha, FocalLoss, FocalOptions};
+pub use loss::generalized_dice::{GeneralizedDiceLoss, GeneralizedDiceOptions, WeightType};
 pub use loss::nll::{NllLoss, NllOptions};
-pub use loss::overlap::{
-    Activation, DiceLoss, DiceOptions, GeneralizedDiceLoss, GeneralizedDiceOptions, TverskyLoss, TverskyOptions,
-    WeightType,
-};
-pub use loss::sigmoid_focal::{SigmoidFocal, SigmoidFocalOptions};
+pub use loss::sigmoid_focal::{SigmoidFocalLoss, SigmoidFocalOptions};
 pub use loss::softmax::{
     log_softmax, log_softmax_backward_into, log_softmax_into, softmax, softmax_backward_into, softmax_into,
 };
-pub use loss::Tensor;
+pub use loss::tversky::{TverskyLoss, TverskyOptions};
+pub use loss::{Activation, Backward, Loss, WeightTensor};
 pub use reduction::{EmptyMean, LossOutput, Reduction};
 pub use sum::ExactSum;
 pub use view::{numel, View};

@@ -4,6 +4,7 @@
 //! threads. Each block is computed the same way on any thread, and per-block partial sums
 //! (`f64`) are combined in block order, so 1 thread and 16 threads give the same bits.
 
+use crate::kernel::{Block, ClassOut};
 use crate::layout::Layout;
 use crate::sum::ExactSum;
 
@@ -15,88 +16,6 @@ pub(crate) const BLOCK_ELEMS: usize = 1 << 14;
 /// next to the rows.
 pub(crate) fn rows_per_block(classes: usize) -> usize {
     (8 * BLOCK_ELEMS / classes.max(1)).max(1)
-}
-
-/// A run of consecutive positions handled together.
-///
-/// Element `(c, k)`, class `c` of the block's `k`-th position, lies at
-/// `base + c * layout.inner + k * lane_stride` in the input.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Block {
-    /// First position (index into a class-index target).
-    pub p0: usize,
-    /// Number of positions.
-    pub len: usize,
-    /// Input offset of class 0 of the first position.
-    pub base: usize,
-    /// Input offset between consecutive positions: `classes` if `inner == 1`, else 1.
-    pub lane_stride: usize,
-}
-
-impl Block {
-    #[inline(always)]
-    pub fn at(&self, c: usize, k: usize, class_stride: usize) -> usize {
-        self.base + c * class_stride + k * self.lane_stride
-    }
-}
-
-/// A block's share of a class-shaped output (same shape as the input).
-pub(crate) struct ClassOut<'a, T> {
-    /// `inner == 1`: one slice of `len * classes` rows. Otherwise: one slice per class, of `len`.
-    segs: Vec<&'a mut [T]>,
-    rowwise: bool,
-    classes: usize,
-}
-
-impl<T: Copy> ClassOut<'_, T> {
-    /// Sets element `(c, k)`.
-    #[inline(always)]
-    pub fn set(&mut self, c: usize, k: usize, v: T) {
-        if self.rowwise {
-            self.segs[0][k * self.classes + c] = v;
-        } else {
-            self.segs[c][k] = v;
-        }
-    }
-}
-
-impl<T> ClassOut<'_, T> {
-    /// The `classes` values of position `k` (rowwise only).
-    #[inline(always)]
-    pub fn row(&mut self, k: usize) -> &mut [T] {
-        &mut self.segs[0][k * self.classes..(k + 1) * self.classes]
-    }
-
-    /// The `n` rows of positions `k..k + n` (rowwise only).
-    #[inline(always)]
-    pub fn rows(&mut self, k: usize, n: usize) -> &mut [T] {
-        &mut self.segs[0][k * self.classes..(k + n) * self.classes]
-    }
-
-    /// The block's lanes of class `c` (not rowwise).
-    #[inline(always)]
-    pub fn lanes(&mut self, c: usize) -> &mut [T] {
-        self.segs[c]
-    }
-
-    /// The block's lanes of classes 0 and 1 (not rowwise, two classes).
-    #[inline(always)]
-    pub fn lanes2(&mut self) -> (&mut [T], &mut [T]) {
-        let (a, b) = self.segs.split_at_mut(1);
-        (a[0], b[0])
-    }
-}
-
-impl<T: Copy + std::ops::AddAssign> ClassOut<'_, T> {
-    /// Adds `v` to element `(c, k)`.
-    #[inline(always)]
-    pub fn add(&mut self, c: usize, k: usize, v: T) {
-        if self.rowwise {
-            self.segs[0][k * self.classes + c] += v;
-        } else {
-            self.segs[c][k] += v;
-        }
-    }
 }
 
 /// The blocks of `lay`, in order.

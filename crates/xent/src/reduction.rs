@@ -2,6 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::float::Float;
+use crate::kernel::Upstream;
 use crate::sum::ExactSum;
 use crate::view::numel;
 
@@ -75,30 +76,26 @@ pub struct LossOutput<T> {
 }
 
 impl<T: Float> LossOutput<T> {
+    /// A weighted sum of reduced losses `sum_i lambda_i l_i` (DiceCE's, DiceFocal's): a scalar
+    /// whose `weighted_sum` is the value itself and whose `denominator` is 1.
+    pub(crate) fn combine(terms: &[(T, &LossOutput<T>)]) -> LossOutput<T> {
+        let mut v = terms[0].0 * terms[0].1.loss[0];
+        for (lambda, out) in &terms[1..] {
+            v += *lambda * out.loss[0];
+        }
+        LossOutput {
+            loss: vec![v],
+            shape: vec![],
+            weighted_sum: ExactSum::from(v.to_f64()),
+            denominator: ExactSum::from(1.0),
+        }
+    }
+
     /// The loss as one number, if it is a scalar (a reduced loss, or an unbatched one).
     pub fn scalar(&self) -> Option<T> {
         match self.loss.as_slice() {
             [v] if self.shape.is_empty() => Some(*v),
             _ => None,
-        }
-    }
-}
-
-/// The upstream gradient of each element, with the mean's `1 / D` already applied.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Upstream<'a, T> {
-    /// One value per element ([`Reduction::None`]).
-    Each(&'a [T]),
-    /// One value for all elements.
-    All(T),
-}
-
-impl<T: Float> Upstream<'_, T> {
-    #[inline(always)]
-    pub fn at(&self, i: usize) -> T {
-        match self {
-            Upstream::Each(g) => g[i],
-            Upstream::All(g) => *g,
         }
     }
 }
@@ -155,6 +152,24 @@ impl Reducer {
             Reduction::Mean => (vec![T::from_f64(self.mean_of(sum.value()))], vec![]),
         };
         LossOutput { loss, shape, weighted_sum: sum, denominator: self.denominator.clone() }
+    }
+
+    /// MONAI's focal loss under [`Reduction::Sum`]: the sum over samples of each sample's loss
+    /// sum divided by its count of non-ignored positions (0 for a sample with none); the
+    /// output still reports the total and this reducer's denominator.
+    pub fn finish_sample_means<T: Float>(
+        &self,
+        per_sample: &[f64],
+        counts: &[usize],
+        total: ExactSum,
+    ) -> LossOutput<T> {
+        let s: f64 = per_sample.iter().zip(counts).map(|(&v, &c)| if c == 0 { 0.0 } else { v / c as f64 }).sum();
+        LossOutput {
+            loss: vec![T::from_f64(s)],
+            shape: vec![],
+            weighted_sum: total,
+            denominator: self.denominator.clone(),
+        }
     }
 
     /// Length of the per-element buffer a kernel should fill (empty unless [`Reduction::None`]).

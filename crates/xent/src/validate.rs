@@ -2,9 +2,11 @@
 
 use crate::error::{Error, Result};
 use crate::float::{Float, Label};
-use crate::kernel::simd::tally;
+use crate::kernel::{self, Tally};
+use crate::layout::Layout;
 use crate::par::{map_ordered, BLOCK_ELEMS};
 use crate::sum::ExactSum;
+use crate::view::View;
 
 /// Every value finite.
 pub(crate) fn finite<T: Float>(what: &'static str, values: &[T]) -> Result<()> {
@@ -73,12 +75,14 @@ pub(crate) fn index_targets<T: Float, L: Label>(
     let per = BLOCK_ELEMS.max(4 * classes);
     let parts = map_ordered(target.chunks(per).enumerate().collect(), |(i, chunk)| {
         let mut counts = vec![0u64; classes];
-        tally(chunk, ignore_index, &mut counts).map_err(|k| Error::TargetOutOfRange {
-            what: "target",
-            index: i * per + k,
-            value: chunk[k].to_i128(),
-            classes,
-            ignore_index,
+        kernel::run(Tally { labels: chunk, ignore: ignore_index, counts: &mut counts }).map_err(|k| {
+            Error::TargetOutOfRange {
+                what: "target",
+                index: i * per + k,
+                value: chunk[k].to_i128(),
+                classes,
+                ignore_index,
+            }
         })?;
         Ok(counts)
     });
@@ -94,13 +98,24 @@ pub(crate) fn index_targets<T: Float, L: Label>(
     Ok(den)
 }
 
-/// Whether a class-index target is ignored, given it passed [`index_targets`].
-#[inline(always)]
-pub(crate) fn class_of<L: Label>(t: L, ignore_index: i64) -> Option<usize> {
-    let v = t.to_i128();
-    if v == ignore_index as i128 {
-        None
-    } else {
-        Some(v as usize)
+/// Checks the scores `[N, C, d1..dk]` (k >= 1) and the class indices `[N, d1..dk]` of the
+/// segmentation losses (with one class, the target is a binary mask of 0 and 1, as MONAI uses
+/// it without one-hot); returns the layout.
+pub(crate) fn check_segmentation<T, L: Label>(
+    input: View<'_, T>,
+    target: View<'_, L>,
+    ignore_index: Option<i64>,
+) -> Result<Layout> {
+    if input.ndim() < 3 {
+        return Err(Error::ShapeMismatch {
+            what: "input",
+            got: input.shape().to_vec(),
+            expected: "[N, C, d1, ..., dk] with k >= 1".into(),
+        });
     }
+    let lay = Layout::classes_of(input.shape())?;
+    target_shape(input.shape(), target.shape(), &Layout::target_shape(input.shape()))?;
+    let labels = if lay.classes == 1 { 2 } else { lay.classes };
+    index_targets::<f64, L>(target.data(), labels, ignore_index, None)?;
+    Ok(lay)
 }

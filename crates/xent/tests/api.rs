@@ -6,8 +6,8 @@ mod common;
 use common::rng::Rng;
 use xent::*;
 
-fn ce(opts: CrossEntropyOptions<f64>) -> CrossEntropy<f64> {
-    CrossEntropy::new(opts).unwrap()
+fn ce(opts: CrossEntropyOptions<f64>) -> CrossEntropyLoss<f64> {
+    CrossEntropyLoss::new(opts).unwrap()
 }
 
 #[test]
@@ -45,7 +45,7 @@ fn empty_mean_zero_option_gives_zero_loss_and_zero_gradient() {
 fn every_label_type_gives_the_same_loss() {
     let x: Vec<f32> = Rng::new(7).vec(4 * 5 * 6, 2.0).into_iter().map(|v| v as f32).collect();
     let labels = [0usize, 4, 2, 200, 1, 3, 200, 0, 1, 2, 3, 4, 4, 3, 2, 1, 0, 200, 1, 1, 2, 3, 0, 4];
-    let loss = CrossEntropy::new(CrossEntropyOptions { ignore_index: 200, ..Default::default() }).unwrap();
+    let loss = CrossEntropyLoss::new(CrossEntropyOptions { ignore_index: 200, ..Default::default() }).unwrap();
     let input = View::new(&x, &[4, 5, 6]).unwrap();
     macro_rules! run {
         ($t:ty) => {{
@@ -108,7 +108,7 @@ fn logits_of_ten_thousand_give_exact_cross_entropy_and_gradient() {
     for (t, want, grad) in [(0i64, 0.0, [0.0, 0.0, 0.0]), (1, 2e4, [1.0, -1.0, 0.0]), (2, 1e4, [1.0, 0.0, -1.0])] {
         let x = [1e4f32, -1e4, 0.0];
         let mut g = [0.0f32; 3];
-        let out = CrossEntropy::new(Default::default())
+        let out = CrossEntropyLoss::new(Default::default())
             .unwrap()
             .forward_backward(View::new(&x, &[1, 3]).unwrap(), View::new(&[t], &[1]).unwrap(), &[1.0], &mut g)
             .unwrap();
@@ -122,7 +122,8 @@ fn logits_of_ten_thousand_give_exact_bce_with_logits_and_gradient() {
     let x = [1e4f32, -1e4, 1e4, -1e4];
     let y = [0.0f32, 1.0, 1.0, 0.0];
     let mut g = [0.0f32; 4];
-    let loss = BceWithLogits::new(BceWithLogitsOptions { reduction: Reduction::None, ..Default::default() }).unwrap();
+    let loss =
+        BceWithLogitsLoss::new(BceWithLogitsOptions { reduction: Reduction::None, ..Default::default() }).unwrap();
     let out =
         loss.forward_backward(View::new(&x, &[4]).unwrap(), View::new(&y, &[4]).unwrap(), &[1.0; 4], &mut g).unwrap();
     assert_eq!(out.loss, [1e4, 1e4, 0.0, 0.0]);
@@ -132,7 +133,7 @@ fn logits_of_ten_thousand_give_exact_bce_with_logits_and_gradient() {
 #[test]
 fn out_of_range_target_error_names_index_and_value() {
     let x = [0.0f32; 6];
-    let err = CrossEntropy::new(Default::default())
+    let err = CrossEntropyLoss::new(Default::default())
         .unwrap()
         .forward(View::new(&x, &[2, 3]).unwrap(), View::new(&[1i64, 3], &[2]).unwrap())
         .unwrap_err();
@@ -146,23 +147,23 @@ fn out_of_range_target_error_names_index_and_value() {
 #[test]
 fn bad_options_and_data_are_errors() {
     assert!(matches!(
-        CrossEntropy::<f32>::new(CrossEntropyOptions { label_smoothing: 1.5, ..Default::default() }),
+        CrossEntropyLoss::<f32>::new(CrossEntropyOptions { label_smoothing: 1.5, ..Default::default() }),
         Err(Error::InvalidOption { name: "label_smoothing", .. })
     ));
     assert!(matches!(
-        CrossEntropy::<f32>::new(CrossEntropyOptions { label_smoothing: f64::NAN, ..Default::default() }),
+        CrossEntropyLoss::<f32>::new(CrossEntropyOptions { label_smoothing: f64::NAN, ..Default::default() }),
         Err(Error::InvalidOption { .. })
     ));
     assert!(matches!(
         NllLoss::new(NllOptions { weight: Some(vec![1.0f32, f32::NAN]), ..Default::default() }),
         Err(Error::NonFinite { what: "weight", index: 1, .. })
     ));
-    assert!(matches!(Tensor::new(vec![f64::INFINITY], vec![1]), Err(Error::NonFinite { .. })));
+    assert!(matches!(WeightTensor::new(vec![f64::INFINITY], vec![1]), Err(Error::NonFinite { .. })));
     assert!(matches!(
-        SigmoidFocal::<f32>::new(SigmoidFocalOptions { gamma: -1.0, ..Default::default() }),
+        SigmoidFocalLoss::<f32>::new(SigmoidFocalOptions { gamma: -1.0, ..Default::default() }),
         Err(Error::InvalidOption { name: "gamma", .. })
     ));
-    let bce = Bce::new(BceOptions::default()).unwrap();
+    let bce = BceLoss::new(BceOptions::default()).unwrap();
     let err = bce.forward(View::new(&[0.5f32, f32::NAN], &[2]).unwrap(), View::new(&[0.0, 1.0], &[2]).unwrap());
     assert!(matches!(err, Err(Error::NotAProbability { index: 1, .. })));
 }
@@ -179,7 +180,7 @@ fn shapes_that_overflow_are_errors() {
     // Empty, but with a huge batch: returns at once, without looping over the batch.
     let (xs, ts) = ([big, 3, 0], [big, 0]);
     let (input, target) = (View::new(&[0.0f32; 0], &xs).unwrap(), View::new(&[0u8; 0], &ts).unwrap());
-    let out = CrossEntropy::new(CrossEntropyOptions { reduction: Reduction::Sum, ..Default::default() }).unwrap();
+    let out = CrossEntropyLoss::new(CrossEntropyOptions { reduction: Reduction::Sum, ..Default::default() }).unwrap();
     assert_eq!(out.forward(input, target).unwrap().scalar(), Some(0.0));
 }
 
@@ -248,7 +249,7 @@ fn no_input_makes_any_entry_point_panic() {
         let _ = softmax(xv, dim);
         let _ = log_softmax_backward_into(xv, yv, dim, &mut g);
         let smoothing = [0.0, 0.1, -0.5, 2.0, f64::NAN][rng.below(5)];
-        if let Ok(l) = CrossEntropy::new(CrossEntropyOptions {
+        if let Ok(l) = CrossEntropyLoss::new(CrossEntropyOptions {
             weight: w.clone(),
             reduction: red,
             label_smoothing: smoothing,
@@ -257,24 +258,26 @@ fn no_input_makes_any_entry_point_panic() {
         }) {
             let _ = l.forward(xv, tv);
             let _ = l.forward_backward(xv, tv, &go, &mut g);
-            let _ = l.forward_backward_probs(xv, yv, &go, &mut g);
+            let _ = l.forward_backward(xv, yv, &go, &mut g);
         }
         if let Ok(l) = NllLoss::new(NllOptions { weight: w.clone(), reduction: red, ..Default::default() }) {
             let _ = l.forward_backward(xv, tv, &go, &mut g);
         }
         let wt = w.and_then(|w| {
             let len = w.len();
-            Tensor::new(w, vec![len]).ok()
+            WeightTensor::new(w, vec![len]).ok()
         });
-        let _ = Bce::new(BceOptions { weight: wt.clone(), reduction: red, ..Default::default() })
+        let _ = BceLoss::new(BceOptions { weight: wt.clone(), reduction: red, ..Default::default() })
             .unwrap()
             .forward_backward(xv, yv, &go, &mut g);
-        let _ = BceWithLogits::new(BceWithLogitsOptions { pos_weight: wt, reduction: red, ..Default::default() })
+        let _ = BceWithLogitsLoss::new(BceWithLogitsOptions { pos_weight: wt, reduction: red, ..Default::default() })
             .unwrap()
             .forward_backward(xv, yv, &go, &mut g);
-        if let Ok(l) =
-            SigmoidFocal::new(SigmoidFocalOptions { gamma: val(&mut rng).abs(), reduction: red, ..Default::default() })
-        {
+        if let Ok(l) = SigmoidFocalLoss::new(SigmoidFocalOptions {
+            gamma: val(&mut rng).abs(),
+            reduction: red,
+            ..Default::default()
+        }) {
             let _ = l.forward_backward(xv, yv, &go, &mut g);
         }
     }
@@ -284,7 +287,7 @@ fn no_input_makes_any_entry_point_panic() {
 #[test]
 fn ndarray_views_work_and_transposed_ones_are_refused() {
     let a = ndarray::array![[1.0f32, 2.0, 3.0]];
-    let out = CrossEntropy::new(Default::default())
+    let out = CrossEntropyLoss::new(Default::default())
         .unwrap()
         .forward(View::from_ndarray(&a).unwrap(), View::from_ndarray(&ndarray::array![2i64]).unwrap())
         .unwrap();

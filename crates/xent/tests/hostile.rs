@@ -19,7 +19,7 @@ fn cases() -> Vec<Case> {
             "target out of range",
             Box::new(|| {
                 let x = [0.0f32; 6];
-                CrossEntropy::new(Default::default())?
+                CrossEntropyLoss::new(Default::default())?
                     .forward(View::new(&x, &[2, 3])?, View::new(&[0u8, 3], &[2])?)
                     .map(drop)
             }),
@@ -39,7 +39,7 @@ fn cases() -> Vec<Case> {
             "u64 target beyond i64",
             Box::new(|| {
                 let x = [0.0f32; 3];
-                CrossEntropy::new(Default::default())?
+                CrossEntropyLoss::new(Default::default())?
                     .forward(View::new(&x, &[1, 3])?, View::new(&[u64::MAX], &[1])?)
                     .map(drop)
             }),
@@ -49,7 +49,7 @@ fn cases() -> Vec<Case> {
             "target shape",
             Box::new(|| {
                 let x = [0.0f64; 12];
-                CrossEntropy::new(Default::default())?
+                CrossEntropyLoss::new(Default::default())?
                     .forward(View::new(&x, &[2, 3, 2])?, View::new(&[0i64; 3], &[3])?)
                     .map(drop)
             }),
@@ -58,7 +58,7 @@ fn cases() -> Vec<Case> {
         (
             "zero-dimensional input",
             Box::new(|| {
-                CrossEntropy::<f32>::new(Default::default())?
+                CrossEntropyLoss::<f32>::new(Default::default())?
                     .forward(View::new(&[1.0f32], &[])?, View::new(&[0i64], &[])?)
                     .map(drop)
             }),
@@ -67,8 +67,11 @@ fn cases() -> Vec<Case> {
         (
             "NaN class weight",
             Box::new(|| {
-                CrossEntropy::new(CrossEntropyOptions { weight: Some(vec![1.0f32, f32::NAN]), ..Default::default() })
-                    .map(drop)
+                CrossEntropyLoss::new(CrossEntropyOptions {
+                    weight: Some(vec![1.0f32, f32::NAN]),
+                    ..Default::default()
+                })
+                .map(drop)
             }),
             |e| matches!(e, Error::NonFinite { what: "weight", index: 1, .. }),
         ),
@@ -76,7 +79,7 @@ fn cases() -> Vec<Case> {
             "weight of the wrong length",
             Box::new(|| {
                 let x = [0.0f32; 6];
-                CrossEntropy::new(CrossEntropyOptions { weight: Some(vec![1.0f32; 2]), ..Default::default() })?
+                CrossEntropyLoss::new(CrossEntropyOptions { weight: Some(vec![1.0f32; 2]), ..Default::default() })?
                     .forward(View::new(&x, &[2, 3])?, View::new(&[0u8, 1], &[2])?)
                     .map(drop)
             }),
@@ -85,14 +88,15 @@ fn cases() -> Vec<Case> {
         (
             "label smoothing out of range",
             Box::new(|| {
-                CrossEntropy::<f32>::new(CrossEntropyOptions { label_smoothing: -0.1, ..Default::default() }).map(drop)
+                CrossEntropyLoss::<f32>::new(CrossEntropyOptions { label_smoothing: -0.1, ..Default::default() })
+                    .map(drop)
             }),
             |e| matches!(e, Error::InvalidOption { name: "label_smoothing", .. }),
         ),
         (
             "bce input outside [0, 1]",
             Box::new(|| {
-                Bce::new(BceOptions::default())?
+                BceLoss::new(BceOptions::default())?
                     .forward(View::new(&[0.5f32, 1.5], &[2])?, View::new(&[0.0, 1.0], &[2])?)
                     .map(drop)
             }),
@@ -102,16 +106,16 @@ fn cases() -> Vec<Case> {
             "pos_weight does not broadcast",
             Box::new(|| {
                 let o = BceWithLogitsOptions {
-                    pos_weight: Some(Tensor::new(vec![1.0f32; 2], vec![2])?),
+                    pos_weight: Some(WeightTensor::new(vec![1.0f32; 2], vec![2])?),
                     ..Default::default()
                 };
-                BceWithLogits::new(o)?
+                BceWithLogitsLoss::new(o)?
                     .forward(View::new(&[0.0f32; 6], &[2, 3])?, View::new(&[0.0; 6], &[2, 3])?)
                     .map(drop)
             }),
             |e| matches!(e, Error::Broadcast { what: "pos_weight", .. }),
         ),
-        ("infinite pos_weight", Box::new(|| Tensor::new(vec![f32::INFINITY], vec![1]).map(drop)), |e| {
+        ("infinite pos_weight", Box::new(|| WeightTensor::new(vec![f32::INFINITY], vec![1]).map(drop)), |e| {
             matches!(e, Error::NonFinite { .. })
         }),
         (
@@ -139,7 +143,7 @@ fn cases() -> Vec<Case> {
             "grad_input of the wrong length",
             Box::new(|| {
                 let x = [0.0f32; 6];
-                CrossEntropy::new(Default::default())?
+                CrossEntropyLoss::new(Default::default())?
                     .forward_backward(View::new(&x, &[2, 3])?, View::new(&[0u8, 1], &[2])?, &[1.0], &mut [0.0; 7])
                     .map(drop)
             }),
@@ -208,8 +212,12 @@ fn fuzz_focal_none_with_a_zero_dimension() {
 /// a per-element upstream gradient indexed a channel that does not exist.
 #[test]
 fn fuzz_softmax_focal_one_class_label_one() {
-    let l = FocalLoss::<f32>::new(FocalOptions { use_softmax: true, reduction: Reduction::None, ..Default::default() })
-        .unwrap();
+    let l = FocalLoss::<f32>::new(FocalOptions {
+        activation: Activation::Softmax,
+        reduction: Reduction::None,
+        ..Default::default()
+    })
+    .unwrap();
     let x = [0.3f32, -1.0, 2.0];
     let mut g = [9.0f32; 3];
     let out = l

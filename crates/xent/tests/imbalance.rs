@@ -5,9 +5,9 @@
 mod common;
 
 use common::rng::Rng;
-use xent::loss::dice_ce::{DiceCe, DiceCeOptions};
+use xent::loss::dice_ce::{DiceCeLoss, DiceCeOptions};
 use xent::loss::focal::{FocalAlpha, FocalLoss, FocalOptions};
-use xent::loss::overlap::*;
+
 use xent::*;
 
 const SHAPE: [usize; 4] = [2, 3, 3, 4];
@@ -160,7 +160,7 @@ fn focal_gradients_match_finite_differences() {
                         gamma: [0.0, 1.0, 2.0, 1.5][seed as usize % 4],
                         alpha,
                         weight: (seed % 2 == 0).then(|| vec![1.5, 0.5, 1.0][first..].to_vec()),
-                        use_softmax,
+                        activation: if use_softmax { Activation::Softmax } else { Activation::Sigmoid },
                         ignore_index: ignore.then_some(IGNORE),
                         reduction: [Reduction::Mean, Reduction::Sum, Reduction::None][seed as usize % 3],
                     })
@@ -175,7 +175,7 @@ fn focal_gradients_match_finite_differences() {
 #[test]
 fn dice_ce_gradient_matches_finite_differences() {
     let (x, t) = data(300, true, 3);
-    let loss = DiceCe::new(DiceCeOptions {
+    let loss = DiceCeLoss::new(DiceCeOptions {
         dice: DiceOptions { ignore_index: Some(IGNORE), include_background: false, ..Default::default() },
         ce: CrossEntropyOptions {
             ignore_index: IGNORE,
@@ -210,7 +210,7 @@ fn softmax_focal_rows_match_the_strided_layout() {
                     gamma,
                     alpha: FocalAlpha::Scalar(0.3),
                     weight: Some((first..c).map(|k| 0.5 + 0.1 * k as f64).collect()),
-                    use_softmax: true,
+                    activation: Activation::Softmax,
                     ignore_index: Some(IGNORE),
                     reduction,
                 })
@@ -264,14 +264,14 @@ fn focal_with_gamma_zero_and_softmax_is_cross_entropy_over_classes() {
     let w = vec![0.3, 1.0, 2.5];
     let focal = FocalLoss::new(FocalOptions {
         gamma: 0.0,
-        use_softmax: true,
+        activation: Activation::Softmax,
         weight: Some(w.clone()),
         ignore_index: Some(IGNORE),
         ..Default::default()
     })
     .unwrap();
     // CE's weighted mean divides by the weights of the targets; with Sum both agree exactly.
-    let ce = CrossEntropy::new(CrossEntropyOptions {
+    let ce = CrossEntropyLoss::new(CrossEntropyOptions {
         weight: Some(w),
         ignore_index: IGNORE,
         reduction: Reduction::Sum,
@@ -318,14 +318,14 @@ fn all_ones_class_weights_equal_no_weights() {
     };
     assert_eq!(dice(Some(vec![1.0; 3])).loss, dice(None).loss);
     let focal = |weight| {
-        FocalLoss::new(FocalOptions { weight, ignore_index: ii, use_softmax: true, ..Default::default() })
+        FocalLoss::new(FocalOptions { weight, ignore_index: ii, activation: Activation::Softmax, ..Default::default() })
             .unwrap()
             .forward(xv, tv)
             .unwrap()
     };
     assert_eq!(focal(Some(vec![1.0; 3])).loss, focal(None).loss);
     let ce = |weight| {
-        CrossEntropy::new(CrossEntropyOptions { weight, ignore_index: IGNORE, ..Default::default() })
+        CrossEntropyLoss::new(CrossEntropyOptions { weight, ignore_index: IGNORE, ..Default::default() })
             .unwrap()
             .forward(xv, tv)
             .unwrap()
@@ -375,8 +375,12 @@ fn imbalance_losses_are_bit_identical_for_any_thread_count() {
         let d = DiceLoss::new(DiceOptions { ignore_index: Some(255), ..Default::default() }).unwrap();
         out.push(d.forward_backward(xv, tv, &[1.0], &mut g).unwrap().loss[0].to_bits());
         out.extend(g.iter().map(|v| v.to_bits()));
-        let f =
-            FocalLoss::new(FocalOptions { ignore_index: Some(255), use_softmax: true, ..Default::default() }).unwrap();
+        let f = FocalLoss::new(FocalOptions {
+            ignore_index: Some(255),
+            activation: Activation::Softmax,
+            ..Default::default()
+        })
+        .unwrap();
         out.push(f.forward_backward(xv, tv, &[1.0], &mut g).unwrap().loss[0].to_bits());
         out.extend(g.iter().map(|v| v.to_bits()));
         out

@@ -89,7 +89,7 @@ fn ce_fb<'a, T: Float>(shape: &'a [usize], target: &'a [i64], opts: CrossEntropy
             .unwrap()
             .forward_backward(input, t, &go, &mut g)
         } else {
-            CrossEntropy::new(CrossEntropyOptions {
+            CrossEntropyLoss::new(CrossEntropyOptions {
                 weight,
                 ignore_index: opts.ignore_index,
                 reduction: opts.reduction,
@@ -145,11 +145,14 @@ fn cross_entropy_and_nll_match_reference_and_finite_differences() {
     }
 }
 
-fn probs_fb<'a, T: Float>(shape: &'a [usize], y: &'a [f64], opts: CrossEntropyOptions<f64>) -> Fb<'a> {
+fn probs_fb<'a, T: Float>(shape: &'a [usize], y: &'a [f64], opts: CrossEntropyOptions<f64>) -> Fb<'a>
+where
+    CrossEntropyLoss<T>: Loss<T, T>,
+{
     Box::new(move |x, go| {
         let (x, go, y) = (narrow::<T>(x), narrow::<T>(go), narrow::<T>(y));
         let weight = opts.weight.as_ref().map(|w| narrow::<T>(w));
-        let loss = CrossEntropy::new(CrossEntropyOptions {
+        let loss = CrossEntropyLoss::new(CrossEntropyOptions {
             weight,
             reduction: opts.reduction,
             label_smoothing: opts.label_smoothing,
@@ -157,9 +160,8 @@ fn probs_fb<'a, T: Float>(shape: &'a [usize], y: &'a [f64], opts: CrossEntropyOp
         })
         .unwrap();
         let mut g = vec![T::ZERO; x.len()];
-        let out = loss
-            .forward_backward_probs(View::new(&x, shape).unwrap(), View::new(&y, shape).unwrap(), &go, &mut g)
-            .unwrap();
+        let out =
+            loss.forward_backward(View::new(&x, shape).unwrap(), View::new(&y, shape).unwrap(), &go, &mut g).unwrap();
         (widen(&out.loss), widen(&g))
     })
 }
@@ -199,7 +201,7 @@ fn cross_entropy_probability_targets_match_reference_and_finite_differences() {
 
 #[derive(Clone, Copy)]
 enum Binary {
-    Bce,
+    BceLoss,
     Logits,
     Focal(f64, f64),
 }
@@ -215,14 +217,14 @@ fn binary_fb<'a, T: Float>(
     Box::new(move |x, go| {
         let (x, go, y) = (narrow::<T>(x), narrow::<T>(go), narrow::<T>(y));
         let reduction = Reduction::parse(red).unwrap();
-        let t = |v: Option<&[f64]>| v.map(|v| Tensor::new(narrow::<T>(v), shape.to_vec()).unwrap());
+        let t = |v: Option<&[f64]>| v.map(|v| WeightTensor::new(narrow::<T>(v), shape.to_vec()).unwrap());
         let (input, target) = (View::new(&x, shape).unwrap(), View::new(&y, shape).unwrap());
         let mut g = vec![T::ZERO; x.len()];
         let out = match kind {
-            Binary::Bce => Bce::new(BceOptions { weight: t(w), reduction, ..Default::default() })
+            Binary::BceLoss => BceLoss::new(BceOptions { weight: t(w), reduction, ..Default::default() })
                 .unwrap()
                 .forward_backward(input, target, &go, &mut g),
-            Binary::Logits => BceWithLogits::new(BceWithLogitsOptions {
+            Binary::Logits => BceWithLogitsLoss::new(BceWithLogitsOptions {
                 weight: t(w),
                 pos_weight: t(q),
                 reduction,
@@ -231,7 +233,7 @@ fn binary_fb<'a, T: Float>(
             .unwrap()
             .forward_backward(input, target, &go, &mut g),
             Binary::Focal(alpha, gamma) => {
-                SigmoidFocal::new(SigmoidFocalOptions { alpha, gamma, reduction, ..Default::default() })
+                SigmoidFocalLoss::new(SigmoidFocalOptions { alpha, gamma, reduction, ..Default::default() })
                     .unwrap()
                     .forward_backward(input, target, &go, &mut g)
             }
@@ -244,13 +246,13 @@ fn binary_fb<'a, T: Float>(
 fn binary_losses_match_reference_and_finite_differences() {
     let mut rng = Rng::new(3);
     for kind in
-        [Binary::Bce, Binary::Logits, Binary::Focal(0.25, 2.0), Binary::Focal(-1.0, 1.5), Binary::Focal(0.6, 0.0)]
+        [Binary::BceLoss, Binary::Logits, Binary::Focal(0.25, 2.0), Binary::Focal(-1.0, 1.5), Binary::Focal(0.6, 0.0)]
     {
         for shape in [vec![5], vec![3, 4], vec![2, 3, 2, 2]] {
             for red in REDUCTIONS {
                 let n: usize = shape.iter().product();
                 let x: Vec<f64> = match kind {
-                    Binary::Bce => (0..n).map(|_| rng.range(0.05, 0.95)).collect(),
+                    Binary::BceLoss => (0..n).map(|_| rng.range(0.05, 0.95)).collect(),
                     _ => rng.vec(n, 3.0),
                 };
                 let y: Vec<f64> = (0..n)
@@ -259,12 +261,12 @@ fn binary_losses_match_reference_and_finite_differences() {
                 let w = (rng.uniform() < 0.5).then(|| (0..n).map(|_| rng.range(0.0, 2.0)).collect::<Vec<_>>());
                 let q = (rng.uniform() < 0.5).then(|| (0..n).map(|_| rng.range(0.5, 10.0)).collect::<Vec<_>>());
                 let (w, q) = match kind {
-                    Binary::Bce => (w, None),
+                    Binary::BceLoss => (w, None),
                     Binary::Logits => (w, q),
                     Binary::Focal(..) => (None, None),
                 };
                 let reference = match kind {
-                    Binary::Bce => r::bce(&x, &y, w.as_deref(), red),
+                    Binary::BceLoss => r::bce(&x, &y, w.as_deref(), red),
                     Binary::Logits => r::bce_with_logits(&x, &y, w.as_deref(), q.as_deref(), red),
                     Binary::Focal(a, g) => r::sigmoid_focal(&x, &y, a, g, red),
                 };
@@ -329,7 +331,7 @@ fn results_are_bit_identical_for_any_thread_count() {
         let target: Vec<u8> = (0..n / c).map(|_| if rng.uniform() < 0.05 { 255 } else { rng.below(c) as u8 }).collect();
         let tshape: Vec<usize> = [&shape[..1], &shape[2..]].concat();
         let weight: Vec<f32> = (0..c).map(|_| rng.range(0.5, 2.0) as f32).collect();
-        let ce = CrossEntropy::new(CrossEntropyOptions {
+        let ce = CrossEntropyLoss::new(CrossEntropyOptions {
             weight: Some(weight),
             ignore_index: 255,
             label_smoothing: 0.1,
@@ -337,7 +339,7 @@ fn results_are_bit_identical_for_any_thread_count() {
         })
         .unwrap();
         let y: Vec<f32> = (0..n).map(|_| rng.uniform() as f32).collect();
-        let bce = BceWithLogits::new(BceWithLogitsOptions::default()).unwrap();
+        let bce = BceWithLogitsLoss::new(BceWithLogitsOptions::default()).unwrap();
         let run = || {
             let (xv, tv) = (View::new(&x, &shape).unwrap(), View::new(&target, &tshape).unwrap());
             let mut g = vec![0.0f32; n];
@@ -370,7 +372,7 @@ fn f32_cross_entropy_mean_over_many_positions_matches_f64_reference() {
     let target: Vec<i64> = (0..n / 19).map(|_| if rng.uniform() < 0.05 { 255 } else { rng.below(19) as i64 }).collect();
     let reference = r::index_loss(&x, &shape, &target, None, 255, 0.0, "mean", false)[0];
     let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
-    let ce = CrossEntropy::new(CrossEntropyOptions { ignore_index: 255, ..Default::default() }).unwrap();
+    let ce = CrossEntropyLoss::new(CrossEntropyOptions { ignore_index: 255, ..Default::default() }).unwrap();
     let got = ce.forward(View::new(&x32, &shape).unwrap(), View::new(&target, &[2, 64, 128]).unwrap()).unwrap();
     let rel = (got.scalar().unwrap() as f64 - reference).abs() / reference;
     assert!(rel < 1e-6, "relative error {rel}");
@@ -398,7 +400,7 @@ fn two_class_path_agrees_on_extreme_and_non_finite_logits() {
     let strided: Vec<f32> = x0.iter().chain(&x1).copied().collect(); // [1, 2, n]
     let rows: Vec<f32> = x0.iter().zip(&x1).flat_map(|(&a, &c)| [a, c]).collect(); // [n, 2]
     let w = vec![0.7f32, 1.9];
-    let ce = CrossEntropy::new(CrossEntropyOptions {
+    let ce = CrossEntropyLoss::new(CrossEntropyOptions {
         weight: Some(w.clone()),
         reduction: Reduction::None,
         ..Default::default()

@@ -96,7 +96,7 @@ fn seed_trap_all_background_batch_keeps_the_loss_finite() {
     let logits: Vec<f32> = Rng::new(3).vec(16, 1.0).into_iter().map(|v| v as f32).collect();
     let (x, t) = (View::new(&logits, &[2, 2, 2, 2]).unwrap(), View::new(&mask, &[2, 2, 2]).unwrap());
     let ce = |w: Vec<f32>| {
-        CrossEntropy::new(CrossEntropyOptions { weight: Some(w), ..Default::default() })
+        CrossEntropyLoss::new(CrossEntropyOptions { weight: Some(w), ..Default::default() })
             .unwrap()
             .forward(x, t)
             .unwrap()

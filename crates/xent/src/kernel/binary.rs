@@ -15,14 +15,72 @@
 //!   dl/dx = a ((p - y) r^gamma + ce gamma r^(gamma-1) p (1 - p)(1 - 2y))
 //! ```
 
+use super::block::Upstream;
+use super::simd::Kernel;
 use crate::float::Float;
 use crate::layout::Broadcast;
-use crate::reduction::Upstream;
 use std::borrow::Cow;
 use std::ops::Range;
 
 /// A tensor broadcast against the input.
 pub(crate) type Bcast<'a, T> = Option<(&'a [T], &'a Broadcast)>;
+
+/// An element-wise kernel's data: input `x` and target `y` (whole), the run `r` of elements to
+/// compute, the upstream gradient, and the run's shares of the gradient and of the per-element
+/// losses (empty: not wanted).
+pub(crate) struct Elementwise<'a, T> {
+    pub x: &'a [T],
+    pub y: &'a [T],
+    pub r: Range<usize>,
+    pub up: Upstream<'a, T>,
+    pub grad: &'a mut [T],
+    pub loss: &'a mut [T],
+}
+
+/// Binary cross-entropy on probabilities, with an element weight; returns the sum of the
+/// losses.
+pub(crate) struct Bce<'a, T> {
+    pub e: Elementwise<'a, T>,
+    pub w: Bcast<'a, T>,
+}
+
+/// Binary cross-entropy with logits, with an element weight and `pos_weight`; returns the sum.
+pub(crate) struct BceWithLogits<'a, T> {
+    pub e: Elementwise<'a, T>,
+    pub w: Bcast<'a, T>,
+    pub q: Bcast<'a, T>,
+}
+
+/// torchvision's sigmoid focal loss; returns the sum.
+pub(crate) struct SigmoidFocal<'a, T> {
+    pub e: Elementwise<'a, T>,
+    pub alpha: T,
+    pub gamma: T,
+}
+
+impl<T: Float> Kernel for Bce<'_, T> {
+    type Output = f64;
+    #[inline(always)]
+    fn run(self) -> f64 {
+        bce(self)
+    }
+}
+
+impl<T: Float> Kernel for BceWithLogits<'_, T> {
+    type Output = f64;
+    #[inline(always)]
+    fn run(self) -> f64 {
+        bce_with_logits(self)
+    }
+}
+
+impl<T: Float> Kernel for SigmoidFocal<'_, T> {
+    type Output = f64;
+    #[inline(always)]
+    fn run(self) -> f64 {
+        sigmoid_focal(self)
+    }
+}
 
 /// Numerically stable logistic function.
 #[inline(always)]
@@ -69,7 +127,7 @@ impl<'a, T: Float> RunLanes<'a, T> {
     #[inline(always)]
     fn upstream(up: Upstream<'a, T>, r: &Range<usize>) -> Self {
         let each = match up {
-            Upstream::Each(g) => Some(Cow::Borrowed(&g[r.clone()])),
+            Upstream::Each(g) | Upstream::PerSample(g) => Some(Cow::Borrowed(&g[r.clone()])),
             Upstream::All(_) => None,
         };
         RunLanes { each, all: [up.at(0); LANES] }
@@ -137,15 +195,8 @@ pub(crate) fn pow_zero<T: Float>(e: T) -> T {
 /// Binary cross-entropy on probabilities over run `r`; returns the sum of the losses. `LANES`
 /// elements at a time with the vectorisable `ln x` and `ln(1 - x)` (as PyTorch's `log1p(-x)`).
 #[inline(always)]
-pub(crate) fn bce<T: Float>(
-    x: &[T],
-    y: &[T],
-    w: Bcast<'_, T>,
-    r: Range<usize>,
-    up: Upstream<'_, T>,
-    grad: &mut [T],
-    loss: &mut [T],
-) -> f64 {
+fn bce<T: Float>(k: Bce<'_, T>) -> f64 {
+    let Bce { e: Elementwise { x, y, r, up, grad, loss }, w } = k;
     let floor = T::from_f64(-100.0);
     // PyTorch's EPSILON is the f32 constant 1e-12, also for f64 inputs.
     let eps = T::from_f64(1e-12f32 as f64);
@@ -184,18 +235,9 @@ fn bce_logit_loss<T: Float>(x: T, y: T, q: T, ls: T) -> (T, T) {
 }
 
 /// Binary cross-entropy with logits over run `r`.
-#[allow(clippy::too_many_arguments)] // reason: each argument is one tensor of the formula
 #[inline(always)]
-pub(crate) fn bce_with_logits<T: Float>(
-    x: &[T],
-    y: &[T],
-    w: Bcast<'_, T>,
-    q: Bcast<'_, T>,
-    r: Range<usize>,
-    up: Upstream<'_, T>,
-    grad: &mut [T],
-    loss: &mut [T],
-) -> f64 {
+fn bce_with_logits<T: Float>(k: BceWithLogits<'_, T>) -> f64 {
+    let BceWithLogits { e: Elementwise { x, y, r, up, grad, loss }, w, q } = k;
     let (xs, ys) = (&x[r.clone()], &y[r.clone()]);
     let (ws, qs, ups) = (RunLanes::broadcast(&w, &r), RunLanes::broadcast(&q, &r), RunLanes::upstream(up, &r));
     // Without weights the losses are not multiplied by 1 (the same bits, one operation less).
@@ -244,27 +286,18 @@ pub(crate) fn bce_with_logits<T: Float>(
 /// `exp` and `ln`: `r^gamma = e^(gamma ln r)`, `r^(gamma-1)` as that over `r` (`0^(gamma-1)` at
 /// `r = 0`), one `e^-|x|` for both `sigmoid(x)` and `ln sigmoid(x)`; else element by element
 /// with libm's `powf`.
-#[allow(clippy::too_many_arguments)] // reason: each argument is one tensor or option of the formula
 #[inline(always)]
-pub(crate) fn sigmoid_focal<T: Float>(
-    x: &[T],
-    y: &[T],
-    alpha: T,
-    gamma: T,
-    r: Range<usize>,
-    up: Upstream<'_, T>,
-    grad: &mut [T],
-    loss: &mut [T],
-) -> f64 {
-    let (xs, ys) = (&x[r.clone()], &y[r.clone()]);
+fn sigmoid_focal<T: Float>(k: SigmoidFocal<'_, T>) -> f64 {
+    let (xs, ys) = (&k.e.x[k.e.r.clone()], &k.e.y[k.e.r.clone()]);
     // A NaN target fails this too, and takes the element loop.
     let mut unit = true;
     for &v in ys {
         unit &= v >= T::ZERO && v <= T::ONE;
     }
     if !unit {
-        return sigmoid_focal_each(x, y, alpha, gamma, r, up, grad, loss);
+        return sigmoid_focal_each(k);
     }
+    let SigmoidFocal { e: Elementwise { r, up, grad, loss, .. }, alpha, gamma } = k;
     // r^(gamma - 1) where r = 0.
     let zero_pow = pow_zero(gamma - T::ONE);
     let mode = if gamma == T::ZERO {
@@ -283,12 +316,12 @@ pub(crate) fn sigmoid_focal<T: Float>(
         let (l, g) = (&mut lv[..n], &mut gv[..n]);
         // One copy of the lane loop per case, so that none computes what it does not need.
         match (mode, grad.is_empty()) {
-            (GAMMA_0, true) => focal_lanes::<T, GAMMA_0, false>(x, y, go, alpha, gamma, zero_pow, l, g),
-            (GAMMA_2, true) => focal_lanes::<T, GAMMA_2, false>(x, y, go, alpha, gamma, zero_pow, l, g),
-            (_, true) => focal_lanes::<T, GAMMA_ANY, false>(x, y, go, alpha, gamma, zero_pow, l, g),
-            (GAMMA_0, false) => focal_lanes::<T, GAMMA_0, true>(x, y, go, alpha, gamma, zero_pow, l, g),
-            (GAMMA_2, false) => focal_lanes::<T, GAMMA_2, true>(x, y, go, alpha, gamma, zero_pow, l, g),
-            (_, false) => focal_lanes::<T, GAMMA_ANY, true>(x, y, go, alpha, gamma, zero_pow, l, g),
+            (GAMMA_0, true) => focal_lanes::<T, GAMMA_0, false>((x, y, go), (alpha, gamma, zero_pow), (l, g)),
+            (GAMMA_2, true) => focal_lanes::<T, GAMMA_2, false>((x, y, go), (alpha, gamma, zero_pow), (l, g)),
+            (_, true) => focal_lanes::<T, GAMMA_ANY, false>((x, y, go), (alpha, gamma, zero_pow), (l, g)),
+            (GAMMA_0, false) => focal_lanes::<T, GAMMA_0, true>((x, y, go), (alpha, gamma, zero_pow), (l, g)),
+            (GAMMA_2, false) => focal_lanes::<T, GAMMA_2, true>((x, y, go), (alpha, gamma, zero_pow), (l, g)),
+            (_, false) => focal_lanes::<T, GAMMA_ANY, true>((x, y, go), (alpha, gamma, zero_pow), (l, g)),
         }
         add_losses(&mut acc, &lv[..n]);
         store(grad, k0, &gv[..n]);
@@ -304,17 +337,11 @@ const GAMMA_2: u8 = 2;
 const GAMMA_ANY: u8 = 1;
 
 /// [`sigmoid_focal`]'s losses (and with `GRAD` its gradient, by the upstream `go`) of a chunk.
-#[allow(clippy::too_many_arguments)] // reason: each argument is one tensor or option of the formula
 #[inline(always)]
 fn focal_lanes<T: Float, const MODE: u8, const GRAD: bool>(
-    x: &[T],
-    y: &[T],
-    go: &[T],
-    alpha: T,
-    g: T,
-    zero_pow: T,
-    lv: &mut [T],
-    gv: &mut [T],
+    (x, y, go): (&[T], &[T], &[T]),
+    (alpha, g, zero_pow): (T, T, T),
+    (lv, gv): (&mut [T], &mut [T]),
 ) {
     let two = T::from_f64(2.0);
     for j in 0..lv.len() {
@@ -347,17 +374,8 @@ fn focal_lanes<T: Float, const MODE: u8, const GRAD: bool>(
 }
 
 /// [`sigmoid_focal`] element by element, with libm's `powf` (targets outside `[0, 1]`).
-#[allow(clippy::too_many_arguments)] // reason: each argument is one tensor or option of the formula
-fn sigmoid_focal_each<T: Float>(
-    x: &[T],
-    y: &[T],
-    alpha: T,
-    gamma: T,
-    r: Range<usize>,
-    up: Upstream<'_, T>,
-    grad: &mut [T],
-    loss: &mut [T],
-) -> f64 {
+fn sigmoid_focal_each<T: Float>(k: SigmoidFocal<'_, T>) -> f64 {
+    let SigmoidFocal { e: Elementwise { x, y, r, up, grad, loss }, alpha, gamma } = k;
     let two = T::from_f64(2.0);
     let mut sum = 0.0;
     for i in r.clone() {
@@ -394,7 +412,8 @@ mod tests {
         let (x, y): (Vec<f32>, Vec<f32>) = xs.iter().flat_map(|&x| ys.iter().map(move |&y| (x, y))).unzip();
         let n = x.len();
         let (mut g, mut l) = (vec![0.0f32; n], vec![0.0f32; n]);
-        bce(&x, &y, None, 0..n, Upstream::All(1.0), &mut g, &mut l);
+        let e = Elementwise { x: &x, y: &y, r: 0..n, up: Upstream::All(1.0), grad: &mut g, loss: &mut l };
+        bce(Bce { e, w: None });
         for i in 0..n {
             let (xv, yv) = (x[i] as f64, y[i] as f64);
             let want = -(yv * xv.ln().max(-100.0) + (1.0 - yv) * (-xv).ln_1p().max(-100.0));
@@ -436,8 +455,10 @@ mod tests {
             let (mut gw, mut lw) = (vec![0.0f64; n], vec![0.0f64; n]);
             let x32v = x32.iter().map(|&v| v as f64).collect::<Vec<_>>();
             let y32v = y32.iter().map(|&v| v as f64).collect::<Vec<_>>();
-            sigmoid_focal(&x32, &y32, alpha as f32, gamma as f32, 0..n, Upstream::Each(&up32), &mut g, &mut l);
-            sigmoid_focal_each(&x32v, &y32v, alpha, gamma, 0..n, Upstream::Each(&up), &mut gw, &mut lw);
+            let e = Elementwise { x: &x32, y: &y32, r: 0..n, up: Upstream::Each(&up32), grad: &mut g, loss: &mut l };
+            sigmoid_focal(SigmoidFocal { e, alpha: alpha as f32, gamma: gamma as f32 });
+            let e = Elementwise { x: &x32v, y: &y32v, r: 0..n, up: Upstream::Each(&up), grad: &mut gw, loss: &mut lw };
+            sigmoid_focal_each(SigmoidFocal { e, alpha, gamma });
             for i in 0..n {
                 // In f32, 1 - p_t = p + y - 2 p y, p - y and ce = (1 - y) x - ln sigmoid(x)
                 // cancel: their rounding grows by (p + y) / |1 - p_t|, (p + y) / |p - y| and

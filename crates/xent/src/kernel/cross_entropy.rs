@@ -15,11 +15,10 @@
 //! `nll_loss` takes `logp` as its input: `l = -w_t * x_t`, `dl/dx_c = -w_t [c = t]`.
 //! Ignored positions have loss 0 and gradient 0.
 
-use super::tile::{from_columns, row_exp_sum, row_max, sum_lanes, to_columns, Lanes, Scratch, SMALL, TILE};
+use super::block::{Block, ClassOut, Lanes, Upstream};
+use super::simd::Kernel;
+use super::tile::{drive, row_exp_sum, row_max, sum_lanes, Tile, TileKernel, TILE};
 use crate::float::{Float, Label};
-use crate::par::{Block, ClassOut};
-use crate::reduction::Upstream;
-use crate::validate::class_of;
 
 /// Everything a class-index kernel needs besides the data.
 #[derive(Debug, Clone, Copy)]
@@ -96,244 +95,202 @@ impl<T: Float> IndexParams<'_, T> {
     }
 }
 
-/// Cross-entropy with class-index targets over block `b`; returns the sum of the losses.
+/// A class-index kernel's data over one block: the input (logits, or log-probabilities for
+/// [`Nll`]), the targets, the upstream gradient, and the block's shares of the gradient and of
+/// the per-position losses (empty: not wanted).
+pub(crate) struct Index<'a, T, L> {
+    pub x: &'a [T],
+    pub target: &'a [L],
+    pub p: &'a IndexParams<'a, T>,
+    pub b: Block,
+    pub up: Upstream<'a, T>,
+    pub grad: Option<ClassOut<'a, T>>,
+    pub loss: &'a mut [T],
+}
+
+/// Cross-entropy with class-index targets over one block; returns the sum of the losses.
 ///
 /// The logits of a tile are read from memory once: one pass for the maxima, one for the
 /// exponentials (kept in the gradient buffer), then the gradient is finished in place.
-#[inline(always)]
-pub(crate) fn cross_entropy<T: Float, L: Label>(
-    x: &[T],
-    target: &[L],
-    p: &IndexParams<'_, T>,
-    b: Block,
-    up: Upstream<'_, T>,
-    mut grad: Option<ClassOut<'_, T>>,
-    loss: &mut [T],
-) -> f64 {
-    let classes = p.classes;
-    let smooth = p.smoothing > T::ZERO;
-    let mut sum = 0.0;
-    if b.lane_stride == classes && p.class_stride == 1 && (1..=SMALL).contains(&classes) {
-        // Short rows: a tile of them is turned into the strided layout in a scratch buffer.
-        return small_rows(x, target, p, b, up, grad, loss);
-    }
-    if b.lane_stride != 1 || p.class_stride == 1 || classes >= u32::MAX as usize {
-        // Rows: the classes of a position are contiguous.
-        for k in 0..b.len {
-            let pos = b.p0 + k;
-            let row = &x[b.base + k * b.lane_stride..][..classes];
-            let t = class_of(target[pos], p.ignore_index);
-            let m = row_max(row);
-            let mut none: [T; 0] = [];
-            let out: &mut [T] = match (&mut grad, t) {
-                (Some(g), Some(_)) => g.row(k),
-                _ => &mut none,
-            };
-            let (s, sw) = row_exp_sum(row, m, out, smooth && t.is_some(), p.weight);
-            let xt_m = t.map_or(T::ZERO, |t| row[t] - m);
-            let q = p.position(t, s, s.ln(), xt_m, sw, up.at(pos));
-            sum += q.loss.to_f64();
-            if !loss.is_empty() {
-                loss[k] = q.loss;
-            }
-            if let Some(g) = &mut grad {
-                let gr = g.row(k);
-                if !q.keep {
-                    gr.fill(T::ZERO);
-                    continue;
-                }
-                match p.weight {
-                    Some(w) if smooth => {
-                        gr.iter_mut().zip(w).for_each(|(v, &wc)| *v = *v * q.grad_scale - q.smooth_scale * wc)
-                    }
-                    _ => gr.iter_mut().for_each(|v| *v = *v * q.grad_scale - q.smooth_scale),
-                }
-                gr[q.t] -= q.target_scale;
-            }
-        }
-        return sum;
-    }
-    // Tiles of consecutive positions (the vector lanes), looping over the classes. A full
-    // tile is its own copy of the code, with the lane count a constant.
-    let mut acc = [0.0f64; TILE];
-    for k0 in (0..b.len).step_by(TILE) {
-        let n = TILE.min(b.len - k0);
-        any_tile(x, target, p, b, up, &mut grad, loss, k0, n, &mut acc);
-    }
-    acc.iter().sum()
-}
+pub(crate) struct CrossEntropy<'a, T, L>(pub Index<'a, T, L>);
 
-/// The tile kernel for these parameters: [`tile2`] for two classes without smoothing, else
-/// [`tile`] (a full tile as its own copy, with the lane count a constant).
-#[allow(clippy::too_many_arguments)] // reason: the kernel's arguments and the tile's place
-#[inline(always)]
-fn any_tile<T: Float, L: Label, G: Lanes<T>>(
-    x: &[T],
-    target: &[L],
-    p: &IndexParams<'_, T>,
-    b: Block,
-    up: Upstream<'_, T>,
-    grad: &mut Option<G>,
-    loss: &mut [T],
-    k0: usize,
-    n: usize,
-    acc: &mut [f64; TILE],
-) {
-    if p.classes == 2 && p.smoothing <= T::ZERO {
-        tile2(x, target, p, b, up, grad, loss, k0, n, acc);
-    } else if n == TILE {
-        tile(x, target, p, b, up, grad, loss, k0, TILE, acc);
-    } else {
-        tile(x, target, p, b, up, grad, loss, k0, n, acc);
+impl<T: Float, L: Label> Kernel for CrossEntropy<'_, T, L> {
+    type Output = f64;
+    #[inline(always)]
+    fn run(self) -> f64 {
+        let Index { x, target, p, b, up, mut grad, loss } = self.0;
+        let mut k = CeTiles { x, target, p, b, up, loss, acc: [0.0; TILE] };
+        drive(&mut k, (x, &[]), b, (p.class_stride, p.classes), grad.as_mut());
+        k.acc.iter().sum()
     }
 }
 
-/// [`cross_entropy`] on rows of at most [`SMALL`] classes (`[N, C]`): each tile of `TILE` rows
-/// is copied class-major into a scratch buffer on the stack (`C x TILE`, in L1), run through
-/// the tile kernel with the rows as its lanes, and its gradient copied back. Summed in the same
-/// `TILE` lanes as the tiles, so the bits depend only on the shape.
-#[inline(always)]
-fn small_rows<T: Float, L: Label>(
-    x: &[T],
-    target: &[L],
-    p: &IndexParams<'_, T>,
+/// [`CrossEntropy`] as the tile driver runs it: the losses summed in `TILE` lanes.
+struct CeTiles<'s, 'a, T, L> {
+    x: &'a [T],
+    target: &'a [L],
+    p: &'a IndexParams<'a, T>,
     b: Block,
-    up: Upstream<'_, T>,
-    mut grad: Option<ClassOut<'_, T>>,
-    loss: &mut [T],
-) -> f64 {
-    let classes = p.classes;
-    let (mut xs, mut gs) = ([T::ZERO; SMALL * TILE], [T::ZERO; SMALL * TILE]);
-    let mut acc = [0.0f64; TILE];
-    // The scratch as a block: lanes consecutive, classes `TILE` apart.
-    let q = IndexParams { class_stride: TILE, ..*p };
-    for k0 in (0..b.len).step_by(TILE) {
-        let n = TILE.min(b.len - k0);
-        let rows = &x[b.base + k0 * classes..][..n * classes];
-        to_columns(rows, &mut xs, classes);
-        let sb = Block { p0: b.p0 + k0, len: n, base: 0, lane_stride: 1 };
-        let mut sg = grad.is_some().then(|| Scratch(&mut gs[..]));
-        let lo = if loss.is_empty() { &mut [][..] } else { &mut loss[k0..k0 + n] };
-        any_tile(&xs, target, &q, sb, up, &mut sg, lo, 0, n, &mut acc);
-        if let Some(g) = &mut grad {
-            let out = g.rows(k0, n);
-            from_columns(&gs, out, classes);
-        }
-    }
-    acc.iter().sum()
+    up: Upstream<'a, T>,
+    loss: &'s mut [T],
+    acc: [f64; TILE],
 }
 
-/// Positions `k0..k0 + n` of block `b` (`n <= TILE`) for [`cross_entropy`]; adds the losses
-/// to `acc`.
-#[allow(clippy::too_many_arguments)] // reason: the kernel's arguments and the tile's place
-#[inline(always)]
-fn tile<T: Float, L: Label, G: Lanes<T>>(
-    x: &[T],
-    target: &[L],
-    p: &IndexParams<'_, T>,
-    b: Block,
-    up: Upstream<'_, T>,
-    grad: &mut Option<G>,
-    loss: &mut [T],
-    k0: usize,
-    n: usize,
-    acc: &mut [f64; TILE],
-) {
-    let (classes, cs) = (p.classes, p.class_stride);
-    let smooth = p.smoothing > T::ZERO;
-    let one_e = T::ONE - p.smoothing;
-    let e_c = p.smoothing / T::from_f64(classes as f64);
-    let at = |c: usize| b.base + c * cs + k0;
-    // Per lane: the target class (`none`, past the classes, if ignored) and the upstream
-    // gradient (`u32` lanes: the caller keeps the classes below `u32::MAX`).
-    let none = classes as u32;
-    let (mut tc, mut go) = ([none; TILE], [T::ZERO; TILE]);
-    let targets = &target[b.p0 + k0..][..n];
-    for j in 0..n {
-        tc[j] = targets[j].bin(none, Some(p.ignore_index));
-    }
-    upstream(up, b.p0 + k0, n, &mut go);
-    // Pass 1: the maxima, and the target's logit and weight, picked as their class goes by
-    // (no gathers, so every loop here is a vector loop).
-    let (mut m, mut xt, mut wt) = ([T::NEG_INFINITY; TILE], [T::ZERO; TILE], [T::ZERO; TILE]);
-    for c in 0..classes {
-        let (xs, cc, wc) = (&x[at(c)..][..n], c as u32, p.w(c));
-        for j in 0..n {
-            m[j] = if xs[j] > m[j] { xs[j] } else { m[j] }; // as in `row_max`
-            let hit = tc[j] == cc;
-            xt[j] = if hit { xs[j] } else { xt[j] };
-            wt[j] = if hit { wc } else { wt[j] };
-        }
-    }
-    // Pass 2: the exponentials (kept in the gradient) and their sums.
-    let (mut s, mut sw) = ([T::ZERO; TILE], [T::ZERO; TILE]);
-    for c in 0..classes {
-        let xs = &x[at(c)..][..n];
-        match grad {
-            Some(g) => {
-                let gs = &mut g.lanes(c)[k0..k0 + n];
-                for j in 0..n {
-                    let e = (xs[j] - m[j]).exp_fast();
-                    gs[j] = e;
-                    s[j] += e;
-                }
-            }
-            None => {
-                for j in 0..n {
-                    s[j] += (xs[j] - m[j]).exp_fast();
-                }
-            }
-        }
-        if smooth {
-            let wc = p.w(c);
-            for j in 0..n {
-                sw[j] += wc * (xs[j] - m[j]);
-            }
-        }
-    }
-    // The loss; then, for the gradient only, its coefficients
-    // `dl/dx_c = e_c * gsc - ssc * w_c - [c = t] tsc`.
-    let mut lv = [T::ZERO; TILE];
-    let mut ls = [T::ZERO; TILE];
-    for j in 0..n {
-        ls[j] = s[j].ln_fast();
-        let nll = -(wt[j] * ((xt[j] - m[j]) - ls[j]));
-        // sum_c w_c logp_c = sum_c w_c (x_c - m) - W ln s
-        let l = if smooth { one_e * nll + e_c * -(sw[j] - p.weight_sum * ls[j]) } else { nll };
-        lv[j] = if tc[j] != none { l } else { T::ZERO };
-    }
-    let (mut gsc, mut ssc, mut tsc) = ([T::ZERO; TILE], [T::ZERO; TILE], [T::ZERO; TILE]);
-    if grad.is_some() {
-        if smooth {
-            for j in 0..n {
-                let a = go[j] * wt[j] * one_e;
-                let bc = go[j] * e_c;
-                gsc[j] = (a + bc * p.weight_sum) / s[j];
-                (ssc[j], tsc[j]) = (bc, a);
-            }
+impl<T: Float, L: Label> TileKernel<T> for CeTiles<'_, '_, T, L> {
+    const PAIRED: bool = false;
+
+    /// [`CeTiles::tile2`] for two classes without smoothing, else [`CeTiles::tile_any`].
+    #[inline(always)]
+    fn tile<G: Lanes<T>>(&mut self, t: Tile<'_, T>, grad: Option<&mut G>) {
+        if self.p.classes == 2 && self.p.smoothing <= T::ZERO {
+            self.tile2(t, grad);
         } else {
-            for j in 0..n {
-                let a = go[j] * wt[j];
-                gsc[j] = a / s[j];
-                tsc[j] = a;
-            }
+            self.tile_any(t, grad);
         }
     }
-    finish_tile(&lv, n, k0, loss, acc);
-    // Pass 3: the gradient, finished in place.
-    if let Some(g) = grad {
+
+    /// A row: its maximum, then its exponentials (kept in the gradient) and sums in `TILE`
+    /// lanes, then the gradient finished in place.
+    #[inline(always)]
+    fn row(&mut self, b: &Block, k: usize, grad: Option<&mut ClassOut<'_, T>>) {
+        let (p, classes) = (self.p, self.p.classes);
+        let smooth = p.smoothing > T::ZERO;
+        let pos = b.p0 + k;
+        let row = &self.x[b.base + k * b.lane_stride..][..classes];
+        let t = self.target[pos].class_of(p.ignore_index);
+        let m = row_max(row);
+        let mut none: [T; 0] = [];
+        let mut grad = grad;
+        let out: &mut [T] = match (&mut grad, t) {
+            (Some(g), Some(_)) => g.row(k),
+            _ => &mut none,
+        };
+        let (s, sw) = row_exp_sum(row, m, out, smooth && t.is_some(), p.weight);
+        let xt_m = t.map_or(T::ZERO, |t| row[t] - m);
+        let q = p.position(t, s, s.ln(), xt_m, sw, self.up.at(pos));
+        self.acc[0] += q.loss.to_f64();
+        if !self.loss.is_empty() {
+            self.loss[k] = q.loss;
+        }
+        if let Some(g) = grad {
+            let gr = g.row(k);
+            if !q.keep {
+                gr.fill(T::ZERO);
+                return;
+            }
+            match p.weight {
+                Some(w) if smooth => {
+                    gr.iter_mut().zip(w).for_each(|(v, &wc)| *v = *v * q.grad_scale - q.smooth_scale * wc)
+                }
+                _ => gr.iter_mut().for_each(|v| *v = *v * q.grad_scale - q.smooth_scale),
+            }
+            gr[q.t] -= q.target_scale;
+        }
+    }
+}
+
+impl<T: Float, L: Label> CeTiles<'_, '_, T, L> {
+    /// A tile of [`CrossEntropy`]; adds the losses to the lanes' sums.
+    #[inline(always)]
+    fn tile_any<G: Lanes<T>>(&mut self, t: Tile<'_, T>, mut grad: Option<&mut G>) {
+        let (p, k0, n, at) = (self.p, t.k0, t.n, t.at);
+        let (classes, cs) = (p.classes, t.cs);
+        let smooth = p.smoothing > T::ZERO;
+        let one_e = T::ONE - p.smoothing;
+        let e_c = p.smoothing / T::from_f64(classes as f64);
+        let x = t.x;
+        let off = |c: usize| c * cs;
+        // Per lane: the target class (`none`, past the classes, if ignored) and the upstream
+        // gradient (`u32` lanes: the caller keeps the classes below `u32::MAX`).
+        let none = classes as u32;
+        let (mut tc, mut go) = ([none; TILE], [T::ZERO; TILE]);
+        let targets = &self.target[self.b.p0 + k0..][..n];
+        for j in 0..n {
+            tc[j] = targets[j].bin(none, Some(p.ignore_index));
+        }
+        upstream(self.up, self.b.p0 + k0, n, &mut go);
+        // Pass 1: the maxima, and the target's logit and weight, picked as their class goes by
+        // (no gathers, so every loop here is a vector loop).
+        let (mut m, mut xt, mut wt) = ([T::NEG_INFINITY; TILE], [T::ZERO; TILE], [T::ZERO; TILE]);
         for c in 0..classes {
-            let (gs, cc, wc) = (&mut g.lanes(c)[k0..k0 + n], c as u32, p.w(c));
+            let (xs, cc, wc) = (&x[off(c)..][..n], c as u32, p.w(c));
             for j in 0..n {
-                let v = gs[j] * gsc[j] - ssc[j] * wc;
-                let v = if tc[j] == cc { v - tsc[j] } else { v };
-                gs[j] = if tc[j] != none { v } else { T::ZERO };
+                m[j] = if xs[j] > m[j] { xs[j] } else { m[j] }; // as in `row_max`
+                let hit = tc[j] == cc;
+                xt[j] = if hit { xs[j] } else { xt[j] };
+                wt[j] = if hit { wc } else { wt[j] };
+            }
+        }
+        // Pass 2: the exponentials (kept in the gradient) and their sums.
+        let (mut s, mut sw) = ([T::ZERO; TILE], [T::ZERO; TILE]);
+        for c in 0..classes {
+            let xs = &x[off(c)..][..n];
+            match &mut grad {
+                Some(g) => {
+                    let gs = &mut g.lanes(c)[at..at + n];
+                    for j in 0..n {
+                        let e = (xs[j] - m[j]).exp_fast();
+                        gs[j] = e;
+                        s[j] += e;
+                    }
+                }
+                None => {
+                    for j in 0..n {
+                        s[j] += (xs[j] - m[j]).exp_fast();
+                    }
+                }
+            }
+            if smooth {
+                let wc = p.w(c);
+                for j in 0..n {
+                    sw[j] += wc * (xs[j] - m[j]);
+                }
+            }
+        }
+        // The loss; then, for the gradient only, its coefficients
+        // `dl/dx_c = e_c * gsc - ssc * w_c - [c = t] tsc`.
+        let mut lv = [T::ZERO; TILE];
+        let mut ls = [T::ZERO; TILE];
+        for j in 0..n {
+            ls[j] = s[j].ln_fast();
+            let nll = -(wt[j] * ((xt[j] - m[j]) - ls[j]));
+            // sum_c w_c logp_c = sum_c w_c (x_c - m) - W ln s
+            let l = if smooth { one_e * nll + e_c * -(sw[j] - p.weight_sum * ls[j]) } else { nll };
+            lv[j] = if tc[j] != none { l } else { T::ZERO };
+        }
+        let (mut gsc, mut ssc, mut tsc) = ([T::ZERO; TILE], [T::ZERO; TILE], [T::ZERO; TILE]);
+        if grad.is_some() {
+            if smooth {
+                for j in 0..n {
+                    let a = go[j] * wt[j] * one_e;
+                    let bc = go[j] * e_c;
+                    gsc[j] = (a + bc * p.weight_sum) / s[j];
+                    (ssc[j], tsc[j]) = (bc, a);
+                }
+            } else {
+                for j in 0..n {
+                    let a = go[j] * wt[j];
+                    gsc[j] = a / s[j];
+                    tsc[j] = a;
+                }
+            }
+        }
+        finish_tile(&lv, n, k0, self.loss, &mut self.acc);
+        // Pass 3: the gradient, finished in place.
+        if let Some(g) = grad {
+            for c in 0..classes {
+                let (gs, cc, wc) = (&mut g.lanes(c)[at..at + n], c as u32, p.w(c));
+                for j in 0..n {
+                    let v = gs[j] * gsc[j] - ssc[j] * wc;
+                    let v = if tc[j] == cc { v - tsc[j] } else { v };
+                    gs[j] = if tc[j] != none { v } else { T::ZERO };
+                }
             }
         }
     }
 }
 
-/// One position of [`tile2`] (see there).
+/// One position of [`CeTiles::tile2`] (see there).
 #[derive(Clone, Copy)]
 struct Pair<T> {
     /// The loss, 0 if ignored.
@@ -361,172 +318,214 @@ fn pair<T: Float>(a: T, c: T, tc: u32, w0: T, w1: T) -> Pair<T> {
     Pair { loss: if keep { l } else { T::ZERO }, e, top: xt == m, wt, one, keep }
 }
 
-/// [`tile`] for two classes without smoothing, in one pass: with `m = max(x_0, x_1)`,
-/// `lo = min(x_0, x_1)`, `e = e^(lo - m)` and `o` the class that is not the target,
-/// ```text
-/// l       = w_t (m - x_t + ln(1 + e))
-/// dl/dx_o = w_t p_o = w_t (x_t = m ? e : 1) / (1 + e),   dl/dx_t = -dl/dx_o
-/// ```
-/// one exponential and one `ln(1 + e)` (`e` in `[0, 1]`) a position instead of two and a `ln`.
-/// `e` is made NaN when `m` is infinite (`m - m`), as `log_softmax` makes it.
-#[allow(clippy::too_many_arguments)] // reason: the kernel's arguments and the tile's place
-#[inline(always)]
-fn tile2<T: Float, L: Label, G: Lanes<T>>(
-    x: &[T],
-    target: &[L],
-    p: &IndexParams<'_, T>,
-    b: Block,
-    up: Upstream<'_, T>,
-    grad: &mut Option<G>,
-    loss: &mut [T],
-    k0: usize,
-    n: usize,
-    acc: &mut [f64; TILE],
-) {
-    let (x0, x1) = (&x[b.base + k0..][..n], &x[b.base + p.class_stride + k0..][..n]);
-    let tc = &target[b.p0 + k0..][..n];
-    let ignore = Some(p.ignore_index);
-    let (w0, w1) = (p.w(0), p.w(1));
-    let mut lv = [T::ZERO; TILE];
-    match grad {
-        Some(g) => {
-            let (g0, g1) = g.lanes2();
-            let (g0, g1) = (&mut g0[k0..k0 + n], &mut g1[k0..k0 + n]);
-            let mut go = [T::ZERO; TILE];
-            upstream(up, b.p0 + k0, n, &mut go);
-            for j in 0..n {
-                let q = pair(x0[j], x1[j], tc[j].bin(2, ignore), w0, w1);
-                lv[j] = q.loss;
-                let num = if q.top { q.e } else { T::ONE };
-                let d = go[j] * q.wt * (num / (T::ONE + q.e));
-                let d = if q.keep { d } else { T::ZERO };
-                (g0[j], g1[j]) = if q.one { (d, -d) } else { (-d, d) };
-            }
-        }
-        None => {
-            for j in 0..n {
-                lv[j] = pair(x0[j], x1[j], tc[j].bin(2, ignore), w0, w1).loss;
-            }
-        }
-    }
-    finish_tile(&lv, n, k0, loss, acc);
-}
-
-/// Negative log-likelihood over block `b` (the input holds log-probabilities).
-pub(crate) fn nll<T: Float, L: Label>(
-    x: &[T],
-    target: &[L],
-    p: &IndexParams<'_, T>,
-    b: Block,
-    up: Upstream<'_, T>,
-    mut grad: Option<ClassOut<'_, T>>,
-    loss: &mut [T],
-) -> f64 {
-    let (cs, classes) = (p.class_stride, p.classes);
-    // Strided positions write their gradient a tile of lanes per class (vector stores), not
-    // one position's classes at a time.
-    let lanes = b.lane_stride == 1 && cs != 1 && classes < u32::MAX as usize;
-    let mut sum = 0.0;
-    for k in 0..b.len {
-        let pos = b.p0 + k;
-        let Some(t) = class_of(target[pos], p.ignore_index) else {
-            if !lanes {
-                ignored(k, classes, &mut grad, loss);
-            } else if !loss.is_empty() {
-                loss[k] = T::ZERO;
-            }
-            continue;
-        };
-        let wt = p.w(t);
-        let l = -(x[b.at(t, k, cs)] * wt);
-        sum += l.to_f64();
-        if !loss.is_empty() {
-            loss[k] = l;
-        }
-        if let (Some(g), false) = (&mut grad, lanes) {
-            let gt = -(wt * up.at(pos));
-            for c in 0..classes {
-                g.set(c, k, if c == t { gt } else { T::ZERO });
-            }
-        }
-    }
-    if let (Some(g), true) = (&mut grad, lanes) {
-        for k0 in (0..b.len).step_by(TILE) {
-            let n = TILE.min(b.len - k0);
-            // Per lane: the target class (`classes` if ignored) and `-w_t go`.
-            let (mut tc, mut d) = ([classes as u32; TILE], [T::ZERO; TILE]);
-            for j in 0..n {
-                let pos = b.p0 + k0 + j;
-                if let Some(t) = class_of(target[pos], p.ignore_index) {
-                    (tc[j], d[j]) = (t as u32, -(p.w(t) * up.at(pos)));
-                }
-            }
-            for c in 0..classes {
-                let (gs, cc) = (&mut g.lanes(c)[k0..k0 + n], c as u32);
+impl<T: Float, L: Label> CeTiles<'_, '_, T, L> {
+    /// [`CeTiles::tile_any`] for two classes without smoothing, in one pass: with `m = max(x_0, x_1)`,
+    /// `lo = min(x_0, x_1)`, `e = e^(lo - m)` and `o` the class that is not the target,
+    /// ```text
+    /// l       = w_t (m - x_t + ln(1 + e))
+    /// dl/dx_o = w_t p_o = w_t (x_t = m ? e : 1) / (1 + e),   dl/dx_t = -dl/dx_o
+    /// ```
+    /// one exponential and one `ln(1 + e)` (`e` in `[0, 1]`) a position instead of two and a `ln`.
+    /// `e` is made NaN when `m` is infinite (`m - m`), as `log_softmax` makes it.
+    #[inline(always)]
+    fn tile2<G: Lanes<T>>(&mut self, t: Tile<'_, T>, grad: Option<&mut G>) {
+        let (p, k0, n, at) = (self.p, t.k0, t.n, t.at);
+        let (x0, x1) = (&t.x[..n], &t.x[t.cs..][..n]);
+        let tc = &self.target[self.b.p0 + k0..][..n];
+        let ignore = Some(p.ignore_index);
+        let (w0, w1) = (p.w(0), p.w(1));
+        let mut lv = [T::ZERO; TILE];
+        match grad {
+            Some(g) => {
+                let (g0, g1) = g.lanes2();
+                let (g0, g1) = (&mut g0[at..at + n], &mut g1[at..at + n]);
+                let mut go = [T::ZERO; TILE];
+                upstream(self.up, self.b.p0 + k0, n, &mut go);
                 for j in 0..n {
-                    gs[j] = if tc[j] == cc { d[j] } else { T::ZERO };
+                    let q = pair(x0[j], x1[j], tc[j].bin(2, ignore), w0, w1);
+                    lv[j] = q.loss;
+                    let num = if q.top { q.e } else { T::ONE };
+                    let d = go[j] * q.wt * (num / (T::ONE + q.e));
+                    let d = if q.keep { d } else { T::ZERO };
+                    (g0[j], g1[j]) = if q.one { (d, -d) } else { (-d, d) };
+                }
+            }
+            None => {
+                for j in 0..n {
+                    lv[j] = pair(x0[j], x1[j], tc[j].bin(2, ignore), w0, w1).loss;
                 }
             }
         }
+        finish_tile(&lv, n, k0, self.loss, &mut self.acc);
     }
-    sum
 }
 
-/// Cross-entropy with probability targets `y` (input-shaped) over block `b`; returns the sum
-/// of the losses. Laid out like [`cross_entropy`]: strided positions in tiles, rows of at most
-/// `SMALL` classes through scratch tiles (of `x`, `y` and the gradient), longer rows one at a
-/// time in `TILE` lanes. With `A = sum_c w_c y'_c (x_c - m)`, `wy = sum_c w_c y'_c` and
-/// `s = sum_c e^(x_c - m)`: `l = -(A - wy ln s)`, `dl/dx_c = go (e^(x_c - m) wy / s - w_c y'_c)`.
-#[inline(always)]
-pub(crate) fn cross_entropy_probs<T: Float>(
-    x: &[T],
-    y: &[T],
-    p: &IndexParams<'_, T>,
-    b: Block,
-    up: Upstream<'_, T>,
-    mut grad: Option<ClassOut<'_, T>>,
-    loss: &mut [T],
-) -> f64 {
-    let classes = p.classes;
-    let mut acc = [0.0f64; TILE];
-    let mut go = [T::ZERO; TILE];
-    let mut lv = [T::ZERO; TILE];
-    if b.lane_stride == 1 && p.class_stride != 1 {
-        for k0 in (0..b.len).step_by(TILE) {
-            let n = TILE.min(b.len - k0);
-            upstream(up, b.p0 + k0, n, &mut go);
-            let (xt, yt) = (&x[b.base + k0..], &y[b.base + k0..]);
-            probs_tile(xt, yt, p, p.class_stride, &go, n, &mut grad, k0, &mut lv);
-            finish_tile(&lv, n, k0, loss, &mut acc);
-        }
-    } else if (1..=SMALL).contains(&classes) {
-        let (mut xs, mut ys, mut gs) = ([T::ZERO; SMALL * TILE], [T::ZERO; SMALL * TILE], [T::ZERO; SMALL * TILE]);
-        for k0 in (0..b.len).step_by(TILE) {
-            let n = TILE.min(b.len - k0);
-            upstream(up, b.p0 + k0, n, &mut go);
-            to_columns(&x[b.base + k0 * classes..][..n * classes], &mut xs, classes);
-            to_columns(&y[b.base + k0 * classes..][..n * classes], &mut ys, classes);
-            let mut sg = grad.is_some().then(|| Scratch(&mut gs[..]));
-            probs_tile(&xs, &ys, p, TILE, &go, n, &mut sg, 0, &mut lv);
-            finish_tile(&lv, n, k0, loss, &mut acc);
-            if let Some(g) = &mut grad {
-                from_columns(&gs, g.rows(k0, n), classes);
-            }
-        }
-    } else {
+/// Negative log-likelihood over one block (the input holds log-probabilities); returns the
+/// sum of the losses.
+pub(crate) struct Nll<'a, T, L>(pub Index<'a, T, L>);
+
+impl<T: Float, L: Label> Kernel for Nll<'_, T, L> {
+    type Output = f64;
+    #[inline(always)]
+    fn run(self) -> f64 {
+        let Index { x, target, p, b, up, mut grad, loss } = self.0;
+        let (cs, classes) = (p.class_stride, p.classes);
+        // Strided positions write their gradient a tile of lanes per class (vector stores), not
+        // one position's classes at a time.
+        let lanes = b.lane_stride == 1 && cs != 1 && classes < u32::MAX as usize;
+        let mut sum = 0.0;
         for k in 0..b.len {
-            let (row, yr) = (&x[b.base + k * classes..][..classes], &y[b.base + k * classes..][..classes]);
-            let l = match &mut grad {
-                Some(g) => probs_row(row, yr, p, up.at(b.p0 + k), g.row(k)),
-                None => probs_row(row, yr, p, T::ZERO, &mut []),
+            let pos = b.p0 + k;
+            let Some(t) = target[pos].class_of(p.ignore_index) else {
+                if !lanes {
+                    ignored(k, classes, &mut grad, loss);
+                } else if !loss.is_empty() {
+                    loss[k] = T::ZERO;
+                }
+                continue;
             };
+            let wt = p.w(t);
+            let l = -(x[b.at(t, k, cs)] * wt);
+            sum += l.to_f64();
             if !loss.is_empty() {
                 loss[k] = l;
             }
-            acc[0] += l.to_f64();
+            if let (Some(g), false) = (&mut grad, lanes) {
+                let gt = -(wt * up.at(pos));
+                for c in 0..classes {
+                    g.set(c, k, if c == t { gt } else { T::ZERO });
+                }
+            }
         }
+        if let (Some(g), true) = (&mut grad, lanes) {
+            for k0 in (0..b.len).step_by(TILE) {
+                let n = TILE.min(b.len - k0);
+                // Per lane: the target class (`classes` if ignored) and `-w_t go`.
+                let (mut tc, mut d) = ([classes as u32; TILE], [T::ZERO; TILE]);
+                for j in 0..n {
+                    let pos = b.p0 + k0 + j;
+                    if let Some(t) = target[pos].class_of(p.ignore_index) {
+                        (tc[j], d[j]) = (t as u32, -(p.w(t) * up.at(pos)));
+                    }
+                }
+                for c in 0..classes {
+                    let (gs, cc) = (&mut g.lanes(c)[k0..k0 + n], c as u32);
+                    for j in 0..n {
+                        gs[j] = if tc[j] == cc { d[j] } else { T::ZERO };
+                    }
+                }
+            }
+        }
+        sum
     }
-    acc.iter().sum()
+}
+
+/// Cross-entropy with probability targets `y` (input-shaped) over one block; returns the sum
+/// of the losses. With `A = sum_c w_c y'_c (x_c - m)`, `wy = sum_c w_c y'_c` and
+/// `s = sum_c e^(x_c - m)`: `l = -(A - wy ln s)`, `dl/dx_c = go (e^(x_c - m) wy / s - w_c y'_c)`.
+pub(crate) struct CrossEntropyProbs<'a, T> {
+    pub x: &'a [T],
+    pub y: &'a [T],
+    pub p: &'a IndexParams<'a, T>,
+    pub b: Block,
+    pub up: Upstream<'a, T>,
+    pub grad: Option<ClassOut<'a, T>>,
+    pub loss: &'a mut [T],
+}
+
+impl<T: Float> Kernel for CrossEntropyProbs<'_, T> {
+    type Output = f64;
+    #[inline(always)]
+    fn run(self) -> f64 {
+        let CrossEntropyProbs { x, y, p, b, up, mut grad, loss } = self;
+        let mut k = ProbsTiles { x, y, p, b, up, loss, acc: [0.0; TILE] };
+        drive(&mut k, (x, y), b, (p.class_stride, p.classes), grad.as_mut());
+        k.acc.iter().sum()
+    }
+}
+
+/// [`CrossEntropyProbs`] as the tile driver runs it.
+struct ProbsTiles<'s, 'a, T> {
+    x: &'a [T],
+    y: &'a [T],
+    p: &'a IndexParams<'a, T>,
+    b: Block,
+    up: Upstream<'a, T>,
+    loss: &'s mut [T],
+    acc: [f64; TILE],
+}
+
+impl<T: Float> TileKernel<T> for ProbsTiles<'_, '_, T> {
+    const PAIRED: bool = true;
+
+    /// The lanes' maxima; then `e^(x - m)` (kept in the gradient), `s`, `A` and `wy`; then
+    /// the losses and the gradient.
+    #[inline(always)]
+    fn tile<G: Lanes<T>>(&mut self, t: Tile<'_, T>, mut grad: Option<&mut G>) {
+        let (p, cs, n, at) = (self.p, t.cs, t.n, t.at);
+        let (x, y) = (t.x, t.y);
+        let mut go = [T::ZERO; TILE];
+        upstream(self.up, self.b.p0 + t.k0, n, &mut go);
+        let mut m = [T::NEG_INFINITY; TILE];
+        for c in 0..p.classes {
+            let xs = &x[c * cs..][..n];
+            for j in 0..n {
+                m[j] = if xs[j] > m[j] { xs[j] } else { m[j] }; // as in `row_max`
+            }
+        }
+        let (mut s, mut a, mut wy) = ([T::ZERO; TILE], [T::ZERO; TILE], [T::ZERO; TILE]);
+        for c in 0..p.classes {
+            let (xs, ys, wc) = (&x[c * cs..][..n], &y[c * cs..][..n], p.w(c));
+            let mut none: [T; 0] = [];
+            let gs: &mut [T] = match &mut grad {
+                Some(g) => &mut g.lanes(c)[at..at + n],
+                None => &mut none,
+            };
+            for j in 0..n {
+                let d = xs[j] - m[j];
+                let e = d.exp_fast();
+                if !gs.is_empty() {
+                    gs[j] = e;
+                }
+                s[j] += e;
+                let wyc = wc * smoothed(p, ys[j]);
+                a[j] += wyc * d;
+                wy[j] += wyc;
+            }
+        }
+        let mut lv = [T::ZERO; TILE];
+        for j in 0..n {
+            lv[j] = -(a[j] - wy[j] * s[j].ln_fast());
+        }
+        if let Some(g) = grad {
+            let mut r = [T::ZERO; TILE];
+            for j in 0..n {
+                r[j] = go[j] * wy[j] / s[j];
+            }
+            for c in 0..p.classes {
+                let (ys, wc, gs) = (&y[c * cs..][..n], p.w(c), &mut g.lanes(c)[at..at + n]);
+                for j in 0..n {
+                    gs[j] = gs[j] * r[j] - go[j] * (wc * smoothed(p, ys[j]));
+                }
+            }
+        }
+        finish_tile(&lv, n, t.k0, self.loss, &mut self.acc);
+    }
+
+    #[inline(always)]
+    fn row(&mut self, b: &Block, k: usize, grad: Option<&mut ClassOut<'_, T>>) {
+        let classes = self.p.classes;
+        let at = b.base + k * classes;
+        let (row, yr) = (&self.x[at..][..classes], &self.y[at..][..classes]);
+        let l = match grad {
+            Some(g) => probs_row(row, yr, self.p, self.up.at(b.p0 + k), g.row(k)),
+            None => probs_row(row, yr, self.p, T::ZERO, &mut []),
+        };
+        if !self.loss.is_empty() {
+            self.loss[k] = l;
+        }
+        self.acc[0] += l.to_f64();
+    }
 }
 
 /// The upstream gradients of positions `p0..p0 + n` into `go`.
@@ -534,7 +533,7 @@ pub(crate) fn cross_entropy_probs<T: Float>(
 fn upstream<T: Float>(up: Upstream<'_, T>, p0: usize, n: usize, go: &mut [T; TILE]) {
     match up {
         Upstream::All(g) => go[..n].fill(g),
-        Upstream::Each(g) => go[..n].copy_from_slice(&g[p0..][..n]),
+        Upstream::Each(g) | Upstream::PerSample(g) => go[..n].copy_from_slice(&g[p0..][..n]),
     }
 }
 
@@ -559,66 +558,7 @@ fn smoothed<T: Float>(p: &IndexParams<'_, T>, v: T) -> T {
     }
 }
 
-/// `n` positions of [`cross_entropy_probs`], `x` and `y` from the tile's first with classes
-/// `cs` apart, upstream gradients `go`; the losses into `lv`.
-#[allow(clippy::too_many_arguments)] // reason: the kernel's arguments and the tile's place
-#[inline(always)]
-fn probs_tile<T: Float, G: Lanes<T>>(
-    x: &[T],
-    y: &[T],
-    p: &IndexParams<'_, T>,
-    cs: usize,
-    go: &[T; TILE],
-    n: usize,
-    grad: &mut Option<G>,
-    k0: usize,
-    lv: &mut [T; TILE],
-) {
-    let mut m = [T::NEG_INFINITY; TILE];
-    for c in 0..p.classes {
-        let xs = &x[c * cs..][..n];
-        for j in 0..n {
-            m[j] = if xs[j] > m[j] { xs[j] } else { m[j] }; // as in `row_max`
-        }
-    }
-    let (mut s, mut a, mut wy) = ([T::ZERO; TILE], [T::ZERO; TILE], [T::ZERO; TILE]);
-    for c in 0..p.classes {
-        let (xs, ys, wc) = (&x[c * cs..][..n], &y[c * cs..][..n], p.w(c));
-        let mut none: [T; 0] = [];
-        let gs: &mut [T] = match grad {
-            Some(g) => &mut g.lanes(c)[k0..k0 + n],
-            None => &mut none,
-        };
-        for j in 0..n {
-            let d = xs[j] - m[j];
-            let e = d.exp_fast();
-            if !gs.is_empty() {
-                gs[j] = e;
-            }
-            s[j] += e;
-            let wyc = wc * smoothed(p, ys[j]);
-            a[j] += wyc * d;
-            wy[j] += wyc;
-        }
-    }
-    for j in 0..n {
-        lv[j] = -(a[j] - wy[j] * s[j].ln_fast());
-    }
-    if let Some(g) = grad {
-        let mut r = [T::ZERO; TILE];
-        for j in 0..n {
-            r[j] = go[j] * wy[j] / s[j];
-        }
-        for c in 0..p.classes {
-            let (ys, wc, gs) = (&y[c * cs..][..n], p.w(c), &mut g.lanes(c)[k0..k0 + n]);
-            for j in 0..n {
-                gs[j] = gs[j] * r[j] - go[j] * (wc * smoothed(p, ys[j]));
-            }
-        }
-    }
-}
-
-/// One row of [`cross_entropy_probs`] (contiguous classes), its gradient into `g` if not
+/// One row of [`CrossEntropyProbs`] (contiguous classes), its gradient into `g` if not
 /// empty; returns the loss. Sums in `TILE` lanes.
 #[inline(always)]
 fn probs_row<T: Float>(x: &[T], y: &[T], p: &IndexParams<'_, T>, go: T, g: &mut [T]) -> T {

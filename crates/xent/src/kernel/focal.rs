@@ -22,11 +22,11 @@
 //! `alpha t + (1 - alpha)(1 - t)` with sigmoid; a vector gives `alpha_c` (with sigmoid, on
 //! positives only).
 
+use super::binary::{pow_zero, sigmoid};
+use super::block::{Block, ClassOut, Lanes, Upstream};
+use super::simd::Kernel;
+use super::tile::{drive, labels, Tile, TileKernel, TILE};
 use crate::float::{Float, Label};
-use crate::kernel::binary::{pow_zero, sigmoid};
-use crate::kernel::tile::{from_columns, labels, to_columns, Lanes, Scratch, SMALL, TILE};
-use crate::par::{Block, ClassOut};
-use crate::validate::class_of;
 
 /// The alpha term of the focal loss.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -57,13 +57,6 @@ pub(crate) struct FocalParams<'a, T> {
     pub ignore_index: Option<i64>,
 }
 
-/// Upstream gradient: per element of the `[N, C', d..]` output, or per sample.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum FocalUp<'a, T> {
-    Each(&'a [T]),
-    PerSample(&'a [T]),
-}
-
 impl<T: Float> FocalParams<'_, T> {
     #[inline(always)]
     fn w(&self, c: usize) -> T {
@@ -71,45 +64,111 @@ impl<T: Float> FocalParams<'_, T> {
     }
 }
 
-/// Loss (into `loss`, class-shaped, if given) and gradient (into `grad`, if given) of block
-/// `b`; adds the losses of each sample the block touches to `sums`, from the block's first
-/// sample. Strided positions go `TILE` at a time (softmax: [`softmax_tile`]; sigmoid:
-/// [`sigmoid_strided`]), with softmax also rows of at most `SMALL` classes through a
-/// class-major scratch tile; the rest one position at a time.
-#[allow(clippy::too_many_arguments)] // reason: data, target, options, block, upstream, outputs, sums
+/// What the focal kernel reads: the scores, the targets, the options, the block, and the
+/// upstream gradient (`None`: no gradient; `Each`: per element of the `[N, C', d..]` output;
+/// `PerSample`: per sample).
+#[derive(Clone, Copy)]
+pub(crate) struct FocalData<'a, T, L> {
+    pub x: &'a [T],
+    pub target: &'a [L],
+    pub o: &'a FocalParams<'a, T>,
+    pub b: Block,
+    pub up: Option<Upstream<'a, T>>,
+}
+
+/// The focal loss over one block: the gradient (into `grad`, if given) and the class-shaped
+/// loss (into `loss`, if given); adds the losses of each sample the block touches to `sums`,
+/// from the block's first sample. Strided positions go `TILE` at a time (softmax through the
+/// tile driver, sigmoid by [`sigmoid_strided`]), with softmax also rows of at most `SMALL`
+/// classes through the driver's scratch tile; the rest one position at a time.
+pub(crate) struct Focal<'a, T, L> {
+    pub d: FocalData<'a, T, L>,
+    pub grad: Option<ClassOut<'a, T>>,
+    pub loss: Option<ClassOut<'a, T>>,
+    pub sums: &'a mut [f64],
+}
+
+impl<T: Float, L: Label> Kernel for Focal<'_, T, L> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let Focal { d, mut grad, mut loss, sums } = self;
+        let o = d.o;
+        if !o.softmax && o.classes >= 2 && d.b.lane_stride == 1 {
+            return sigmoid_strided(d, grad, loss, sums);
+        }
+        if o.softmax && o.classes >= 2 && (grad.is_none() || loss.is_none()) {
+            let is_grad = grad.is_some();
+            let mut out = grad.or(loss);
+            let mut k = FocalTiles { d, grad: is_grad, sums };
+            return drive(&mut k, (d.x, &[]), d.b, (o.class_stride, o.classes), out.as_mut());
+        }
+        for k in 0..d.b.len {
+            position(&d, k, grad.as_mut(), loss.as_mut(), sums);
+        }
+    }
+}
+
+/// The softmax focal loss with one output (the gradient if `grad`, else the class-shaped
+/// loss) as the tile driver runs it.
+struct FocalTiles<'s, 'a, T, L> {
+    d: FocalData<'a, T, L>,
+    grad: bool,
+    sums: &'s mut [f64],
+}
+
+impl<T: Float, L: Label> TileKernel<T> for FocalTiles<'_, '_, T, L> {
+    const PAIRED: bool = false;
+
+    /// Strided positions (`inner > 1`) all lie in one sample; rows (`inner == 1`) are a sample
+    /// each.
+    #[inline(always)]
+    fn tile<G: Lanes<T>>(&mut self, t: Tile<'_, T>, out: Option<&mut G>) {
+        let (o, b, n) = (self.d.o, self.d.b, t.n);
+        let lab = labels(o.ignore_index, self.d.target, b.p0 + t.k0, n);
+        if o.inner > 1 {
+            let (n0, j0) = (b.p0 / o.inner, b.p0 % o.inner);
+            let u = upstream(o, self.d.up, &lab, n, (n0, 0), (j0 + t.k0, 1));
+            let lt = softmax_tile(t, &lab, o, &u, out, self.grad);
+            for &l in &lt[..n] {
+                self.sums[0] += l.to_f64();
+            }
+        } else {
+            let u = upstream(o, self.d.up, &lab, n, (b.p0 + t.k0, 1), (0, 0));
+            let lt = softmax_tile(t, &lab, o, &u, out, self.grad);
+            for (s, &l) in self.sums[t.k0..t.k0 + n].iter_mut().zip(&lt[..n]) {
+                *s += l.to_f64();
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn row(&mut self, _: &Block, k: usize, out: Option<&mut ClassOut<'_, T>>) {
+        let (grad, loss) = if self.grad { (out, None) } else { (None, out) };
+        position(&self.d, k, grad, loss, self.sums);
+    }
+}
+
+/// Position `k` of the block, one at a time, with libm's `exp`, `ln` and `powf`.
 #[inline(always)]
-pub(crate) fn focal<T: Float, L: Label>(
-    x: &[T],
-    target: &[L],
-    o: &FocalParams<'_, T>,
-    b: Block,
-    up: Option<FocalUp<'_, T>>,
-    mut grad: Option<ClassOut<'_, T>>,
-    mut loss: Option<ClassOut<'_, T>>,
+fn position<T: Float, L: Label>(
+    d: &FocalData<'_, T, L>,
+    k: usize,
+    mut grad: Option<&mut ClassOut<'_, T>>,
+    mut loss: Option<&mut ClassOut<'_, T>>,
     sums: &mut [f64],
 ) {
+    let (x, target, o, b, up) = (d.x, d.target, d.o, d.b, d.up);
     let cs = o.class_stride;
     let ci = o.classes - o.first;
     let n0 = b.p0 / o.inner;
     let g = o.gamma;
     let two = T::from_f64(2.0);
-    if !o.softmax && o.classes >= 2 && b.lane_stride == 1 {
-        return sigmoid_strided(x, target, o, b, up, grad, loss, sums);
-    }
-    if o.softmax && o.classes >= 2 && (grad.is_none() || loss.is_none()) {
-        let is_grad = grad.is_some();
-        if b.lane_stride == 1 {
-            return softmax_strided(x, target, o, b, up, grad.or(loss), is_grad, sums);
-        }
-        if o.classes <= SMALL {
-            return softmax_rows(x, target, o, b, up, grad.or(loss), is_grad, sums);
-        }
-    }
-    for k in 0..b.len {
+    {
         let pos = b.p0 + k;
         let (n, j) = (pos / o.inner, pos % o.inner);
         let t = match o.ignore_index {
-            Some(ii) => class_of(target[pos], ii),
+            Some(ii) => target[pos].class_of(ii),
             None => Some(target[pos].to_i128() as usize),
         };
         let Some(t) = t else {
@@ -122,7 +181,7 @@ pub(crate) fn focal<T: Float, L: Label>(
                     l.set(c, k, T::ZERO);
                 }
             }
-            continue;
+            return;
         };
         let hot = |c: usize| {
             if o.classes == 1 {
@@ -134,8 +193,9 @@ pub(crate) fn focal<T: Float, L: Label>(
             }
         };
         let upat = |c: usize| match up {
-            Some(FocalUp::Each(go)) => go[(n * ci + c - o.first) * o.inner + j],
-            Some(FocalUp::PerSample(s)) => s[n],
+            Some(Upstream::Each(go)) => go[(n * ci + c - o.first) * o.inner + j],
+            Some(Upstream::PerSample(s)) => s[n],
+            Some(Upstream::All(g)) => g,
             None => T::ZERO,
         };
         let mut total = 0.0;
@@ -223,75 +283,12 @@ pub(crate) fn focal<T: Float, L: Label>(
     }
 }
 
-/// Softmax focal loss of a strided block (`inner > 1`, positions consecutive): `TILE`
-/// positions at a time, all in one sample.
-#[allow(clippy::too_many_arguments)] // reason: `focal`'s arguments, the two outputs as one
-#[inline(always)]
-fn softmax_strided<T: Float, L: Label>(
-    x: &[T],
-    target: &[L],
-    o: &FocalParams<'_, T>,
-    b: Block,
-    up: Option<FocalUp<'_, T>>,
-    mut out: Option<ClassOut<'_, T>>,
-    grad: bool,
-    sums: &mut [f64],
-) {
-    let (n0, j0) = (b.p0 / o.inner, b.p0 % o.inner);
-    for k0 in (0..b.len).step_by(TILE) {
-        let n = TILE.min(b.len - k0);
-        let lab = labels(o.ignore_index, target, b.p0 + k0, n);
-        let u = upstream(o, up, &lab, n, (n0, 0), (j0 + k0, 1));
-        let xt = &x[b.base + k0..];
-        let lt = if n == TILE {
-            softmax_tile(xt, o.class_stride, &lab, TILE, o, &u, out.as_mut(), grad, k0)
-        } else {
-            softmax_tile(xt, o.class_stride, &lab, n, o, &u, out.as_mut(), grad, k0)
-        };
-        for &l in &lt[..n] {
-            sums[0] += l.to_f64();
-        }
-    }
-}
-
-/// Softmax focal loss of a block of rows (`inner == 1`, each row a sample) of at most `SMALL`
-/// classes: `TILE` rows at a time through a class-major scratch tile.
-#[allow(clippy::too_many_arguments)] // reason: `focal`'s arguments, the two outputs as one
-#[inline(always)]
-fn softmax_rows<T: Float, L: Label>(
-    x: &[T],
-    target: &[L],
-    o: &FocalParams<'_, T>,
-    b: Block,
-    up: Option<FocalUp<'_, T>>,
-    mut out: Option<ClassOut<'_, T>>,
-    grad: bool,
-    sums: &mut [f64],
-) {
-    let classes = o.classes;
-    let (mut xs, mut os) = ([T::ZERO; SMALL * TILE], [T::ZERO; SMALL * TILE]);
-    for k0 in (0..b.len).step_by(TILE) {
-        let n = TILE.min(b.len - k0);
-        to_columns(&x[b.base + k0 * classes..][..n * classes], &mut xs, classes);
-        let lab = labels(o.ignore_index, target, b.p0 + k0, n);
-        let u = upstream(o, up, &lab, n, (b.p0 + k0, 1), (0, 0));
-        let mut scratch = Scratch(&mut os);
-        let lt = softmax_tile(&xs, TILE, &lab, n, o, &u, out.is_some().then_some(&mut scratch), grad, 0);
-        if let Some(out) = &mut out {
-            from_columns(&os, out.rows(k0, n), classes);
-        }
-        for (s, &l) in sums[k0..k0 + n].iter_mut().zip(&lt[..n]) {
-            *s += l.to_f64();
-        }
-    }
-}
-
 /// Per lane, the upstream gradient of the loss of its target class (0 if ignored): lane `j`
 /// is sample `s0 + ds j`, inner position `i0 + di j`.
 #[inline(always)]
 fn upstream<T: Float>(
     o: &FocalParams<'_, T>,
-    up: Option<FocalUp<'_, T>>,
+    up: Option<Upstream<'_, T>>,
     lab: &[u32; TILE],
     n: usize,
     (s0, ds): (usize, usize),
@@ -306,37 +303,35 @@ fn upstream<T: Float>(
         }
         let sample = s0 + ds * j;
         u[j] = match up {
-            FocalUp::Each(go) => {
+            Upstream::All(g) => g,
+            Upstream::Each(go) => {
                 // Only the target class has a loss (clamped as in the position loop).
                 let tc = (lab[j] as usize).clamp(o.first, o.classes - 1);
                 go[(sample * ci + tc - o.first) * o.inner + i0 + di * j]
             }
-            FocalUp::PerSample(s) => s[sample],
+            Upstream::PerSample(s) => s[sample],
         };
     }
     u
 }
 
-/// Softmax focal loss of `n <= TILE` positions as lanes, classes `cs` apart from `x`: the
+/// Softmax focal loss of a tile's positions as lanes: the
 /// lanes' maxima over the included classes (picking the target's logit and `alpha weight` as
 /// its class goes by), `ln sum e^(x - m)`, then per lane `ls_t`, `q_t = e^ls_t`,
 /// `(1 - q_t)^gamma = e^(gamma ln(1 - q_t))` and `(1 - q_t)^(gamma - 1)` as that over
 /// `1 - q_t` (`0^(gamma - 1)` where `q_t = 1`). Writes the gradient (`grad`; each class's
 /// `e^(x - m)` kept in its lanes by the sum pass, so `q = e / s` there) or the class-shaped loss
-/// into `out`'s lanes `k0..k0 + n` if given; returns the losses.
-#[allow(clippy::too_many_arguments)] // reason: data, labels, options, upstream, output and where
+/// into `out`'s lanes if given; returns the losses.
 #[inline(always)]
 fn softmax_tile<T: Float, G: Lanes<T>>(
-    x: &[T],
-    cs: usize,
+    t: Tile<'_, T>,
     lab: &[u32; TILE],
-    n: usize,
     o: &FocalParams<'_, T>,
     up: &[T; TILE],
     mut out: Option<&mut G>,
     grad: bool,
-    k0: usize,
 ) -> [T; TILE] {
+    let (x, cs, n, k0) = (t.x, t.cs, t.n, t.at);
     let (first, classes, g) = (o.first, o.classes, o.gamma);
     let mut m = [T::NEG_INFINITY; TILE];
     let mut xt = [T::NEG_INFINITY; TILE];
@@ -426,18 +421,14 @@ fn softmax_tile<T: Float, G: Lanes<T>>(
 /// is 0 or 1): `TILE` positions at a time, a class at a time, element-wise. One `e^-|x|` and
 /// one `ln(1 + e^-|x|)` serve both `ln sigmoid(x)` and `ln sigmoid(z)` (`|z| = |x|`), and the
 /// gradient's `sigmoid(x)` and `sigmoid(-z)`.
-#[allow(clippy::too_many_arguments)] // reason: `focal`'s arguments
 #[inline(always)]
 fn sigmoid_strided<'a, T: Float, L: Label>(
-    x: &[T],
-    target: &[L],
-    o: &FocalParams<'_, T>,
-    b: Block,
-    up: Option<FocalUp<'_, T>>,
+    d: FocalData<'_, T, L>,
     mut grad: Option<ClassOut<'a, T>>,
     mut loss: Option<ClassOut<'a, T>>,
     sums: &mut [f64],
 ) {
+    let (x, target, o, b, up) = (d.x, d.target, d.o, d.b, d.up);
     let (n0, j0) = (b.p0 / o.inner, b.p0 % o.inner);
     let (g, two) = (o.gamma, T::from_f64(2.0));
     let ci = o.classes - o.first;
@@ -454,10 +445,11 @@ fn sigmoid_strided<'a, T: Float, L: Label>(
         for c in o.first..o.classes {
             let xs = &x[b.base + c * o.class_stride + k0..][..n];
             match up {
-                Some(FocalUp::Each(go)) => {
+                Some(Upstream::Each(go)) => {
                     ub[..n].copy_from_slice(&go[(n0 * ci + c - o.first) * o.inner + j0 + k0..][..n])
                 }
-                Some(FocalUp::PerSample(s)) => ub[..n].fill(s[n0]),
+                Some(Upstream::PerSample(s)) => ub[..n].fill(s[n0]),
+                Some(Upstream::All(g)) => ub[..n].fill(g),
                 None => {}
             }
             // alpha t + (1 - alpha)(1 - t) (or alpha on positives only), times the weight.
@@ -469,10 +461,10 @@ fn sigmoid_strided<'a, T: Float, L: Label>(
             let (c32, l, gl) = (c as u32, &mut lv[..n], &mut gv[..n]);
             // One copy of the lane loop per case, so that none computes what it does not need.
             match (g == two, grad.is_some()) {
-                (true, true) => sigmoid_lanes::<T, true, true>(xs, &lab, c32, g, (pos, neg), &ub, l, gl),
-                (true, false) => sigmoid_lanes::<T, true, false>(xs, &lab, c32, g, (pos, neg), &ub, l, gl),
-                (false, true) => sigmoid_lanes::<T, false, true>(xs, &lab, c32, g, (pos, neg), &ub, l, gl),
-                (false, false) => sigmoid_lanes::<T, false, false>(xs, &lab, c32, g, (pos, neg), &ub, l, gl),
+                (true, true) => sigmoid_lanes::<T, true, true>(xs, (&lab, c32), (g, pos, neg), &ub, (l, gl)),
+                (true, false) => sigmoid_lanes::<T, true, false>(xs, (&lab, c32), (g, pos, neg), &ub, (l, gl)),
+                (false, true) => sigmoid_lanes::<T, false, true>(xs, (&lab, c32), (g, pos, neg), &ub, (l, gl)),
+                (false, false) => sigmoid_lanes::<T, false, false>(xs, (&lab, c32), (g, pos, neg), &ub, (l, gl)),
             }
             for j in 0..n {
                 tot[j] += lv[j].to_f64();
@@ -493,17 +485,13 @@ fn sigmoid_strided<'a, T: Float, L: Label>(
 /// [`sigmoid_strided`]'s losses (and with `GRAD` its gradient, by the upstream `ub`) of class
 /// `c`'s lanes; `SQUARE`: gamma is 2 (MONAI's default), `m = sigmoid(z)^2` by a multiplication
 /// instead of `e^(2 ln sigmoid(z))`.
-#[allow(clippy::too_many_arguments)] // reason: the lanes, their labels and class, options, upstream, outputs
 #[inline(always)]
 fn sigmoid_lanes<T: Float, const SQUARE: bool, const GRAD: bool>(
     xs: &[T],
-    lab: &[u32; TILE],
-    c: u32,
-    g: T,
-    (pos, neg): (T, T),
+    (lab, c): (&[u32; TILE], u32),
+    (g, pos, neg): (T, T, T),
     ub: &[T; TILE],
-    lv: &mut [T],
-    gv: &mut [T],
+    (lv, gv): (&mut [T], &mut [T]),
 ) {
     let two = T::from_f64(2.0);
     for j in 0..lv.len() {

@@ -1,14 +1,33 @@
-//! Pure slice maths: forward and backward side by side, no `Result`, no allocation.
+//! Pure slice maths: forward and backward side by side, no `Result`, no allocation beyond small
+//! scratch. May use only the base layer (`float`, `layout`, `sum`).
 //!
-//! Kernels see one [`Block`](crate::par::Block) of positions (or one run of elements) at a
-//! time, read the input through it, and write their share of the outputs. Everything they are
-//! given has been checked by the caller; an empty output slice means "not wanted".
+//! Each kernel is a struct holding its arguments ([`Kernel`]): one block of positions (or one
+//! run of elements), read through it, and the block's share of the outputs. [`run`] calls it
+//! on the widest vector unit of the CPU. Everything they are given has been checked by the
+//! caller; an empty output slice means "not wanted". The class-axis kernels share one driver
+//! for the three ways a block can lie in memory (`tile::drive`).
 
-pub(crate) mod binary;
-pub(crate) mod cross_entropy;
-pub(crate) mod focal;
-pub(crate) mod math;
-pub(crate) mod overlap;
-pub(crate) mod simd;
-pub(crate) mod softmax;
-pub(crate) mod tile;
+mod binary;
+mod block;
+mod count;
+mod cross_entropy;
+mod focal;
+mod overlap;
+mod simd;
+mod softmax;
+mod tile;
+
+pub use focal::FocalAlpha;
+pub use overlap::Activation;
+
+pub(crate) use binary::{Bce, BceWithLogits, Elementwise, SigmoidFocal};
+pub(crate) use block::{Block, ClassOut, Upstream};
+pub(crate) use count::Tally;
+pub(crate) use cross_entropy::{CrossEntropy, CrossEntropyProbs, Index, IndexParams, Nll};
+pub(crate) use focal::{Focal, FocalData, FocalParams};
+pub(crate) use overlap::{OverlapBackward, OverlapParams, OverlapSums};
+pub(crate) use simd::run;
+pub(crate) use softmax::Softmax;
+
+#[cfg(test)]
+mod widths;

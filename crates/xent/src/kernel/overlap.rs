@@ -10,12 +10,12 @@
 //! `B = dl/dP` per (group, class), and the gradient with respect to the logits follows through
 //! the activation (softmax over all classes, or sigmoid).
 
+use super::binary::sigmoid;
+use super::block::{Block, ClassOut, Lanes};
+use super::simd::Kernel;
+use super::softmax::{self, max_sumexp};
+use super::tile::{labels, Scratch, SMALL, TILE};
 use crate::float::{Float, Label};
-use crate::kernel::binary::sigmoid;
-use crate::kernel::softmax::{self, max_sumexp};
-use crate::kernel::tile::{labels, Scratch, SMALL, TILE};
-use crate::par::{Block, ClassOut};
-use crate::validate::class_of;
 
 /// The activation applied to the scores before the overlap is measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -143,10 +143,29 @@ impl OverlapParams {
     }
 }
 
-/// Adds the block's `(tp, P, G)` into `sums` (`[group][included class][3]`, relative to the
+/// The block's `(tp, P, G)`, added into `sums` (`[group][included class][3]`, relative to the
 /// block's first group `g0`); `p` is scratch of length `classes`.
+pub(crate) struct OverlapSums<'a, T, L> {
+    pub x: &'a [T],
+    pub target: &'a [L],
+    pub o: &'a OverlapParams,
+    pub b: Block,
+    pub g0: usize,
+    pub p: &'a mut [T],
+    pub sums: &'a mut [f64],
+}
+
+impl<T: Float, L: Label> Kernel for OverlapSums<'_, T, L> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let OverlapSums { x, target, o, b, g0, p, sums } = self;
+        overlap_sums(x, target, o, b, g0, p, sums);
+    }
+}
+
 #[inline(always)]
-pub(crate) fn sums<T: Float, L: Label>(
+fn overlap_sums<T: Float, L: Label>(
     x: &[T],
     target: &[L],
     o: &OverlapParams,
@@ -185,8 +204,7 @@ pub(crate) fn sums<T: Float, L: Label>(
     }
     for k in 0..b.len {
         let pos = b.p0 + k;
-        let Some(t) = o.ignore_index.map_or(Some(target[pos].to_i128() as usize), |ii| class_of(target[pos], ii))
-        else {
+        let Some(t) = o.ignore_index.map_or(Some(target[pos].to_i128() as usize), |ii| target[pos].class_of(ii)) else {
             continue;
         };
         o.activate(x, &b, k, p);
@@ -202,19 +220,29 @@ pub(crate) fn sums<T: Float, L: Label>(
 }
 
 /// Adds the gradient of the block's positions to `grad`, from `ab` (`[group][included class]`
-/// pairs `(A, B)`, upstream gradient included); `p` is scratch of length `classes`.
-#[allow(clippy::too_many_arguments)] // reason: data, target, options, block, coefficients, scratch, output
+/// pairs `(A, B)`, upstream gradient included); `p` and `dp` are scratch of length `classes`.
+pub(crate) struct OverlapBackward<'a, T, L> {
+    pub x: &'a [T],
+    pub target: &'a [L],
+    pub o: &'a OverlapParams,
+    pub b: Block,
+    pub ab: &'a [(f64, f64)],
+    pub p: &'a mut [T],
+    pub dp: &'a mut [T],
+    pub grad: ClassOut<'a, T>,
+}
+
+impl<T: Float, L: Label> Kernel for OverlapBackward<'_, T, L> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        backward(self);
+    }
+}
+
 #[inline(always)]
-pub(crate) fn backward<T: Float, L: Label>(
-    x: &[T],
-    target: &[L],
-    o: &OverlapParams,
-    b: Block,
-    ab: &[(f64, f64)],
-    p: &mut [T],
-    dp: &mut [T],
-    grad: &mut ClassOut<'_, T>,
-) {
+fn backward<T: Float, L: Label>(k: OverlapBackward<'_, T, L>) {
+    let OverlapBackward { x, target, o, b, ab, p, dp, mut grad } = k;
     let ci = o.included();
     let two = T::from_f64(2.0);
     if o.tiled(&b) {
@@ -263,8 +291,7 @@ pub(crate) fn backward<T: Float, L: Label>(
     }
     for k in 0..b.len {
         let pos = b.p0 + k;
-        let Some(t) = o.ignore_index.map_or(Some(target[pos].to_i128() as usize), |ii| class_of(target[pos], ii))
-        else {
+        let Some(t) = o.ignore_index.map_or(Some(target[pos].to_i128() as usize), |ii| target[pos].class_of(ii)) else {
             continue;
         };
         o.activate(x, &b, k, p);

@@ -12,9 +12,10 @@
 //! log_softmax: dx_c = g_c - exp(y_c) * sum_k g_k
 //! ```
 
-use super::tile::{from_columns, row_exp_sum, row_max, sum_lanes, to_columns, Lanes, Scratch, SMALL, TILE};
+use super::block::{Block, ClassOut, Lanes};
+use super::simd::Kernel;
+use super::tile::{drive, row_exp_sum, row_max, sum_lanes, Tile, TileKernel, TILE};
 use crate::float::Float;
-use crate::par::{Block, ClassOut};
 
 /// `(m, s)` of position `k` of `b`: the maximum (NaN if any element is NaN) and
 /// `sum_c exp(x_c - m)`.
@@ -31,45 +32,63 @@ pub(crate) fn max_sumexp<T: Float>(x: &[T], b: &Block, k: usize, cs: usize, clas
     (m, s)
 }
 
-/// Forward of softmax (`log == false`) or log-softmax over one block: strided positions in
-/// tiles of `TILE` lanes, rows of at most `SMALL` classes through a class-major scratch tile,
-/// longer rows one at a time in `TILE` lanes. NaN anywhere in a position makes all its outputs
-/// NaN, as does `+inf` (`inf - inf`), as in PyTorch.
-#[inline(always)]
-pub(crate) fn forward<T: Float>(x: &[T], b: Block, cs: usize, classes: usize, log: bool, out: &mut ClassOut<'_, T>) {
-    if b.lane_stride == 1 && cs != 1 {
-        for k0 in (0..b.len).step_by(TILE) {
-            let n = TILE.min(b.len - k0);
-            let xt = &x[b.base + k0..];
-            if n == TILE {
-                tile(xt, cs, classes, TILE, log, out, k0);
-            } else {
-                tile(xt, cs, classes, n, log, out, k0);
-            }
+/// Softmax (`log == false`) or log-softmax, forward (`g` empty: the outputs of `x`) or
+/// backward (`x` is the forward's output `y`, `g` the upstream gradient), over one block whose
+/// classes are `cs` apart, into `out`. NaN anywhere in a position makes all its outputs NaN, as
+/// does `+inf` (`inf - inf`), as in PyTorch.
+pub(crate) struct Softmax<'a, T> {
+    pub x: &'a [T],
+    pub g: &'a [T],
+    pub b: Block,
+    pub cs: usize,
+    pub classes: usize,
+    pub log: bool,
+    pub out: ClassOut<'a, T>,
+}
+
+impl<T: Float> Kernel for Softmax<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        if !self.g.is_empty() {
+            return backward(self);
         }
-    } else if (1..=SMALL).contains(&classes) {
-        let (mut xs, mut os) = ([T::ZERO; SMALL * TILE], [T::ZERO; SMALL * TILE]);
-        for k0 in (0..b.len).step_by(TILE) {
-            let n = TILE.min(b.len - k0);
-            let rows = &x[b.base + k0 * classes..][..n * classes];
-            to_columns(rows, &mut xs, classes);
-            tile(&xs, TILE, classes, n, log, &mut Scratch(&mut os), 0);
-            let o = out.rows(k0, n);
-            from_columns(&os, o, classes);
+        let Softmax { x, b, cs, classes, log, mut out, .. } = self;
+        drive(&mut Forward { x, classes, log }, (x, &[]), b, (cs, classes), Some(&mut out));
+    }
+}
+
+/// The forward pass as the tile driver runs it.
+struct Forward<'a, T> {
+    x: &'a [T],
+    classes: usize,
+    log: bool,
+}
+
+impl<T: Float> TileKernel<T> for Forward<'_, T> {
+    const PAIRED: bool = false;
+
+    #[inline(always)]
+    fn tile<G: Lanes<T>>(&mut self, t: Tile<'_, T>, out: Option<&mut G>) {
+        if let Some(out) = out {
+            tile(t.x, t.cs, self.classes, t.n, self.log, out, t.at);
         }
-    } else {
-        for k in 0..b.len {
-            let row = &x[b.base + k * classes..][..classes];
-            let o = out.row(k);
-            let m = row_max(row);
-            let (s, _) = row_exp_sum(row, m, o, false, None);
-            if log {
-                let ls = s.ln_fast();
-                o.iter_mut().zip(row).for_each(|(o, &v)| *o = (v - m) - ls);
-            } else {
-                let r = T::ONE / s;
-                o.iter_mut().for_each(|o| *o *= r);
-            }
+    }
+
+    #[inline(always)]
+    fn row(&mut self, b: &Block, k: usize, out: Option<&mut ClassOut<'_, T>>) {
+        let Some(out) = out else { return };
+        let classes = self.classes;
+        let row = &self.x[b.base + k * classes..][..classes];
+        let o = out.row(k);
+        let m = row_max(row);
+        let (s, _) = row_exp_sum(row, m, o, false, None);
+        if self.log {
+            let ls = s.ln_fast();
+            o.iter_mut().zip(row).for_each(|(o, &v)| *o = (v - m) - ls);
+        } else {
+            let r = T::ONE / s;
+            o.iter_mut().for_each(|o| *o *= r);
         }
     }
 }
@@ -131,23 +150,17 @@ pub(crate) fn tile<T: Float, G: Lanes<T>>(
 /// Backward of softmax or log-softmax over one block, from the output `y` and upstream `g`:
 /// strided positions in tiles of `TILE` lanes, rows one at a time with `TILE`-lane sums.
 #[inline(always)]
-pub(crate) fn backward<T: Float>(
-    y: &[T],
-    g: &[T],
-    b: Block,
-    cs: usize,
-    classes: usize,
-    log: bool,
-    out: &mut ClassOut<'_, T>,
-) {
+fn backward<T: Float>(k: Softmax<'_, T>) {
+    let Softmax { x: y, g, b, cs, classes, log, mut out } = k;
+    let out = &mut out;
     if b.lane_stride == 1 && cs != 1 {
         for k0 in (0..b.len).step_by(TILE) {
             let n = TILE.min(b.len - k0);
-            let (yt, gt) = (&y[b.base + k0..], &g[b.base + k0..]);
+            let t = Tile { x: &y[b.base + k0..], y: &g[b.base + k0..], cs, k0, n, at: k0 };
             if n == TILE {
-                backward_tile(yt, gt, cs, classes, TILE, log, out, k0);
+                backward_tile(Tile { n: TILE, ..t }, classes, log, out);
             } else {
-                backward_tile(yt, gt, cs, classes, n, log, out, k0);
+                backward_tile(t, classes, log, out);
             }
         }
     } else {
@@ -178,22 +191,12 @@ pub(crate) fn backward<T: Float>(
     }
 }
 
-/// Positions `k0..k0 + n` for [`backward`] (`y` and `g` from the tile's first, classes `cs`
-/// apart): `dot = sum_c g_c` (log) or `sum_c g_c y_c`, then `g - e^y dot` or `y (g - dot)`.
+/// A tile for [`backward`] (`y` as the tile's `x`, `g` as its `y`): `dot = sum_c g_c` (log) or `sum_c g_c y_c`, then `g - e^y dot` or `y (g - dot)`.
 /// `e^y` is the polynomial when every `y` of the tile is at most 0 (log-softmax's outputs are),
 /// libm's otherwise.
-#[allow(clippy::too_many_arguments)] // reason: the kernel's arguments and the tile's place
 #[inline(always)]
-fn backward_tile<T: Float>(
-    y: &[T],
-    g: &[T],
-    cs: usize,
-    classes: usize,
-    n: usize,
-    log: bool,
-    out: &mut ClassOut<'_, T>,
-    k0: usize,
-) {
+fn backward_tile<T: Float>(t: Tile<'_, T>, classes: usize, log: bool, out: &mut ClassOut<'_, T>) {
+    let (y, g, cs, n, k0) = (t.x, t.y, t.cs, t.n, t.at);
     let mut dot = [T::ZERO; TILE];
     let mut fast = true;
     for c in 0..classes {

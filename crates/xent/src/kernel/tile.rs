@@ -7,9 +7,9 @@
 //! is `C x TILE` values on the stack, never a logits-sized copy: the logits are still read once
 //! from memory, in place.
 
+use super::block::{Block, ClassOut, Lanes};
+use super::simd;
 use crate::float::{Float, Label};
-use crate::par::ClassOut;
-use crate::validate::class_of;
 
 /// Lanes per tile: a tile's logits stay in L1.
 pub(crate) const TILE: usize = 128;
@@ -106,27 +106,8 @@ pub(crate) fn row_exp_sum<T: Float>(v: &[T], m: T, out: &mut [T], smooth: bool, 
 /// sums across lanes, its scalar `ln` and its partly filled vectors cost more than the row
 /// itself (`[2^23 / C, C]` cross-entropy on one thread, forward: 8 to 13 ms for C <= 64 this
 /// way, 18 ms the row way at C = 65). A scratch tile is `SMALL * TILE` values of stack (32 KiB
-/// in f32, 64 KiB in f64); a kernel holds two or three.
+/// in f32, 64 KiB in f64); the driver holds two, or three for a kernel with a second input.
 pub(crate) const SMALL: usize = 64;
-
-/// Where a tile writes its gradient: the `n` lanes of class `c`, from the tile's first.
-pub(crate) trait Lanes<T> {
-    /// The lanes of class `c`.
-    fn lanes(&mut self, c: usize) -> &mut [T];
-    /// The lanes of classes 0 and 1.
-    fn lanes2(&mut self) -> (&mut [T], &mut [T]);
-}
-
-impl<T> Lanes<T> for ClassOut<'_, T> {
-    #[inline(always)]
-    fn lanes(&mut self, c: usize) -> &mut [T] {
-        ClassOut::lanes(self, c)
-    }
-    #[inline(always)]
-    fn lanes2(&mut self) -> (&mut [T], &mut [T]) {
-        ClassOut::lanes2(self)
-    }
-}
 
 /// A class-major scratch tile: class `c` at `c * TILE`.
 pub(crate) struct Scratch<'a, T>(pub &'a mut [T]);
@@ -143,13 +124,112 @@ impl<T> Lanes<T> for Scratch<'_, T> {
     }
 }
 
+/// One tile: `n <= TILE` consecutive positions as the vector lanes, the block's positions
+/// `k0..k0 + n`. Class `c`'s values are `x[c * cs..][..n]` (and `y[c * cs..][..n]` for a
+/// kernel with a second class-shaped input); a tile writes its outputs into lanes
+/// `at..at + n` of each class.
+#[derive(Clone, Copy)]
+pub(crate) struct Tile<'a, T> {
+    pub x: &'a [T],
+    pub y: &'a [T],
+    pub cs: usize,
+    pub k0: usize,
+    pub n: usize,
+    pub at: usize,
+}
+
+/// A class-axis kernel as the driver sees it: its maths on a tile, and on one long row.
+///
+/// Every method is `#[inline(always)]` in the implementations: the driver runs inside the
+/// dispatched copies (AVX2, AVX-512), and a method that is not inlined there would be compiled
+/// for the baseline CPU (no FMA).
+pub(crate) trait TileKernel<T: Float> {
+    /// Whether the kernel reads a second class-shaped input (probability targets).
+    const PAIRED: bool;
+    /// The tile's losses (kept by the kernel) and its class-shaped output into `out`, if given.
+    fn tile<G: Lanes<T>>(&mut self, t: Tile<'_, T>, out: Option<&mut G>);
+    /// Position `k` of a block of rows of more than [`SMALL`] classes (contiguous), its outputs
+    /// into `out.row(k)`, if given.
+    fn row(&mut self, b: &Block, k: usize, out: Option<&mut ClassOut<'_, T>>);
+}
+
+/// Runs a class-axis kernel over block `b` of `x` (and of `y`, for a paired kernel), classes
+/// `cs` apart, its class-shaped output into `out`:
+/// - strided positions (`[N, C, d..]`, `inner > 1`) a tile of `TILE` at a time, in place;
+/// - rows of at most [`SMALL`] classes (`[N, C]`) copied class-major, `TILE` rows at a time,
+///   into a scratch tile on the stack, run through the same tile code with the rows as its
+///   lanes, and the output copied back;
+/// - longer rows one at a time ([`TileKernel::row`]).
+///
+/// A full tile is its own copy of the tile code, with the lane count a constant.
+#[inline(always)]
+pub(crate) fn drive<T: Float, K: TileKernel<T>>(
+    k: &mut K,
+    (x, y): (&[T], &[T]),
+    b: Block,
+    (cs, classes): (usize, usize),
+    mut out: Option<&mut ClassOut<'_, T>>,
+) {
+    if b.lane_stride == 1 && cs != 1 {
+        for k0 in (0..b.len).step_by(TILE) {
+            let n = TILE.min(b.len - k0);
+            let y = if K::PAIRED { &y[b.base + k0..] } else { &[][..] };
+            let t = Tile { x: &x[b.base + k0..], y, cs, k0, n, at: k0 };
+            if n == TILE {
+                k.tile(Tile { n: TILE, ..t }, out.as_deref_mut());
+            } else {
+                k.tile(t, out.as_deref_mut());
+            }
+        }
+    } else if (1..=SMALL).contains(&classes) {
+        if K::PAIRED {
+            let mut ys = [T::ZERO; SMALL * TILE];
+            scratch_rows(k, x, Some((y, &mut ys)), b, classes, out);
+        } else {
+            scratch_rows(k, x, None, b, classes, out);
+        }
+    } else {
+        for kk in 0..b.len {
+            k.row(&b, kk, out.as_deref_mut());
+        }
+    }
+}
+
+/// [`drive`]'s rows of at most [`SMALL`] classes, through scratch tiles.
+#[inline(always)]
+fn scratch_rows<T: Float, K: TileKernel<T>>(
+    k: &mut K,
+    x: &[T],
+    mut y: Option<(&[T], &mut [T; SMALL * TILE])>,
+    b: Block,
+    classes: usize,
+    mut out: Option<&mut ClassOut<'_, T>>,
+) {
+    let (mut xs, mut os) = ([T::ZERO; SMALL * TILE], [T::ZERO; SMALL * TILE]);
+    for k0 in (0..b.len).step_by(TILE) {
+        let n = TILE.min(b.len - k0);
+        let rows = b.base + k0 * classes..b.base + (k0 + n) * classes;
+        to_columns(&x[rows.clone()], &mut xs, classes);
+        if let Some((y, ys)) = &mut y {
+            to_columns(&y[rows], &mut ys[..], classes);
+        }
+        let ys: &[T] = y.as_ref().map_or(&[], |(_, ys)| &ys[..]);
+        let t = Tile { x: &xs, y: ys, cs: TILE, k0, n, at: 0 };
+        let mut scratch = Scratch(&mut os);
+        k.tile(t, out.is_some().then_some(&mut scratch));
+        if let Some(o) = &mut out {
+            from_columns(&os, o.rows(k0, n), classes);
+        }
+    }
+}
+
 /// Per lane of positions `p0..p0 + n`: the class label (`u32::MAX` if ignored).
 #[inline(always)]
 pub(crate) fn labels<L: Label>(ignore_index: Option<i64>, target: &[L], p0: usize, n: usize) -> [u32; TILE] {
     let mut lab = [u32::MAX; TILE];
     for (j, l) in lab[..n].iter_mut().enumerate() {
         let t = target[p0 + j];
-        if let Some(t) = ignore_index.map_or(Some(t.to_i128() as usize), |ii| class_of(t, ii)) {
+        if let Some(t) = ignore_index.map_or(Some(t.to_i128() as usize), |ii| t.class_of(ii)) {
             *l = t as u32;
         }
     }
@@ -159,8 +239,10 @@ pub(crate) fn labels<L: Label>(ignore_index: Option<i64>, target: &[L], p0: usiz
 /// Rows `[n, classes]` into the class-major scratch (class `c` at `c * TILE`).
 #[inline(always)]
 pub(crate) fn to_columns<T: Float>(rows: &[T], xs: &mut [T], classes: usize) {
-    if T::to_columns_wide(rows, xs, classes) {
-        return;
+    if let (Some(r), Some(x)) = (T::f32s(rows), T::f32s_mut(xs)) {
+        if simd::to_columns_f32(r, x, classes) {
+            return;
+        }
     }
     // A constant count lets the copy vectorise (interleaved loads).
     match classes {
@@ -183,8 +265,10 @@ pub(crate) fn to_columns_of<T: Copy>(rows: &[T], xs: &mut [T], classes: usize) {
 /// The class-major scratch back into rows `[n, classes]`.
 #[inline(always)]
 pub(crate) fn from_columns<T: Float>(xs: &[T], rows: &mut [T], classes: usize) {
-    if T::from_columns_wide(xs, rows, classes) {
-        return;
+    if let (Some(x), Some(r)) = (T::f32s(xs), T::f32s_mut(rows)) {
+        if simd::from_columns_f32(x, r, classes) {
+            return;
+        }
     }
     // As in `to_columns` (interleaved stores).
     match classes {

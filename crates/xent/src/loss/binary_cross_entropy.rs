@@ -14,9 +14,9 @@
 //!
 //! # Example
 //! ```
-//! use xent::{BceWithLogits, BceWithLogitsOptions, Tensor, View};
-//! let loss = BceWithLogits::new(BceWithLogitsOptions {
-//!     pos_weight: Some(Tensor::new(vec![3.0f32], vec![1])?),
+//! use xent::{BceWithLogitsLoss, BceWithLogitsOptions, Loss, View, WeightTensor};
+//! let loss = BceWithLogitsLoss::new(BceWithLogitsOptions {
+//!     pos_weight: Some(WeightTensor::new(vec![3.0f32], vec![1])?),
 //!     ..Default::default()
 //! })?;
 //! let out = loss.forward(View::new(&[1e4f32, -1e4], &[2])?, View::new(&[0.0, 1.0], &[2])?)?;
@@ -25,20 +25,20 @@
 //! # Ok::<(), xent::Error>(())
 //! ```
 
-use super::{run_elementwise, Backward, Tensor};
+use super::{run_elementwise, Backward, Loss, WeightTensor};
 use crate::error::Result;
 use crate::float::Float;
-use crate::kernel::simd;
+use crate::kernel;
 use crate::layout::Broadcast;
 use crate::reduction::{EmptyMean, LossOutput, Reduction};
 use crate::validate;
 use crate::view::View;
 
-/// Options of [`Bce`], PyTorch's names and defaults.
+/// Options of [`BceLoss`], PyTorch's names and defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BceOptions<T> {
     /// Element weight, broadcast against the input. Default: none.
-    pub weight: Option<Tensor<T>>,
+    pub weight: Option<WeightTensor<T>>,
     /// Default: [`Reduction::Mean`] (over all elements).
     pub reduction: Reduction,
     /// What a mean over an empty input gives. Default: [`EmptyMean::Nan`], as PyTorch.
@@ -53,70 +53,57 @@ impl<T> Default for BceOptions<T> {
 
 /// Binary cross-entropy on probabilities in `[0, 1]` (see the [module docs](self)).
 #[derive(Debug, Clone)]
-pub struct Bce<T> {
+pub struct BceLoss<T> {
     options: BceOptions<T>,
 }
 
 /// The broadcast map of an optional weight against `input`.
 fn bcast<'a, T: Float>(
     what: &'static str,
-    w: &'a Option<Tensor<T>>,
+    w: &'a Option<WeightTensor<T>>,
     input: &[usize],
 ) -> Result<Option<(&'a [T], Broadcast)>> {
     w.as_ref().map(|w| Ok((w.values(), Broadcast::new(what, w.shape(), input)?))).transpose()
 }
 
-impl<T: Float> Bce<T> {
-    /// Takes the options (a [`Tensor`]'s values are checked when it is built).
+impl<T: Float> BceLoss<T> {
+    /// Takes the options (a [`WeightTensor`]'s values are checked when it is built).
     ///
     /// # Errors
     /// None today; kept fallible like every loss's `new`.
     pub fn new(options: BceOptions<T>) -> Result<Self> {
-        Ok(Bce { options })
+        Ok(BceLoss { options })
     }
+}
 
-    /// The loss.
-    ///
-    /// # Errors
-    /// A target shape other than the input's, a weight that does not broadcast, an input
-    /// element outside `[0, 1]` (or NaN).
-    pub fn forward(&self, input: View<'_, T>, target: View<'_, T>) -> Result<LossOutput<T>> {
-        self.run(input, target, None)
-    }
-
-    /// The loss and `d(sum(loss * grad_output)) / d(input)` into `grad_input`, in one pass.
-    ///
-    /// # Errors
-    /// As [`forward`](Self::forward), and for gradient buffers of the wrong length.
-    pub fn forward_backward(
+/// Probabilities `input` in `[0, 1]` for targets of the same shape.
+///
+/// # Errors
+/// A target shape other than the input's, a weight that does not broadcast, an input element
+/// outside `[0, 1]` (or NaN).
+impl<T: Float> Loss<T, T> for BceLoss<T> {
+    fn evaluate(
         &self,
         input: View<'_, T>,
         target: View<'_, T>,
-        grad_output: &[T],
-        grad_input: &mut [T],
+        backward: Option<Backward<'_, T>>,
     ) -> Result<LossOutput<T>> {
-        self.run(input, target, Some((grad_output, grad_input)))
-    }
-
-    fn run(&self, input: View<'_, T>, target: View<'_, T>, backward: Backward<'_, T>) -> Result<LossOutput<T>> {
         let o = &self.options;
         let w = bcast("weight", &o.weight, input.shape())?;
         validate::unit_interval("input", input.data())?;
         let w = w.as_ref().map(|(v, m)| (*v, m));
-        run_elementwise(input, target, o.reduction, o.empty_mean, backward, |r, up, g, l| {
-            simd::bce(input.data(), target.data(), w, r, up, g, l)
-        })
+        run_elementwise(input, target, o.reduction, o.empty_mean, backward, |e| kernel::run(kernel::Bce { e, w }))
     }
 }
 
-/// Options of [`BceWithLogits`], PyTorch's names and defaults.
+/// Options of [`BceWithLogitsLoss`], PyTorch's names and defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BceWithLogitsOptions<T> {
     /// Element weight, broadcast against the input. Default: none.
-    pub weight: Option<Tensor<T>>,
+    pub weight: Option<WeightTensor<T>>,
     /// Weight `q` of the positive term, broadcast against the input (`[C, 1, 1]` per class of
     /// `[N, C, H, W]`). Default: none (1).
-    pub pos_weight: Option<Tensor<T>>,
+    pub pos_weight: Option<WeightTensor<T>>,
     /// Default: [`Reduction::Mean`] (over all elements).
     pub reduction: Reduction,
     /// What a mean over an empty input gives. Default: [`EmptyMean::Nan`], as PyTorch.
@@ -131,49 +118,38 @@ impl<T> Default for BceWithLogitsOptions<T> {
 
 /// Binary cross-entropy on logits, numerically stable (see the [module docs](self)).
 #[derive(Debug, Clone)]
-pub struct BceWithLogits<T> {
+pub struct BceWithLogitsLoss<T> {
     options: BceWithLogitsOptions<T>,
 }
 
-impl<T: Float> BceWithLogits<T> {
-    /// Takes the options (a [`Tensor`]'s values are checked when it is built).
+impl<T: Float> BceWithLogitsLoss<T> {
+    /// Takes the options (a [`WeightTensor`]'s values are checked when it is built).
     ///
     /// # Errors
     /// None today; kept fallible like every loss's `new`.
     pub fn new(options: BceWithLogitsOptions<T>) -> Result<Self> {
-        Ok(BceWithLogits { options })
+        Ok(BceWithLogitsLoss { options })
     }
+}
 
-    /// The loss.
-    ///
-    /// # Errors
-    /// A target shape other than the input's, a weight or pos_weight that does not broadcast.
-    pub fn forward(&self, input: View<'_, T>, target: View<'_, T>) -> Result<LossOutput<T>> {
-        self.run(input, target, None)
-    }
-
-    /// The loss and `d(sum(loss * grad_output)) / d(input)` into `grad_input`, in one pass.
-    ///
-    /// # Errors
-    /// As [`forward`](Self::forward), and for gradient buffers of the wrong length.
-    pub fn forward_backward(
+/// Logits `input` for targets of the same shape (any real values, as in PyTorch).
+///
+/// # Errors
+/// A target shape other than the input's, a weight or pos_weight that does not broadcast.
+impl<T: Float> Loss<T, T> for BceWithLogitsLoss<T> {
+    fn evaluate(
         &self,
         input: View<'_, T>,
         target: View<'_, T>,
-        grad_output: &[T],
-        grad_input: &mut [T],
+        backward: Option<Backward<'_, T>>,
     ) -> Result<LossOutput<T>> {
-        self.run(input, target, Some((grad_output, grad_input)))
-    }
-
-    fn run(&self, input: View<'_, T>, target: View<'_, T>, backward: Backward<'_, T>) -> Result<LossOutput<T>> {
         let o = &self.options;
         let w = bcast("weight", &o.weight, input.shape())?;
         let q = bcast("pos_weight", &o.pos_weight, input.shape())?;
         let w = w.as_ref().map(|(v, m)| (*v, m));
         let q = q.as_ref().map(|(v, m)| (*v, m));
-        run_elementwise(input, target, o.reduction, o.empty_mean, backward, |r, up, g, l| {
-            simd::bce_with_logits(input.data(), target.data(), w, q, r, up, g, l)
+        run_elementwise(input, target, o.reduction, o.empty_mean, backward, |e| {
+            kernel::run(kernel::BceWithLogits { e, w, q })
         })
     }
 }

@@ -16,25 +16,24 @@
 //! # Example
 //! The seed's worked number, `CrossEntropyLoss()([[1, 2, 3]], [2]) = 0.4076`:
 //! ```
-//! use xent::{CrossEntropy, View};
-//! let ce = CrossEntropy::new(Default::default())?;
+//! use xent::{CrossEntropyLoss, Loss, View};
+//! let ce = CrossEntropyLoss::new(Default::default())?;
 //! let out = ce.forward(View::new(&[1.0f32, 2.0, 3.0], &[1, 3])?, View::new(&[2i64], &[1])?)?;
 //! assert!((out.scalar().unwrap() - 0.4076).abs() < 1e-4);
 //! # Ok::<(), xent::Error>(())
 //! ```
 
-use super::IndexOptions;
+use super::{Backward, IndexKernel, IndexOptions, Loss};
 use crate::error::{Error, Result};
 use crate::float::{Float, Label};
-use crate::kernel::cross_entropy::IndexParams;
-use crate::kernel::simd;
+use crate::kernel::{self, IndexParams};
 use crate::layout::Layout;
 use crate::reduction::{EmptyMean, LossOutput, Reducer, Reduction};
 use crate::sum::ExactSum;
 use crate::validate;
 use crate::view::View;
 
-/// Options of [`CrossEntropy`], PyTorch's names and defaults.
+/// Options of [`CrossEntropyLoss`], PyTorch's names and defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CrossEntropyOptions<T> {
     /// One weight per class, `[C]`, finite. Default: none (every class weighs 1).
@@ -63,12 +62,12 @@ impl<T> Default for CrossEntropyOptions<T> {
 
 /// Cross-entropy loss with checked options (see the [module docs](self)).
 #[derive(Debug, Clone)]
-pub struct CrossEntropy<T> {
+pub struct CrossEntropyLoss<T> {
     options: CrossEntropyOptions<T>,
     smoothing: T,
 }
 
-impl<T: Float> CrossEntropy<T> {
+impl<T: Float> CrossEntropyLoss<T> {
     /// Checks the options once.
     ///
     /// # Errors
@@ -86,7 +85,7 @@ impl<T: Float> CrossEntropy<T> {
         if let Some(w) = &options.weight {
             validate::finite("weight", w)?;
         }
-        Ok(CrossEntropy { smoothing: T::from_f64(e), options })
+        Ok(CrossEntropyLoss { smoothing: T::from_f64(e), options })
     }
 
     /// The options.
@@ -105,31 +104,6 @@ impl<T: Float> CrossEntropy<T> {
         }
     }
 
-    /// The loss for class-index targets.
-    ///
-    /// # Errors
-    /// Shape mismatches, a target outside `0..C` that is not `ignore_index`, a weight of the
-    /// wrong length.
-    pub fn forward<L: Label>(&self, input: View<'_, T>, target: View<'_, L>) -> Result<LossOutput<T>> {
-        self.index().run(crate::kernel::simd::cross_entropy::<T, L>, input, target, None)
-    }
-
-    /// The loss, and `d(sum(loss * grad_output)) / d(input)` written into `grad_input` (the
-    /// input's length), reading the logits once. `grad_output` has the output's shape: one
-    /// element for a reduced loss (`[1.0]` for the plain gradient).
-    ///
-    /// # Errors
-    /// As [`forward`](Self::forward), and for a `grad_output` or `grad_input` of the wrong length.
-    pub fn forward_backward<L: Label>(
-        &self,
-        input: View<'_, T>,
-        target: View<'_, L>,
-        grad_output: &[T],
-        grad_input: &mut [T],
-    ) -> Result<LossOutput<T>> {
-        self.index().run(crate::kernel::simd::cross_entropy::<T, L>, input, target, Some((grad_output, grad_input)))
-    }
-
     /// The mean's denominator for these class-index targets: the sum of the class weights of the
     /// non-ignored targets. It reads the targets only (see [`LossOutput`] for its use).
     ///
@@ -139,35 +113,11 @@ impl<T: Float> CrossEntropy<T> {
         Ok(self.index().check(input_shape, target)?.1)
     }
 
-    /// The loss for probability targets (the input's shape; any real values, as in PyTorch).
-    /// `ignore_index` does not apply; the mean divides by the number of samples `N * d1..dk`.
-    ///
-    /// # Errors
-    /// A target shape other than the input's, a weight of the wrong length.
-    pub fn forward_probs(&self, input: View<'_, T>, target: View<'_, T>) -> Result<LossOutput<T>> {
-        self.probs(input, target, None)
-    }
-
-    /// [`forward_probs`](Self::forward_probs) fused with the gradient, as
-    /// [`forward_backward`](Self::forward_backward).
-    ///
-    /// # Errors
-    /// As [`forward_probs`](Self::forward_probs), and for gradient buffers of the wrong length.
-    pub fn forward_backward_probs(
-        &self,
-        input: View<'_, T>,
-        target: View<'_, T>,
-        grad_output: &[T],
-        grad_input: &mut [T],
-    ) -> Result<LossOutput<T>> {
-        self.probs(input, target, Some((grad_output, grad_input)))
-    }
-
     fn probs(
         &self,
         input: View<'_, T>,
         target: View<'_, T>,
-        backward: super::Backward<'_, T>,
+        backward: Option<Backward<'_, T>>,
     ) -> Result<LossOutput<T>> {
         let lay = Layout::classes_of(input.shape())?;
         if target.shape() != input.shape() {
@@ -193,8 +143,40 @@ impl<T: Float> CrossEntropy<T> {
             denominator: ExactSum::from(lay.positions() as f64),
         };
         let out_shape = Layout::target_shape(input.shape());
-        super::run_blocks(lay, &reducer, out_shape, input.len(), backward, |b, up, g, l| {
-            simd::cross_entropy_probs(input.data(), target.data(), &params, b, up, g, l)
+        super::run_blocks(lay, &reducer, out_shape, input.len(), backward, |b, up, grad, loss| {
+            kernel::run(kernel::CrossEntropyProbs { x: input.data(), y: target.data(), p: &params, b, up, grad, loss })
         })
     }
 }
+
+/// Class-index targets `[N, d1..dk]` (or `[]`), of any [`Label`] type: the loss reads the logits
+/// once, keeping the exponentials in the gradient buffer.
+impl<T: Float, L: Label> Loss<T, L> for CrossEntropyLoss<T> {
+    fn evaluate(
+        &self,
+        input: View<'_, T>,
+        target: View<'_, L>,
+        backward: Option<Backward<'_, T>>,
+    ) -> Result<LossOutput<T>> {
+        self.index().run(IndexKernel::CrossEntropy, input, target, backward)
+    }
+}
+
+macro_rules! probability_targets {
+    ($($t:ty),*) => {$(
+        /// Probability targets, the input's shape (any real values, as in PyTorch):
+        /// `ignore_index` does not apply, and the mean divides by the number of samples
+        /// `N * d1..dk`.
+        impl Loss<$t, $t> for CrossEntropyLoss<$t> {
+            fn evaluate(
+                &self,
+                input: View<'_, $t>,
+                target: View<'_, $t>,
+                backward: Option<Backward<'_, $t>>,
+            ) -> Result<LossOutput<$t>> {
+                self.probs(input, target, backward)
+            }
+        }
+    )*};
+}
+probability_targets!(f32, f64);

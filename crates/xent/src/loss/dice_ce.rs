@@ -9,9 +9,9 @@
 //!
 //! # Example
 //! ```
-//! use xent::loss::dice_ce::{DiceCe, DiceCeOptions};
-//! use xent::View;
-//! let loss = DiceCe::new(DiceCeOptions::default())?;
+//! use xent::loss::dice_ce::{DiceCeLoss, DiceCeOptions};
+//! use xent::{Loss, View};
+//! let loss = DiceCeLoss::new(DiceCeOptions::default())?;
 //! let x = [2.0f32, -1.0, 0.5, -2.0, 1.0, 0.0]; // [N=1, C=2, H=1, W=3]
 //! let mut grad = [0.0f32; 6];
 //! let out = loss.forward_backward(View::new(&x, &[1, 2, 1, 3])?, View::new(&[0u8, 1, 0], &[1, 1, 3])?, &[1.0], &mut grad)?;
@@ -19,16 +19,16 @@
 //! # Ok::<(), xent::Error>(())
 //! ```
 
-use super::overlap::{DiceLoss, DiceOptions};
+use super::cross_entropy::{CrossEntropyLoss, CrossEntropyOptions};
+use super::dice::{DiceLoss, DiceOptions};
+use super::{Backward, Loss};
 use crate::error::{Error, Result};
 use crate::float::{Float, Label};
-use crate::loss::cross_entropy::{CrossEntropy, CrossEntropyOptions};
 use crate::reduction::{LossOutput, Reduction};
-use crate::sum::ExactSum;
 use crate::validate;
 use crate::view::View;
 
-/// Options of [`DiceCe`].
+/// Options of [`DiceCeLoss`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct DiceCeOptions<T> {
     /// The Dice part. Default: [`DiceOptions::default`] (softmax, mean).
@@ -54,14 +54,14 @@ impl<T> Default for DiceCeOptions<T> {
 
 /// Dice plus cross-entropy (see the [module docs](self)).
 #[derive(Debug, Clone)]
-pub struct DiceCe<T> {
+pub struct DiceCeLoss<T> {
     dice: DiceLoss<T>,
-    ce: CrossEntropy<T>,
+    ce: CrossEntropyLoss<T>,
     lambda_dice: T,
     lambda_ce: T,
 }
 
-impl<T: Float> DiceCe<T> {
+impl<T: Float> DiceCeLoss<T> {
     /// Checks the options once.
     ///
     /// # Errors
@@ -78,48 +78,35 @@ impl<T: Float> DiceCe<T> {
             return Err(Error::InvalidOption {
                 name: "reduction",
                 value: "none".into(),
-                reason: "both parts of DiceCe must reduce to a scalar (mean or sum)",
+                reason: "both parts of DiceCeLoss must reduce to a scalar (mean or sum)",
             });
         }
-        Ok(DiceCe {
+        Ok(DiceCeLoss {
             lambda_dice: T::from_f64(options.lambda_dice),
             lambda_ce: T::from_f64(options.lambda_ce),
             dice: DiceLoss::new(options.dice)?,
-            ce: CrossEntropy::new(options.ce)?,
+            ce: CrossEntropyLoss::new(options.ce)?,
         })
     }
+}
 
-    fn combine(&self, dice: LossOutput<T>, ce: LossOutput<T>) -> LossOutput<T> {
-        let v = self.lambda_dice * dice.loss[0] + self.lambda_ce * ce.loss[0];
-        LossOutput {
-            loss: vec![v],
-            shape: vec![],
-            weighted_sum: ExactSum::from(v.to_f64()),
-            denominator: ExactSum::from(1.0),
-        }
-    }
-
-    /// The loss of scores `input` `[N, C, d1..dk]` for class indices `target` `[N, d1..dk]`.
-    /// The output's `weighted_sum` is the loss itself and its `denominator` 1.
-    ///
-    /// # Errors
-    /// Either part's errors.
-    pub fn forward<L: Label>(&self, input: View<'_, T>, target: View<'_, L>) -> Result<LossOutput<T>> {
-        let dice = self.dice.forward(input, target)?;
-        Ok(self.combine(dice, self.ce.forward(input, target)?))
-    }
-
-    /// The loss and `d(loss * grad_output) / d(input)` into `grad_input`.
-    ///
-    /// # Errors
-    /// Either part's errors, and for gradient buffers of the wrong length.
-    pub fn forward_backward<L: Label>(
+/// Scores `input` `[N, C, d1..dk]` for class indices `target` `[N, d1..dk]`. The output's
+/// `weighted_sum` is the loss itself and its `denominator` 1.
+///
+/// # Errors
+/// Either part's errors, and for gradient buffers of the wrong length.
+impl<T: Float, L: Label> Loss<T, L> for DiceCeLoss<T> {
+    fn evaluate(
         &self,
         input: View<'_, T>,
         target: View<'_, L>,
-        grad_output: &[T],
-        grad_input: &mut [T],
+        backward: Option<Backward<'_, T>>,
     ) -> Result<LossOutput<T>> {
+        let (ld, lc) = (self.lambda_dice, self.lambda_ce);
+        let Some(Backward { grad_output, grad_input }) = backward else {
+            let dice = self.dice.forward(input, target)?;
+            return Ok(LossOutput::combine(&[(ld, &dice), (lc, &self.ce.forward(input, target)?)]));
+        };
         let go = match grad_output {
             [g] => *g,
             _ => {
@@ -131,9 +118,10 @@ impl<T: Float> DiceCe<T> {
             }
         };
         // Check the Dice part's arguments before the cross-entropy writes the gradient.
-        let dice_value = self.dice.forward(input, target)?;
-        let ce = self.ce.forward_backward(input, target, &[go * self.lambda_ce], grad_input)?;
-        self.dice.run(input, target, Some((&[go * self.lambda_dice], grad_input)), true)?;
-        Ok(self.combine(dice_value, ce))
+        let dice = self.dice.forward(input, target)?;
+        let ce = self.ce.forward_backward(input, target, &[go * lc], grad_input)?;
+        let up = [go * ld];
+        self.dice.run(input, target, Some(Backward { grad_output: &up, grad_input }), true)?;
+        Ok(LossOutput::combine(&[(ld, &dice), (lc, &ce)]))
     }
 }

@@ -21,24 +21,23 @@
 //! # Example
 //! `gamma = 0` with softmax is cross-entropy divided by the number of classes:
 //! ```
-//! use xent::loss::focal::{FocalLoss, FocalOptions};
-//! use xent::{CrossEntropy, View};
+//! use xent::{Activation, FocalLoss, FocalOptions};
+//! use xent::{CrossEntropyLoss, Loss, View};
 //! let x = [1.0f64, 0.5, -1.0, 2.0, 0.0, 0.3]; // [N=1, C=2, H=1, W=3]
 //! let t = [1u8, 0, 1];
 //! let (xv, tv) = (View::new(&x, &[1, 2, 1, 3])?, View::new(&t, &[1, 1, 3])?);
-//! let focal = FocalLoss::new(FocalOptions { gamma: 0.0, use_softmax: true, ..Default::default() })?;
-//! let ce = CrossEntropy::new(Default::default())?;
+//! let focal = FocalLoss::new(FocalOptions { gamma: 0.0, activation: Activation::Softmax, ..Default::default() })?;
+//! let ce = CrossEntropyLoss::new(Default::default())?;
 //! let (f, c) = (focal.forward(xv, tv)?.scalar().unwrap(), ce.forward(xv, tv)?.scalar().unwrap());
 //! assert!((f - c / 2.0).abs() < 1e-12);
 //! # Ok::<(), xent::Error>(())
 //! ```
 
-use super::{check_grad_len, Backward};
+use super::{check_grad_len, Backward, Loss};
 use crate::error::{Error, Result};
 use crate::float::{Float, Label};
-pub use crate::kernel::focal::FocalAlpha;
-use crate::kernel::focal::{FocalParams, FocalUp};
-use crate::kernel::simd;
+use crate::kernel::{self, FocalData, FocalParams, Upstream};
+pub use crate::kernel::{Activation, FocalAlpha};
 use crate::par;
 use crate::reduction::{EmptyMean, LossOutput, Reducer, Reduction};
 use crate::sum::ExactSum;
@@ -56,8 +55,9 @@ pub struct FocalOptions<T> {
     pub alpha: FocalAlpha<T>,
     /// Per included class, `>= 0`. Default: none.
     pub weight: Option<Vec<T>>,
-    /// Softmax over the classes instead of a sigmoid per class. Default: false.
-    pub use_softmax: bool,
+    /// [`Activation::Sigmoid`] per class (MONAI's `use_softmax=False`, the default) or
+    /// [`Activation::Softmax`] over the classes (`use_softmax=True`); `Identity` is refused.
+    pub activation: Activation,
     /// Target pixels with this value are left out. Default: none.
     pub ignore_index: Option<i64>,
     /// Default: [`Reduction::Mean`].
@@ -71,7 +71,7 @@ impl<T> Default for FocalOptions<T> {
             gamma: 2.0,
             alpha: FocalAlpha::None,
             weight: None,
-            use_softmax: false,
+            activation: Activation::Sigmoid,
             ignore_index: None,
             reduction: Reduction::Mean,
         }
@@ -99,6 +99,13 @@ impl<T: Float> FocalLoss<T> {
                 reason: "must be >= 0",
             });
         }
+        if options.activation == Activation::Identity {
+            return Err(Error::InvalidOption {
+                name: "activation",
+                value: "identity".into(),
+                reason: "the focal loss takes logits: softmax or sigmoid",
+            });
+        }
         match &options.alpha {
             FocalAlpha::Scalar(a) => validate::finite_option("alpha", *a)?,
             FocalAlpha::PerClass(a) => validate::finite("alpha", a)?,
@@ -116,15 +123,23 @@ impl<T: Float> FocalLoss<T> {
         }
         Ok(FocalLoss { options })
     }
+}
 
-    fn run<L: Label>(
+/// Scores `input` `[N, C, d1..dk]` for class indices `target` `[N, d1..dk]`.
+///
+/// # Errors
+/// Shapes, labels outside `0..C` (other than `ignore_index`), weight or alpha of the wrong
+/// length.
+impl<T: Float, L: Label> Loss<T, L> for FocalLoss<T> {
+    fn evaluate(
         &self,
         input: View<'_, T>,
         target: View<'_, L>,
-        backward: Backward<'_, T>,
+        backward: Option<Backward<'_, T>>,
     ) -> Result<LossOutput<T>> {
         let o = &self.options;
-        let lay = super::overlap::check_segmentation(input, target, o.ignore_index)?;
+        let use_softmax = o.activation == Activation::Softmax;
+        let lay = validate::check_segmentation(input, target, o.ignore_index)?;
         let first = usize::from(!o.include_background && lay.classes > 1);
         let ci = lay.classes - first;
         let per_class = |what: &'static str, v: &[T]| -> Result<()> {
@@ -136,7 +151,7 @@ impl<T: Float> FocalLoss<T> {
         if let Some(w) = &o.weight {
             per_class("weight", w)?;
         }
-        let (alpha_pos, alpha_neg): (Option<Vec<T>>, Option<T>) = match (&o.alpha, o.use_softmax) {
+        let (alpha_pos, alpha_neg): (Option<Vec<T>>, Option<T>) = match (&o.alpha, use_softmax) {
             (FocalAlpha::None, _) => (None, None),
             (FocalAlpha::PerClass(a), _) => {
                 per_class("alpha", a)?;
@@ -157,7 +172,7 @@ impl<T: Float> FocalLoss<T> {
             class_stride: lay.class_stride(),
             inner: lay.inner,
             first,
-            softmax: o.use_softmax,
+            softmax: use_softmax,
             gamma: T::from_f64(o.gamma),
             alpha_pos: alpha_pos.as_deref(),
             alpha_neg,
@@ -169,7 +184,7 @@ impl<T: Float> FocalLoss<T> {
             .data()
             .chunks(lay.inner.max(1))
             .map(|s| match o.ignore_index {
-                Some(ii) => s.iter().filter(|t| validate::class_of(**t, ii).is_some()).count(),
+                Some(ii) => s.iter().filter(|t| t.class_of(ii).is_some()).count(),
                 None => s.len(),
             })
             .take(lay.outer)
@@ -178,12 +193,11 @@ impl<T: Float> FocalLoss<T> {
         let out_shape: Vec<usize> = [&[lay.outer, ci][..], &input.shape()[2..]].concat();
         let reducer = Reducer { reduction: o.reduction, empty: EmptyMean::Nan, denominator: ExactSum::from(elements) };
         let per_sample: Vec<T>;
-        let (up, grad): (Option<FocalUp<'_, T>>, &mut [T]) = match backward {
-            Some((go, gi)) => {
+        let (up, grad): (Option<Upstream<'_, T>>, &mut [T]) = match backward {
+            Some(Backward { grad_output: go, grad_input: gi }) => {
                 check_grad_len(gi, input.len())?;
                 let up = match reducer.upstream(go, &out_shape)? {
-                    crate::reduction::Upstream::Each(g) => FocalUp::Each(g),
-                    crate::reduction::Upstream::All(g) => {
+                    Upstream::All(g) => {
                         per_sample = match o.reduction {
                             Reduction::Sum => valid
                                 .iter()
@@ -191,25 +205,27 @@ impl<T: Float> FocalLoss<T> {
                                 .collect(),
                             _ => vec![g; lay.outer],
                         };
-                        FocalUp::PerSample(&per_sample)
+                        Upstream::PerSample(&per_sample)
                     }
+                    up => up,
                 };
                 (Some(up), gi)
             }
             None => (None, &mut []),
         };
         let mut full = vec![T::ZERO; if o.reduction == Reduction::None { input.len() } else { 0 }];
-        let parts = par::for_blocks(lay, grad, &mut [], |b, g, _| {
+        let data = |b, up| FocalData { x: input.data(), target: target.data(), o: &params, b, up };
+        let parts = par::for_blocks(lay, grad, &mut [], |b, grad, _| {
             let n0 = b.p0 / lay.inner.max(1);
             let span = if b.len == 0 { 1 } else { (b.p0 + b.len - 1) / lay.inner - n0 + 1 };
             let mut sums = vec![0.0; span];
-            simd::focal(input.data(), target.data(), &params, b, up, g, None, &mut sums);
+            kernel::run(kernel::Focal { d: data(b, up), grad, loss: None, sums: &mut sums });
             (n0, sums)
         });
         if !full.is_empty() {
-            par::for_blocks(lay, &mut full, &mut [], |b, l, _| {
+            par::for_blocks(lay, &mut full, &mut [], |b, loss, _| {
                 let mut sums = vec![0.0; b.len];
-                simd::focal(input.data(), target.data(), &params, b, None, None, l, &mut sums);
+                kernel::run(kernel::Focal { d: data(b, None), grad: None, loss, sums: &mut sums });
             });
         }
         let mut per_n = vec![0.0; lay.outer];
@@ -231,39 +247,8 @@ impl<T: Float> FocalLoss<T> {
                 reducer.finish(kept, out_shape, total)
             }
             Reduction::Mean => reducer.finish(vec![], out_shape, total),
-            Reduction::Sum => {
-                let s = per_n.iter().zip(&valid).map(|(&v, &c)| if c == 0 { 0.0 } else { v / c as f64 }).sum::<f64>();
-                LossOutput {
-                    loss: vec![T::from_f64(s)],
-                    shape: vec![],
-                    weighted_sum: total,
-                    denominator: ExactSum::from(elements),
-                }
-            }
+            Reduction::Sum => reducer.finish_sample_means(&per_n, &valid, total),
         };
         Ok(out)
-    }
-
-    /// The loss of scores `input` `[N, C, d1..dk]` for class indices `target` `[N, d1..dk]`.
-    ///
-    /// # Errors
-    /// Shapes, labels outside `0..C` (other than `ignore_index`), weight or alpha of the wrong
-    /// length.
-    pub fn forward<L: Label>(&self, input: View<'_, T>, target: View<'_, L>) -> Result<LossOutput<T>> {
-        self.run(input, target, None)
-    }
-
-    /// The loss and `d(sum(loss * grad_output)) / d(input)` into `grad_input`.
-    ///
-    /// # Errors
-    /// As [`forward`](Self::forward), and for gradient buffers of the wrong length.
-    pub fn forward_backward<L: Label>(
-        &self,
-        input: View<'_, T>,
-        target: View<'_, L>,
-        grad_output: &[T],
-        grad_input: &mut [T],
-    ) -> Result<LossOutput<T>> {
-        self.run(input, target, Some((grad_output, grad_input)))
     }
 }

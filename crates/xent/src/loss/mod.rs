@@ -1,32 +1,142 @@
-//! One file per loss: options -> `new()` -> `forward` / `forward_backward`.
+//! The [`Loss`] trait, and one file per loss: options -> `new()` -> [`Loss::evaluate`].
+//!
+//! # The overlap losses
+//! Overlap losses with MONAI's semantics: Dice (and Jaccard), generalized Dice, Tversky.
+//!
+//! Scores `x` `[N, C, d1..dk]` (k >= 1) are activated to `p` (softmax over C, sigmoid, or used
+//! as they are), the class-index target `[N, d1..dk]` becomes the one-hot `g`, and per group
+//! (one per sample, or one for the whole batch with `batch`) and class:
+//! ```text
+//! tp = sum p g,   P = sum p^ord (ord 2 with squared_pred),   G = sum g
+//! dice:        l = 1 - (2 tp + s_nr) / (P + G + s_dr)                 (times weight_c)
+//! jaccard:     l = 1 - (2 tp + s_nr) / (2 (P + G - tp) + s_dr)
+//! tversky:     l = 1 - (tp + s_nr) / (tp + alpha (P - tp) + beta (G - tp) + s_dr)
+//! generalized: l = 1 - (2 sum_c w_c tp_c + s_nr) / (sum_c w_c (P_c + G_c) + s_dr)   per group,
+//!              w_c = 1 / G_c (simple), 1 / G_c^2 (square) or 1 (uniform); a class absent from
+//!              the group (G_c = 0) takes the group's largest finite w.
+//! ```
+//! `include_background = false` drops class 0 from the sums (softmax still runs over all
+//! classes). A class absent from a group has `tp = G = 0`: its Dice is `1 - s_nr / (P + s_dr)`,
+//! close to 1 unless the prediction is empty too, where the smoothing terms make it 0.
+//! Pixels whose target is `ignore_index` leave every sum and get a zero gradient. Reductions
+//! average or add the losses of all (group, class) pairs (the groups for the generalized Dice);
+//! [`Reduction::None`] returns them, `[N, C']` (`[C']` with `batch`), `[N]` (`[1]`) for the
+//! generalized Dice.
+//!
+//! PyTorch ecosystem: `monai.losses.DiceLoss`, `GeneralizedDiceLoss`, `TverskyLoss` with
+//! `to_onehot_y=True`. The weights of the generalized Dice are computed in `f32`, as MONAI does.
+//!
+//! # Example
+//! A perfect one-hot prediction has a Dice loss of (nearly) zero:
+//! ```
+//! use xent::{Activation, DiceLoss, DiceOptions};
+//! use xent::{Loss, View};
+//! let dice = DiceLoss::new(DiceOptions { activation: Activation::Identity, ..Default::default() })?;
+//! // [N=1, C=2, H=1, W=3] probabilities and the matching labels
+//! let p = [1.0f64, 0.0, 1.0, /* class 1: */ 0.0, 1.0, 0.0];
+//! let out = dice.forward(View::new(&p, &[1, 2, 1, 3])?, View::new(&[0u8, 1, 0], &[1, 1, 3])?)?;
+//! assert!(out.scalar().unwrap().abs() < 1e-5);
+//! # Ok::<(), xent::Error>(())
+//! ```
 
 pub mod binary_cross_entropy;
 pub mod cross_entropy;
+pub mod dice;
 pub mod dice_ce;
 pub mod focal;
+pub mod generalized_dice;
 pub mod nll;
-pub mod overlap;
+mod overlap;
 pub mod sigmoid_focal;
 pub mod softmax;
+pub mod tversky;
+
+pub use crate::kernel::Activation;
 
 use crate::error::{Error, Result};
 use crate::float::{Float, Label};
-use crate::kernel::cross_entropy::IndexParams;
+use crate::kernel::{self, Block, ClassOut, IndexParams, Upstream};
 use crate::layout::Layout;
-use crate::par::{self, Block, ClassOut};
-use crate::reduction::{EmptyMean, LossOutput, Reducer, Reduction, Upstream};
+use crate::par;
+use crate::reduction::{EmptyMean, LossOutput, Reducer, Reduction};
 use crate::sum::ExactSum;
 use crate::validate;
 use crate::view::{numel, View};
 
-/// An owned tensor: the values of a `weight` or `pos_weight` that broadcasts against the input.
+/// The gradient half of a fused call: the upstream gradient `d(total)/d(loss)` (the output's
+/// shape: one element for a reduced loss, `[1.0]` for the plain gradient) and the buffer that
+/// receives `d(sum(loss * grad_output)) / d(input)` (the input's length; overwritten).
+#[derive(Debug)]
+pub struct Backward<'g, T> {
+    /// The upstream gradient, the output's shape.
+    pub grad_output: &'g [T],
+    /// The input gradient, written in place.
+    pub grad_input: &'g mut [T],
+}
+
+/// A loss of scores `input` (type `T`) for targets of element type `Y`: class indices (any
+/// [`Label`] type) or values of `T` (probabilities, binary targets).
+///
+/// One required method, [`evaluate`](Loss::evaluate); [`forward`](Loss::forward) and
+/// [`forward_backward`](Loss::forward_backward) call it. Every loss of xent implements it,
+/// [`CrossEntropyLoss`](crate::CrossEntropyLoss) for both kinds of target, so adapters and tests
+/// are written once for all of them.
+///
+/// ```
+/// use xent::{CrossEntropyLoss, Loss, View};
+/// let ce = CrossEntropyLoss::new(Default::default())?;
+/// let x = View::new(&[1.0f32, 2.0, 3.0], &[1, 3])?;
+/// let by_index = ce.forward(x, View::new(&[2u8], &[1])?)?;                 // class indices
+/// let by_probs = ce.forward(x, View::new(&[0.0f32, 0.0, 1.0], &[1, 3])?)?; // probabilities
+/// assert!((by_index.scalar().unwrap() - by_probs.scalar().unwrap()).abs() < 1e-6);
+/// # Ok::<(), xent::Error>(())
+/// ```
+pub trait Loss<T: Float, Y: Copy> {
+    /// The loss, and with `backward` its input gradient, reading the input once.
+    ///
+    /// # Errors
+    /// Each loss's own (shapes, targets out of range, weights of the wrong length); with
+    /// `backward`, also a `grad_output` or `grad_input` of the wrong length.
+    fn evaluate(
+        &self,
+        input: View<'_, T>,
+        target: View<'_, Y>,
+        backward: Option<Backward<'_, T>>,
+    ) -> Result<LossOutput<T>>;
+
+    /// The loss.
+    ///
+    /// # Errors
+    /// As [`evaluate`](Loss::evaluate).
+    fn forward(&self, input: View<'_, T>, target: View<'_, Y>) -> Result<LossOutput<T>> {
+        self.evaluate(input, target, None)
+    }
+
+    /// The loss, and `d(sum(loss * grad_output)) / d(input)` written into `grad_input` (see
+    /// [`Backward`]).
+    ///
+    /// # Errors
+    /// As [`evaluate`](Loss::evaluate).
+    fn forward_backward(
+        &self,
+        input: View<'_, T>,
+        target: View<'_, Y>,
+        grad_output: &[T],
+        grad_input: &mut [T],
+    ) -> Result<LossOutput<T>> {
+        self.evaluate(input, target, Some(Backward { grad_output, grad_input }))
+    }
+}
+
+/// An owned weight tensor: the values of a `weight` or `pos_weight` that broadcasts against the
+/// input (NumPy's rules).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Tensor<T> {
+pub struct WeightTensor<T> {
     values: Vec<T>,
     shape: Vec<usize>,
 }
 
-impl<T: Float> Tensor<T> {
+impl<T: Float> WeightTensor<T> {
     /// A tensor of `shape` (row-major).
     ///
     /// # Errors
@@ -35,7 +145,7 @@ impl<T: Float> Tensor<T> {
     pub fn new(values: Vec<T>, shape: Vec<usize>) -> Result<Self> {
         View::new(&values, &shape)?;
         validate::finite("weight", &values)?;
-        Ok(Tensor { values, shape })
+        Ok(WeightTensor { values, shape })
     }
 
     /// The values, row-major.
@@ -48,9 +158,6 @@ impl<T: Float> Tensor<T> {
         &self.shape
     }
 }
-
-/// The gradient half of a fused call: the upstream gradient and the buffer for d(loss)/d(input).
-pub(crate) type Backward<'g, T> = Option<(&'g [T], &'g mut [T])>;
 
 /// Checks the input-gradient buffer's length.
 pub(crate) fn check_grad_len<T>(grad_input: &[T], input_len: usize) -> Result<()> {
@@ -65,8 +172,11 @@ pub(crate) fn check_grad_len<T>(grad_input: &[T], input_len: usize) -> Result<()
 }
 
 /// A class-index kernel: cross-entropy or nll.
-pub(crate) type IndexKernel<T, L> =
-    fn(&[T], &[L], &IndexParams<'_, T>, Block, Upstream<'_, T>, Option<ClassOut<'_, T>>, &mut [T]) -> f64;
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IndexKernel {
+    CrossEntropy,
+    Nll,
+}
 
 /// The options every class-index loss shares.
 #[derive(Debug, Clone, Copy)]
@@ -91,10 +201,10 @@ impl<T: Float> IndexOptions<'_, T> {
     /// Runs `kernel` over every block: the loss, and the gradient if `backward` is given.
     pub fn run<L: Label>(
         &self,
-        kernel: IndexKernel<T, L>,
+        kernel: IndexKernel,
         input: View<'_, T>,
         target: View<'_, L>,
-        backward: Backward<'_, T>,
+        backward: Option<Backward<'_, T>>,
     ) -> Result<LossOutput<T>> {
         let (lay, denominator) = self.check(input.shape(), target)?;
         let weight_sum = match self.weight {
@@ -110,8 +220,12 @@ impl<T: Float> IndexOptions<'_, T> {
             smoothing: self.smoothing,
         };
         let reducer = Reducer { reduction: self.reduction, empty: self.empty_mean, denominator };
-        run_blocks(lay, &reducer, Layout::target_shape(input.shape()), input.len(), backward, |b, up, g, l| {
-            kernel(input.data(), target.data(), &params, b, up, g, l)
+        run_blocks(lay, &reducer, Layout::target_shape(input.shape()), input.len(), backward, |b, up, grad, loss| {
+            let k = kernel::Index { x: input.data(), target: target.data(), p: &params, b, up, grad, loss };
+            match kernel {
+                IndexKernel::CrossEntropy => kernel::run(kernel::CrossEntropy(k)),
+                IndexKernel::Nll => kernel::run(kernel::Nll(k)),
+            }
         })
     }
 }
@@ -123,7 +237,7 @@ pub(crate) fn run_blocks<T, F>(
     reducer: &Reducer,
     out_shape: Vec<usize>,
     input_len: usize,
-    backward: Backward<'_, T>,
+    backward: Option<Backward<'_, T>>,
     f: F,
 ) -> Result<LossOutput<T>>
 where
@@ -131,7 +245,7 @@ where
     F: Fn(Block, Upstream<'_, T>, Option<ClassOut<'_, T>>, &mut [T]) -> f64 + Sync + Send,
 {
     let (up, grad): (Upstream<'_, T>, &mut [T]) = match backward {
-        Some((go, gi)) => {
+        Some(Backward { grad_output: go, grad_input: gi }) => {
             check_grad_len(gi, input_len)?;
             (reducer.upstream(go, &out_shape)?, gi)
         }
@@ -148,12 +262,12 @@ pub(crate) fn run_elementwise<T, F>(
     target: View<'_, T>,
     reduction: Reduction,
     empty_mean: EmptyMean,
-    backward: Backward<'_, T>,
+    backward: Option<Backward<'_, T>>,
     f: F,
 ) -> Result<LossOutput<T>>
 where
     T: Float,
-    F: Fn(std::ops::Range<usize>, Upstream<'_, T>, &mut [T], &mut [T]) -> f64 + Sync + Send,
+    F: Fn(kernel::Elementwise<'_, T>) -> f64 + Sync + Send,
 {
     if target.shape() != input.shape() {
         return Err(Error::ShapeMismatch {
@@ -165,13 +279,15 @@ where
     let shape = input.shape().to_vec();
     let reducer = Reducer { reduction, empty: empty_mean, denominator: ExactSum::from(numel(&shape)? as f64) };
     let (up, grad): (Upstream<'_, T>, &mut [T]) = match backward {
-        Some((go, gi)) => {
+        Some(Backward { grad_output: go, grad_input: gi }) => {
             check_grad_len(gi, input.len())?;
             (reducer.upstream(go, &shape)?, gi)
         }
         None => (Upstream::All(T::ZERO), &mut []),
     };
     let mut per = vec![T::ZERO; reducer.per_element_len(input.len())];
-    let sums = par::for_runs(input.len(), grad, &mut per, |r, g, l| f(r, up, g, l));
+    let (x, y) = (input.data(), target.data());
+    let sums =
+        par::for_runs(input.len(), grad, &mut per, |r, grad, loss| f(kernel::Elementwise { x, y, r, up, grad, loss }));
     Ok(reducer.finish(per, shape, par::exact_sum(sums)))
 }

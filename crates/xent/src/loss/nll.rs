@@ -4,12 +4,12 @@
 //! l = -w_t x_t   (0 where t = ignore_index)
 //! ```
 //! PyTorch: `torch.nn.functional.nll_loss` / `torch.nn.NLLLoss`. Shapes as
-//! [`CrossEntropy`](crate::CrossEntropy) with class-index targets.
+//! [`CrossEntropyLoss`](crate::CrossEntropyLoss) with class-index targets.
 //!
 //! # Example
 //! The seed's worked numbers, `NLLLoss()([[1, 2, 3]], [k]) = -(k + 1)`:
 //! ```
-//! use xent::{NllLoss, View};
+//! use xent::{Loss, NllLoss, View};
 //! let nll = NllLoss::new(Default::default())?;
 //! for k in 0..3i64 {
 //!     let out = nll.forward(View::new(&[1.0f64, 2.0, 3.0], &[1, 3])?, View::new(&[k], &[1])?)?;
@@ -18,10 +18,9 @@
 //! # Ok::<(), xent::Error>(())
 //! ```
 
-use super::IndexOptions;
+use super::{Backward, IndexKernel, IndexOptions, Loss};
 use crate::error::Result;
 use crate::float::{Float, Label};
-use crate::kernel::cross_entropy as k;
 use crate::reduction::{EmptyMean, LossOutput, Reduction};
 use crate::sum::ExactSum;
 use crate::validate;
@@ -75,34 +74,24 @@ impl<T: Float> NllLoss<T> {
         }
     }
 
-    /// The loss of log-probabilities `input` for class-index targets.
+    /// The mean's denominator for these targets (see
+    /// [`CrossEntropyLoss::denominator`](crate::CrossEntropyLoss::denominator)).
     ///
     /// # Errors
-    /// Shape mismatches, a target outside `0..C` that is not `ignore_index`, a weight of the
-    /// wrong length.
-    pub fn forward<L: Label>(&self, input: View<'_, T>, target: View<'_, L>) -> Result<LossOutput<T>> {
-        self.index().run(k::nll::<T, L>, input, target, None)
+    /// As [`Loss::evaluate`].
+    pub fn denominator<L: Label>(&self, input_shape: &[usize], target: View<'_, L>) -> Result<ExactSum> {
+        Ok(self.index().check(input_shape, target)?.1)
     }
+}
 
-    /// The loss and its input gradient (see [`CrossEntropy::forward_backward`](crate::CrossEntropy::forward_backward)).
-    ///
-    /// # Errors
-    /// As [`forward`](Self::forward), and for gradient buffers of the wrong length.
-    pub fn forward_backward<L: Label>(
+/// Log-probabilities `input` `[N, C, d1..dk]` for class-index targets `[N, d1..dk]`.
+impl<T: Float, L: Label> Loss<T, L> for NllLoss<T> {
+    fn evaluate(
         &self,
         input: View<'_, T>,
         target: View<'_, L>,
-        grad_output: &[T],
-        grad_input: &mut [T],
+        backward: Option<Backward<'_, T>>,
     ) -> Result<LossOutput<T>> {
-        self.index().run(k::nll::<T, L>, input, target, Some((grad_output, grad_input)))
-    }
-
-    /// The mean's denominator for these targets (see [`CrossEntropy::denominator`](crate::CrossEntropy::denominator)).
-    ///
-    /// # Errors
-    /// As [`forward`](Self::forward).
-    pub fn denominator<L: Label>(&self, input_shape: &[usize], target: View<'_, L>) -> Result<ExactSum> {
-        Ok(self.index().check(input_shape, target)?.1)
+        self.index().run(IndexKernel::Nll, input, target, backward)
     }
 }

@@ -9,22 +9,22 @@
 //! # Example
 //! With `gamma = 0` and no alpha term it is binary cross-entropy with logits:
 //! ```
-//! use xent::{SigmoidFocal, SigmoidFocalOptions, Reduction, View};
-//! let focal = SigmoidFocal::new(SigmoidFocalOptions { alpha: -1.0, gamma: 0.0, reduction: Reduction::Sum, ..Default::default() })?;
+//! use xent::{Loss, Reduction, SigmoidFocalLoss, SigmoidFocalOptions, View};
+//! let focal = SigmoidFocalLoss::new(SigmoidFocalOptions { alpha: -1.0, gamma: 0.0, reduction: Reduction::Sum, ..Default::default() })?;
 //! let out = focal.forward(View::new(&[0.0f64], &[1])?, View::new(&[1.0], &[1])?)?;
 //! assert!((out.scalar().unwrap() - std::f64::consts::LN_2).abs() < 1e-15);
 //! # Ok::<(), xent::Error>(())
 //! ```
 
-use super::{run_elementwise, Backward};
+use super::{run_elementwise, Backward, Loss};
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::kernel::simd;
+use crate::kernel;
 use crate::reduction::{EmptyMean, LossOutput, Reduction};
 use crate::validate;
 use crate::view::View;
 
-/// Options of [`SigmoidFocal`], torchvision's names and defaults.
+/// Options of [`SigmoidFocalLoss`], torchvision's names and defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SigmoidFocalOptions {
     /// Weight of the positive class; a negative value turns the alpha term off. Default: 0.25.
@@ -45,13 +45,13 @@ impl Default for SigmoidFocalOptions {
 
 /// The sigmoid focal loss with checked options (see the [module docs](self)).
 #[derive(Debug, Clone)]
-pub struct SigmoidFocal<T> {
+pub struct SigmoidFocalLoss<T> {
     options: SigmoidFocalOptions,
     alpha: T,
     gamma: T,
 }
 
-impl<T: Float> SigmoidFocal<T> {
+impl<T: Float> SigmoidFocalLoss<T> {
     /// Checks the options once.
     ///
     /// # Errors
@@ -66,35 +66,25 @@ impl<T: Float> SigmoidFocal<T> {
                 reason: "must be >= 0",
             });
         }
-        Ok(SigmoidFocal { alpha: T::from_f64(options.alpha), gamma: T::from_f64(options.gamma), options })
+        Ok(SigmoidFocalLoss { alpha: T::from_f64(options.alpha), gamma: T::from_f64(options.gamma), options })
     }
+}
 
-    /// The loss.
-    ///
-    /// # Errors
-    /// A target shape other than the input's.
-    pub fn forward(&self, input: View<'_, T>, target: View<'_, T>) -> Result<LossOutput<T>> {
-        self.run(input, target, None)
-    }
-
-    /// The loss and `d(sum(loss * grad_output)) / d(input)` into `grad_input`, in one pass.
-    ///
-    /// # Errors
-    /// As [`forward`](Self::forward), and for gradient buffers of the wrong length.
-    pub fn forward_backward(
+/// Logits `input` for targets of the same shape.
+///
+/// # Errors
+/// A target shape other than the input's.
+impl<T: Float> Loss<T, T> for SigmoidFocalLoss<T> {
+    fn evaluate(
         &self,
         input: View<'_, T>,
         target: View<'_, T>,
-        grad_output: &[T],
-        grad_input: &mut [T],
+        backward: Option<Backward<'_, T>>,
     ) -> Result<LossOutput<T>> {
-        self.run(input, target, Some((grad_output, grad_input)))
-    }
-
-    fn run(&self, input: View<'_, T>, target: View<'_, T>, backward: Backward<'_, T>) -> Result<LossOutput<T>> {
         let o = &self.options;
-        run_elementwise(input, target, o.reduction, o.empty_mean, backward, |r, up, g, l| {
-            simd::sigmoid_focal(input.data(), target.data(), self.alpha, self.gamma, r, up, g, l)
+        let (alpha, gamma) = (self.alpha, self.gamma);
+        run_elementwise(input, target, o.reduction, o.empty_mean, backward, |e| {
+            kernel::run(kernel::SigmoidFocal { e, alpha, gamma })
         })
     }
 }

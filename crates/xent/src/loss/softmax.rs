@@ -23,7 +23,7 @@
 
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::kernel::simd;
+use crate::kernel::{self, Softmax};
 use crate::layout::Layout;
 use crate::par;
 use crate::view::{numel, View};
@@ -40,8 +40,8 @@ fn forward_into<T: Float>(input: View<'_, T>, dim: i64, log: bool, out: &mut [T]
     check_out("output", out, input.shape())?;
     let cs = lay.class_stride();
     par::for_blocks(lay, out, &mut [], |b, o, _| {
-        if let Some(mut o) = o {
-            simd::softmax_forward(input.data(), b, cs, lay.classes, log, &mut o);
+        if let Some(out) = o {
+            kernel::run(Softmax { x: input.data(), g: &[], b, cs, classes: lay.classes, log, out });
         }
     });
     Ok(())
@@ -65,8 +65,8 @@ fn backward_into<T: Float>(
     check_out("grad_input", grad_input, output.shape())?;
     let cs = lay.class_stride();
     par::for_blocks(lay, grad_input, &mut [], |b, o, _| {
-        if let Some(mut o) = o {
-            simd::softmax_backward(output.data(), grad_output.data(), b, cs, lay.classes, log, &mut o);
+        if let Some(out) = o {
+            kernel::run(Softmax { x: output.data(), g: grad_output.data(), b, cs, classes: lay.classes, log, out });
         }
     });
     Ok(())

@@ -135,6 +135,19 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
+impl ClassCounts {
+    /// The class weights of `scheme` (see the [module docs](super)).
+    ///
+    /// # Errors
+    /// [`Error::Counts`] when nothing is labelled, or a class is absent under
+    /// [`AbsentClasses::Error`]; [`Error::InvalidOption`] for a scheme parameter out of range.
+    pub fn weights(&self, scheme: Scheme, absent: AbsentClasses) -> Result<Vec<f64>> {
+        let counts: Vec<f64> = self.pixels().iter().map(|&p| p as f64).collect();
+        let image_pixels: Vec<f64> = self.image_pixels().iter().map(|&p| p as f64).collect();
+        compute(&counts, Some(&image_pixels), scheme, absent)
+    }
+}
+
 /// Weights from per-class counts (or frequencies: any positive multiple works for every scheme
 /// but `effective_number`), and for `median_frequency` the per-class image pixels.
 pub(crate) fn compute(

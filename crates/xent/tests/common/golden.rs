@@ -2,8 +2,6 @@
 
 use serde_json::Value;
 use std::path::Path;
-use xent::loss::focal::*;
-use xent::loss::overlap::*;
 use xent::*;
 
 /// A tensor of a golden case, values widened to f64 (i64 data kept exactly too).
@@ -94,22 +92,22 @@ fn widen<T: Float>(v: &[T]) -> Vec<f64> {
     v.iter().map(|x| x.to_f64()).collect()
 }
 
-fn owned<T: Float>(t: &Option<GTensor>) -> xent::Result<Option<Tensor<T>>> {
-    t.as_ref().map(|t| Tensor::new(cast(&t.data), t.shape.clone())).transpose()
+fn owned<T: Float>(t: &Option<GTensor>) -> xent::Result<Option<WeightTensor<T>>> {
+    t.as_ref().map(|t| WeightTensor::new(cast(&t.data), t.shape.clone())).transpose()
 }
 
 /// Runs a loss's forward, and its fused backward when the case has a `grad_output`.
-fn loss_outcome<T: Float>(
-    input: &[T],
+fn loss_outcome<T: Float, Y: Copy>(
+    loss: &dyn Loss<T, Y>,
+    input: View<'_, T>,
+    target: View<'_, Y>,
     grad_output: Option<GTensor>,
-    fwd: impl Fn() -> xent::Result<LossOutput<T>>,
-    fb: impl Fn(&[T], &mut [T]) -> xent::Result<LossOutput<T>>,
 ) -> xent::Result<Outcome> {
-    let out = fwd()?;
+    let out = loss.forward(input, target)?;
     let grad = match grad_output {
         Some(go) => {
             let mut g = vec![T::ZERO; input.len()];
-            let again = fb(&cast(&go.data), &mut g)?;
+            let again = loss.forward_backward(input, target, &cast(&go.data), &mut g)?;
             assert_eq!(
                 widen(&again.loss).iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
                 widen(&out.loss).iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
@@ -122,7 +120,10 @@ fn loss_outcome<T: Float>(
     Ok(Outcome::Done { output: widen(&out.loss), shape: out.shape, grad })
 }
 
-fn run_typed<T: Float>(op: &str, c: &Case<'_>) -> xent::Result<Outcome> {
+fn run_typed<T: Float>(op: &str, c: &Case<'_>) -> xent::Result<Outcome>
+where
+    CrossEntropyLoss<T>: Loss<T, T>,
+{
     let x = c.input("input");
     match op {
         "softmax" | "log_softmax" => {
@@ -159,15 +160,10 @@ fn run_typed<T: Float>(op: &str, c: &Case<'_>) -> xent::Result<Outcome> {
             if op == "nll_loss" {
                 let loss = NllLoss::new(NllOptions { weight, ignore_index, reduction, ..Default::default() })?;
                 let target = View::new(&t.ints, &t.shape)?;
-                return loss_outcome(
-                    &xv,
-                    c.grad_output(),
-                    || loss.forward(input, target),
-                    |go, g| loss.forward_backward(input, target, go, g),
-                );
+                return loss_outcome(&loss, input, target, c.grad_output());
             }
             let label_smoothing = c.opt_f64("label_smoothing", 0.0);
-            let loss = CrossEntropy::new(CrossEntropyOptions {
+            let loss = CrossEntropyLoss::new(CrossEntropyOptions {
                 weight,
                 ignore_index,
                 reduction,
@@ -176,21 +172,11 @@ fn run_typed<T: Float>(op: &str, c: &Case<'_>) -> xent::Result<Outcome> {
             })?;
             if t.dtype == "i64" {
                 let target = View::new(&t.ints, &t.shape)?;
-                loss_outcome(
-                    &xv,
-                    c.grad_output(),
-                    || loss.forward(input, target),
-                    |go, g| loss.forward_backward(input, target, go, g),
-                )
+                loss_outcome::<T, i64>(&loss, input, target, c.grad_output())
             } else {
                 let tv = cast::<T>(&t.data);
                 let target = View::new(&tv, &t.shape)?;
-                loss_outcome(
-                    &xv,
-                    c.grad_output(),
-                    || loss.forward_probs(input, target),
-                    |go, g| loss.forward_backward_probs(input, target, go, g),
-                )
+                loss_outcome(&loss, input, target, c.grad_output())
             }
         }
         "binary_cross_entropy" | "binary_cross_entropy_with_logits" | "sigmoid_focal_loss" => {
@@ -202,43 +188,28 @@ fn run_typed<T: Float>(op: &str, c: &Case<'_>) -> xent::Result<Outcome> {
             match op {
                 "binary_cross_entropy" => {
                     let reduction = c.reduction("mean")?;
-                    let loss = Bce::new(BceOptions { weight, reduction, ..Default::default() })?;
-                    loss_outcome(
-                        &xv,
-                        c.grad_output(),
-                        || loss.forward(input, target),
-                        |go, g| loss.forward_backward(input, target, go, g),
-                    )
+                    let loss = BceLoss::new(BceOptions { weight, reduction, ..Default::default() })?;
+                    loss_outcome(&loss, input, target, c.grad_output())
                 }
                 "binary_cross_entropy_with_logits" => {
                     let reduction = c.reduction("mean")?;
                     let pos_weight = owned::<T>(&c.input("pos_weight"))?;
-                    let loss = BceWithLogits::new(BceWithLogitsOptions {
+                    let loss = BceWithLogitsLoss::new(BceWithLogitsOptions {
                         weight,
                         pos_weight,
                         reduction,
                         ..Default::default()
                     })?;
-                    loss_outcome(
-                        &xv,
-                        c.grad_output(),
-                        || loss.forward(input, target),
-                        |go, g| loss.forward_backward(input, target, go, g),
-                    )
+                    loss_outcome(&loss, input, target, c.grad_output())
                 }
                 _ => {
-                    let loss = SigmoidFocal::new(SigmoidFocalOptions {
+                    let loss = SigmoidFocalLoss::new(SigmoidFocalOptions {
                         alpha: c.opt_f64("alpha", 0.25),
                         gamma: c.opt_f64("gamma", 2.0),
                         reduction: c.reduction("none")?,
                         ..Default::default()
                     })?;
-                    loss_outcome(
-                        &xv,
-                        c.grad_output(),
-                        || loss.forward(input, target),
-                        |go, g| loss.forward_backward(input, target, go, g),
-                    )
+                    loss_outcome(&loss, input, target, c.grad_output())
                 }
             }
         }
@@ -291,12 +262,7 @@ fn run_typed<T: Float>(op: &str, c: &Case<'_>) -> xent::Result<Outcome> {
                         ignore_index: None,
                         reduction,
                     })?;
-                    loss_outcome(
-                        &xv,
-                        go,
-                        || loss.forward(input, target),
-                        |go, g| loss.forward_backward(input, target, go, g),
-                    )
+                    loss_outcome(&loss, input, target, go)
                 }
                 "generalized_dice_loss" => {
                     let w_type = match c.opt("w_type").and_then(|v| v.as_str()).unwrap_or("square") {
@@ -314,12 +280,7 @@ fn run_typed<T: Float>(op: &str, c: &Case<'_>) -> xent::Result<Outcome> {
                         ignore_index: None,
                         reduction,
                     })?;
-                    loss_outcome(
-                        &xv,
-                        go,
-                        || loss.forward(input, target),
-                        |go, g| loss.forward_backward(input, target, go, g),
-                    )
+                    loss_outcome(&loss, input, target, go)
                 }
                 _ => {
                     let loss = TverskyLoss::new(TverskyOptions {
@@ -333,12 +294,7 @@ fn run_typed<T: Float>(op: &str, c: &Case<'_>) -> xent::Result<Outcome> {
                         ignore_index: None,
                         reduction,
                     })?;
-                    loss_outcome(
-                        &xv,
-                        go,
-                        || loss.forward(input, target),
-                        |go, g| loss.forward_backward(input, target, go, g),
-                    )
+                    loss_outcome(&loss, input, target, go)
                 }
             }
         }
@@ -352,16 +308,15 @@ fn run_typed<T: Float>(op: &str, c: &Case<'_>) -> xent::Result<Outcome> {
                 gamma: c.opt_f64("gamma", 2.0),
                 alpha: c.opt("alpha").map_or(FocalAlpha::None, |a| FocalAlpha::Scalar(num(a))),
                 weight: c.opt("weight").map(|w| w.as_array().unwrap().iter().map(|v| T::from_f64(num(v))).collect()),
-                use_softmax: c.opt("use_softmax").is_some_and(|v| v.as_bool().unwrap()),
+                activation: if c.opt("use_softmax").is_some_and(|v| v.as_bool().unwrap()) {
+                    Activation::Softmax
+                } else {
+                    Activation::Sigmoid
+                },
                 ignore_index: None,
                 reduction: c.reduction("mean")?,
             })?;
-            loss_outcome(
-                &xv,
-                c.grad_output(),
-                || loss.forward(input, target),
-                |go, g| loss.forward_backward(input, target, go, g),
-            )
+            loss_outcome(&loss, input, target, c.grad_output())
         }
         _ => panic!("unknown op {op:?}"),
     }
@@ -445,9 +400,14 @@ pub fn run_file(path: &Path) -> (String, Tally, Vec<String>) {
         [1, 4].iter().map(|&n| rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap()).collect();
     let mut tally = Tally::default();
     let mut failures = Vec::new();
+    // `XENT_GOLDEN_BITS=FILE`: one line per case with a digest of the bits computed, so that two
+    // builds can be compared bit for bit (`diff` the files).
+    let mut digests = String::new();
     for case in doc["cases"].as_array().unwrap() {
         let name = case["name"].as_str().unwrap_or("?");
         let outcomes: Vec<Outcome> = pools.iter().map(|p| p.install(|| run_case(&op, case))).collect();
+        let h = bits(&outcomes[0]).iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b).wrapping_mul(0x100_0000_01b3));
+        digests.push_str(&format!("{op} {name} {h:016x}\n"));
         let verdict = check(case, &outcomes[0]).and_then(|ran| {
             if bits(&outcomes[0]) != bits(&outcomes[1]) {
                 return Err("1 and 4 threads differ".to_string());
@@ -467,6 +427,12 @@ pub fn run_file(path: &Path) -> (String, Tally, Vec<String>) {
                 failures.push(format!("{op} {name}: {msg}"));
             }
         }
+    }
+    if let Some(f) = std::env::var_os("XENT_GOLDEN_BITS") {
+        use std::io::Write as _;
+        let mut f =
+            std::fs::OpenOptions::new().create(true).append(true).open(f).expect("XENT_GOLDEN_BITS: cannot open");
+        f.write_all(digests.as_bytes()).expect("XENT_GOLDEN_BITS: cannot write");
     }
     (op, tally, failures)
 }

@@ -4,10 +4,10 @@
 use std::fmt::{Debug, Display};
 use std::ops::{Add, AddAssign, Div, Mul, MulAssign, Neg, Sub, SubAssign};
 
+pub(crate) mod math;
+
 mod sealed {
     pub trait Sealed {}
-    impl Sealed for f32 {}
-    impl Sealed for f64 {}
     impl Sealed for u8 {}
     impl Sealed for u16 {}
     impl Sealed for u32 {}
@@ -19,11 +19,42 @@ mod sealed {
     impl Sealed for i64 {}
 }
 
+mod storage {
+    /// What a float type's storage is, for the few kernels that move values with instructions
+    /// of one width (the AVX-512 scratch-tile copies of `f32` rows): safe views, no casts.
+    pub trait Storage: Sized {
+        /// The values as `f32`s, if `Self` is `f32`.
+        fn f32s(v: &[Self]) -> Option<&[f32]>;
+        /// The values as `f32`s, if `Self` is `f32`.
+        fn f32s_mut(v: &mut [Self]) -> Option<&mut [f32]>;
+    }
+    impl Storage for f32 {
+        #[inline(always)]
+        fn f32s(v: &[f32]) -> Option<&[f32]> {
+            Some(v)
+        }
+        #[inline(always)]
+        fn f32s_mut(v: &mut [f32]) -> Option<&mut [f32]> {
+            Some(v)
+        }
+    }
+    impl Storage for f64 {
+        #[inline(always)]
+        fn f32s(_: &[f64]) -> Option<&[f32]> {
+            None
+        }
+        #[inline(always)]
+        fn f32s_mut(_: &mut [f64]) -> Option<&mut [f32]> {
+            None
+        }
+    }
+}
+
 /// A floating-point element type: `f32` or `f64` (sealed).
 ///
 /// Per-element maths runs in `Self`; sums over many elements are accumulated in `f64`.
 pub trait Float:
-    sealed::Sealed
+    storage::Storage
     + Copy
     + Send
     + Sync
@@ -67,11 +98,6 @@ pub trait Float:
     /// `ln(1 - self)` for `self` in `[0, 1]` by a vectorisable polynomial for `f32` (about
     /// 1 ulp, as accurate as `ln_1p(-self)`), libm's `ln_1p(-self)` for `f64`.
     fn ln_1m_unit(self) -> Self;
-    /// The scratch-tile copy of rows (`kernel::tile::to_columns`) by wide shuffles where this
-    /// type and CPU have them (`f32` rows of 16+ classes on AVX-512); false if not done.
-    fn to_columns_wide(rows: &[Self], xs: &mut [Self], classes: usize) -> bool;
-    /// Its reverse (`kernel::tile::from_columns`); false if not done.
-    fn from_columns_wide(xs: &[Self], rows: &mut [Self], classes: usize) -> bool;
     /// `self * a + b` with one rounding (exact wherever it runs, so the bits do not depend on
     /// the vector width; a CPU without FMA gets libm's, slow).
     fn mul_add(self, a: Self, b: Self) -> Self;
@@ -97,7 +123,7 @@ pub trait Float:
 
 macro_rules! fast_exp {
     (f32, $x:expr) => {
-        crate::kernel::math::exp_f32($x)
+        crate::float::math::exp_f32($x)
     };
     (f64, $x:expr) => {
         f64::exp($x)
@@ -106,7 +132,7 @@ macro_rules! fast_exp {
 
 macro_rules! fast_ln {
     (f32, $x:expr) => {
-        crate::kernel::math::ln_f32($x)
+        crate::float::math::ln_f32($x)
     };
     (f64, $x:expr) => {
         f64::ln($x)
@@ -115,7 +141,7 @@ macro_rules! fast_ln {
 
 macro_rules! fast_ln_1p_unit {
     (f32, $x:expr) => {
-        crate::kernel::math::ln_1p_unit_f32($x)
+        crate::float::math::ln_1p_unit_f32($x)
     };
     (f64, $x:expr) => {
         f64::ln_1p($x)
@@ -124,21 +150,11 @@ macro_rules! fast_ln_1p_unit {
 
 macro_rules! fast_ln_1m_unit {
     (f32, $x:expr) => {
-        crate::kernel::math::ln_1m_unit_f32($x)
+        crate::float::math::ln_1m_unit_f32($x)
     };
     (f64, $x:expr) => {
         f64::ln_1p(-$x)
     };
-}
-
-macro_rules! columns_wide {
-    (f32, $to:ident, $a:expr, $b:expr, $c:expr) => {
-        crate::kernel::simd::$to($a, $b, $c)
-    };
-    (f64, $to:ident, $a:expr, $b:expr, $c:expr) => {{
-        let _ = ($a, $b, $c);
-        false
-    }};
 }
 
 macro_rules! impl_float {
@@ -172,14 +188,6 @@ macro_rules! impl_float {
             #[inline(always)]
             fn ln_1p_unit(self) -> Self {
                 fast_ln_1p_unit!($t, self)
-            }
-            #[inline(always)]
-            fn to_columns_wide(rows: &[Self], xs: &mut [Self], classes: usize) -> bool {
-                columns_wide!($t, to_columns_f32, rows, xs, classes)
-            }
-            #[inline(always)]
-            fn from_columns_wide(xs: &[Self], rows: &mut [Self], classes: usize) -> bool {
-                columns_wide!($t, from_columns_f32, xs, rows, classes)
             }
             #[inline(always)]
             fn ln_1m_unit(self) -> Self {
@@ -247,6 +255,16 @@ pub trait Label: sealed::Sealed + Copy + PartialEq + Send + Sync + Debug + 'stat
     /// the class range wins), `classes + 1` for any other value. Exact, and vectorisable at the
     /// type's own width.
     fn bin(self, classes: u32, ignore: Option<i64>) -> u32;
+    /// The class of a target that passed the range check: `None` if it equals `ignore_index`.
+    #[inline(always)]
+    fn class_of(self, ignore_index: i64) -> Option<usize> {
+        let v = self.to_i128();
+        if v == ignore_index as i128 {
+            None
+        } else {
+            Some(v as usize)
+        }
+    }
 }
 
 macro_rules! impl_label {
