@@ -42,7 +42,7 @@ fn resolve(files: &BTreeMap<Vec<String>, PathBuf>, path: &[String]) -> Option<Ve
 }
 
 /// Paths after `crate::` or `super::` in a line, braces expanded one level.
-fn paths(line: &str, me: &[String], is_mod_rs: bool) -> Vec<Vec<String>> {
+fn paths(line: &str, me: &[String]) -> Vec<Vec<String>> {
     let mut out = Vec::new();
     for (root, start) in ["crate::", "super::"].iter().flat_map(|r| line.match_indices(r).map(move |(i, _)| (*r, i))) {
         if start > 0 && line[..start].ends_with(|c: char| c.is_alphanumeric() || c == '_' || c == ':') {
@@ -53,7 +53,6 @@ fn paths(line: &str, me: &[String], is_mod_rs: bool) -> Vec<Vec<String>> {
             vec![]
         } else {
             // `super` of `kernel/tile.rs` is `kernel`; of `kernel/simd/mod.rs` it is `kernel`.
-            let _ = is_mod_rs;
             me[..me.len().saturating_sub(1)].to_vec()
         };
         let head: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':').collect();
@@ -100,7 +99,7 @@ fn source_files_import_no_higher_layer_and_no_cycle() {
         let text = std::fs::read_to_string(path).unwrap();
         for line in text.lines().take_while(|l| l.trim() != "#[cfg(test)]" || is_mod_rs) {
             let code = line.split("//").next().unwrap();
-            for p in paths(code, me, is_mod_rs) {
+            for p in paths(code, me) {
                 let Some(target) = resolve(&files, &p) else { continue };
                 if target == *me || target.is_empty() {
                     continue;

@@ -189,6 +189,34 @@ impl<T: Float, L: Label> TileKernel<T> for CeTiles<'_, '_, T, L> {
     }
 }
 
+/// One position of [`CeTiles::tile2`] (see there).
+#[derive(Clone, Copy)]
+struct Pair<T> {
+    /// The loss, 0 if ignored.
+    loss: T,
+    e: T,
+    /// `x_t = m`.
+    top: bool,
+    wt: T,
+    /// The target is class 1.
+    one: bool,
+    keep: bool,
+}
+
+/// A function, not a closure, so that it inlines into the caller's vector code.
+#[inline(always)]
+fn pair<T: Float>(a: T, c: T, tc: u32, w0: T, w1: T) -> Pair<T> {
+    let (m, lo) = if a > c { (a, c) } else { (c, a) };
+    #[allow(clippy::eq_op)] // reason: `m - m` is 0, or NaN for an infinite `m`
+    let e = (lo - m).exp_fast() + (m - m);
+    let one = tc == 1;
+    let xt = if one { c } else { a };
+    let wt = if one { w1 } else { w0 };
+    let keep = tc != 2;
+    let l = wt * ((m - xt) + e.ln_1p_unit());
+    Pair { loss: if keep { l } else { T::ZERO }, e, top: xt == m, wt, one, keep }
+}
+
 impl<T: Float, L: Label> CeTiles<'_, '_, T, L> {
     /// A tile of [`CrossEntropy`]; adds the losses to the lanes' sums.
     #[inline(always)]
@@ -288,37 +316,7 @@ impl<T: Float, L: Label> CeTiles<'_, '_, T, L> {
             }
         }
     }
-}
 
-/// One position of [`CeTiles::tile2`] (see there).
-#[derive(Clone, Copy)]
-struct Pair<T> {
-    /// The loss, 0 if ignored.
-    loss: T,
-    e: T,
-    /// `x_t = m`.
-    top: bool,
-    wt: T,
-    /// The target is class 1.
-    one: bool,
-    keep: bool,
-}
-
-/// A function, not a closure, so that it inlines into the caller's vector code.
-#[inline(always)]
-fn pair<T: Float>(a: T, c: T, tc: u32, w0: T, w1: T) -> Pair<T> {
-    let (m, lo) = if a > c { (a, c) } else { (c, a) };
-    #[allow(clippy::eq_op)] // reason: `m - m` is 0, or NaN for an infinite `m`
-    let e = (lo - m).exp_fast() + (m - m);
-    let one = tc == 1;
-    let xt = if one { c } else { a };
-    let wt = if one { w1 } else { w0 };
-    let keep = tc != 2;
-    let l = wt * ((m - xt) + e.ln_1p_unit());
-    Pair { loss: if keep { l } else { T::ZERO }, e, top: xt == m, wt, one, keep }
-}
-
-impl<T: Float, L: Label> CeTiles<'_, '_, T, L> {
     /// [`CeTiles::tile_any`] for two classes without smoothing, in one pass: with `m = max(x_0, x_1)`,
     /// `lo = min(x_0, x_1)`, `e = e^(lo - m)` and `o` the class that is not the target,
     /// ```text

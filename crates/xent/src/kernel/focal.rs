@@ -164,123 +164,121 @@ fn position<T: Float, L: Label>(
     let n0 = b.p0 / o.inner;
     let g = o.gamma;
     let two = T::from_f64(2.0);
-    {
-        let pos = b.p0 + k;
-        let (n, j) = (pos / o.inner, pos % o.inner);
-        let t = match o.ignore_index {
-            Some(ii) => target[pos].class_of(ii),
-            None => Some(target[pos].to_i128() as usize),
-        };
-        let Some(t) = t else {
-            // Ignored: loss and gradient stay 0.
-            for c in 0..o.classes {
-                if let Some(gr) = &mut grad {
-                    gr.set(c, k, T::ZERO);
-                }
-                if let Some(l) = &mut loss {
-                    l.set(c, k, T::ZERO);
-                }
-            }
-            return;
-        };
-        let hot = |c: usize| {
-            if o.classes == 1 {
-                T::from_f64(t as f64)
-            } else if c == t {
-                T::ONE
-            } else {
-                T::ZERO
-            }
-        };
-        let upat = |c: usize| match up {
-            Some(Upstream::Each(go)) => go[(n * ci + c - o.first) * o.inner + j],
-            Some(Upstream::PerSample(s)) => s[n],
-            Some(Upstream::All(g)) => g,
-            None => T::ZERO,
-        };
-        let mut total = 0.0;
-        if let Some(gr) = &mut grad {
-            for c in 0..o.first {
+    let pos = b.p0 + k;
+    let (n, j) = (pos / o.inner, pos % o.inner);
+    let t = match o.ignore_index {
+        Some(ii) => target[pos].class_of(ii),
+        None => Some(target[pos].to_i128() as usize),
+    };
+    let Some(t) = t else {
+        // Ignored: loss and gradient stay 0.
+        for c in 0..o.classes {
+            if let Some(gr) = &mut grad {
                 gr.set(c, k, T::ZERO);
             }
-        }
-        if let Some(l) = &mut loss {
-            for c in 0..o.first {
+            if let Some(l) = &mut loss {
                 l.set(c, k, T::ZERO);
             }
         }
-        if o.softmax {
-            let mut m = T::NEG_INFINITY;
-            for c in o.first..o.classes {
-                m = m.max_nan(x[b.at(c, k, cs)]);
-            }
-            let mut s = T::ZERO;
-            for c in o.first..o.classes {
-                s += (x[b.at(c, k, cs)] - m).exp();
-            }
-            let lse = s.ln();
-            // Only the target class has a loss (when it is included).
-            let (lt, dls) = if t >= o.first && t < o.classes {
-                let ls = (x[b.at(t, k, cs)] - m) - lse;
-                let q = ls.exp();
-                let a = o.alpha_pos.map_or(T::ONE, |a| a[t - o.first]) * o.w(t);
-                let mq = (T::ONE - q).powf(g);
-                let mut d = mq;
-                if g != T::ZERO {
-                    d -= g * (T::ONE - q).powf(g - T::ONE) * q * ls;
-                }
-                (-(mq * ls) * a, -(a * d))
-            } else {
-                (T::ZERO, T::ZERO)
-            };
-            total += lt.to_f64();
-            for c in o.first..o.classes {
-                if let Some(l) = &mut loss {
-                    l.set(c, k, if c == t { lt } else { T::ZERO });
-                }
-                if let Some(gr) = &mut grad {
-                    let q = ((x[b.at(c, k, cs)] - m) - lse).exp();
-                    // Only the target class has a loss; with one class the label may be 1,
-                    // which has no channel (its loss and gradient are 0).
-                    let tc = t.clamp(o.first, o.classes - 1);
-                    gr.set(c, k, (hot(c) - q) * dls * upat(tc));
-                }
-            }
+        return;
+    };
+    let hot = |c: usize| {
+        if o.classes == 1 {
+            T::from_f64(t as f64)
+        } else if c == t {
+            T::ONE
         } else {
-            for c in o.first..o.classes {
-                let (xi, ti) = (x[b.at(c, k, cs)], hot(c));
-                let z = xi * (T::ONE - two * ti);
-                let lsz = z.min(T::ZERO) - (-z.abs()).exp().ln_1p();
-                let mm = (g * lsz).exp();
-                let lsx = xi.min(T::ZERO) - (-xi.abs()).exp().ln_1p();
-                let ce = xi - xi * ti - lsx;
-                let a = match (o.alpha_pos, o.alpha_neg) {
-                    (Some(a), Some(neg)) => ti * a[c - o.first] + (T::ONE - ti) * neg,
-                    (Some(a), None) => {
-                        if ti == T::ONE {
-                            a[c - o.first]
-                        } else {
-                            T::ONE
-                        }
-                    }
-                    _ => T::ONE,
-                } * o.w(c);
-                let l = a * (mm * ce);
-                total += l.to_f64();
-                if let Some(lo) = &mut loss {
-                    lo.set(c, k, l);
-                }
-                if let Some(gr) = &mut grad {
-                    let mut d = (sigmoid(xi) - ti) * mm;
-                    if g != T::ZERO {
-                        d += ce * mm * g * sigmoid(-z) * (T::ONE - two * ti);
-                    }
-                    gr.set(c, k, a * d * upat(c));
-                }
+            T::ZERO
+        }
+    };
+    let upat = |c: usize| match up {
+        Some(Upstream::Each(go)) => go[(n * ci + c - o.first) * o.inner + j],
+        Some(Upstream::PerSample(s)) => s[n],
+        Some(Upstream::All(g)) => g,
+        None => T::ZERO,
+    };
+    let mut total = 0.0;
+    if let Some(gr) = &mut grad {
+        for c in 0..o.first {
+            gr.set(c, k, T::ZERO);
+        }
+    }
+    if let Some(l) = &mut loss {
+        for c in 0..o.first {
+            l.set(c, k, T::ZERO);
+        }
+    }
+    if o.softmax {
+        let mut m = T::NEG_INFINITY;
+        for c in o.first..o.classes {
+            m = m.max_nan(x[b.at(c, k, cs)]);
+        }
+        let mut s = T::ZERO;
+        for c in o.first..o.classes {
+            s += (x[b.at(c, k, cs)] - m).exp();
+        }
+        let lse = s.ln();
+        // Only the target class has a loss (when it is included).
+        let (lt, dls) = if t >= o.first && t < o.classes {
+            let ls = (x[b.at(t, k, cs)] - m) - lse;
+            let q = ls.exp();
+            let a = o.alpha_pos.map_or(T::ONE, |a| a[t - o.first]) * o.w(t);
+            let mq = (T::ONE - q).powf(g);
+            let mut d = mq;
+            if g != T::ZERO {
+                d -= g * (T::ONE - q).powf(g - T::ONE) * q * ls;
+            }
+            (-(mq * ls) * a, -(a * d))
+        } else {
+            (T::ZERO, T::ZERO)
+        };
+        total += lt.to_f64();
+        for c in o.first..o.classes {
+            if let Some(l) = &mut loss {
+                l.set(c, k, if c == t { lt } else { T::ZERO });
+            }
+            if let Some(gr) = &mut grad {
+                let q = ((x[b.at(c, k, cs)] - m) - lse).exp();
+                // Only the target class has a loss; with one class the label may be 1,
+                // which has no channel (its loss and gradient are 0).
+                let tc = t.clamp(o.first, o.classes - 1);
+                gr.set(c, k, (hot(c) - q) * dls * upat(tc));
             }
         }
-        sums[n - n0] += total;
+    } else {
+        for c in o.first..o.classes {
+            let (xi, ti) = (x[b.at(c, k, cs)], hot(c));
+            let z = xi * (T::ONE - two * ti);
+            let lsz = z.min(T::ZERO) - (-z.abs()).exp().ln_1p();
+            let mm = (g * lsz).exp();
+            let lsx = xi.min(T::ZERO) - (-xi.abs()).exp().ln_1p();
+            let ce = xi - xi * ti - lsx;
+            let a = match (o.alpha_pos, o.alpha_neg) {
+                (Some(a), Some(neg)) => ti * a[c - o.first] + (T::ONE - ti) * neg,
+                (Some(a), None) => {
+                    if ti == T::ONE {
+                        a[c - o.first]
+                    } else {
+                        T::ONE
+                    }
+                }
+                _ => T::ONE,
+            } * o.w(c);
+            let l = a * (mm * ce);
+            total += l.to_f64();
+            if let Some(lo) = &mut loss {
+                lo.set(c, k, l);
+            }
+            if let Some(gr) = &mut grad {
+                let mut d = (sigmoid(xi) - ti) * mm;
+                if g != T::ZERO {
+                    d += ce * mm * g * sigmoid(-z) * (T::ONE - two * ti);
+                }
+                gr.set(c, k, a * d * upat(c));
+            }
+        }
     }
+    sums[n - n0] += total;
 }
 
 /// Per lane, the upstream gradient of the loss of its target class (0 if ignored): lane `j`

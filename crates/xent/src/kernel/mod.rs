@@ -1,9 +1,9 @@
 //! Pure slice maths: forward and backward side by side, no `Result`, no allocation beyond small
 //! scratch. May use only the base layer (`float`, `layout`, `sum`).
 //!
-//! Each kernel is a struct holding its arguments ([`Kernel`]): one block of positions (or one
-//! run of elements), read through it, and the block's share of the outputs. [`run`] calls it
-//! on the widest vector unit of the CPU. Everything they are given has been checked by the
+//! Each kernel is a struct holding its arguments (`simd::Kernel`): one block of positions (or
+//! one run of elements), read through it, and the block's share of the outputs. [`run`] calls
+//! it on the widest vector unit of the CPU. Everything they are given has been checked by the
 //! caller; an empty output slice means "not wanted". The class-axis kernels share one driver
 //! for the three ways a block can lie in memory (`tile::drive`).
 
