@@ -44,7 +44,7 @@ fn ce(composed: bool) -> Run {
         CrossEntropyOptions {
             weight: w,
             ignore_index: o.get("ignore_index").map_or(-100, |v| v.as_i64().unwrap()),
-            reduction: Reduction::parse(o.get("reduction").and_then(|v| v.as_str()).unwrap_or("mean")).unwrap(),
+            reduction: o.get("reduction").and_then(|v| v.as_str()).unwrap_or("mean").parse().unwrap(),
             label_smoothing: o.get("label_smoothing").map_or(0.0, num),
             ..Default::default()
         }
@@ -71,8 +71,7 @@ fn bcel(composed: bool) -> Run {
         BceWithLogitsOptions {
             weight: t("weight"),
             pos_weight: t("pos_weight"),
-            reduction: Reduction::parse(c["options"].get("reduction").and_then(|v| v.as_str()).unwrap_or("mean"))
-                .unwrap(),
+            reduction: c["options"].get("reduction").and_then(|v| v.as_str()).unwrap_or("mean").parse().unwrap(),
             ..Default::default()
         }
     }
@@ -96,7 +95,7 @@ fn dice(x: &Tensor, t: &Tensor, c: &Value) -> candle_core::Result<Tensor> {
         smooth_dr: o.get("smooth_dr").map_or(1e-5, num),
         weight: o.get("weight").map(|w| w.as_array().unwrap().iter().map(|v| num(v) as f32 as f64).collect()),
         ignore_index: None,
-        reduction: Reduction::parse(o["reduction"].as_str().unwrap()).unwrap(),
+        reduction: o["reduction"].as_str().unwrap().parse::<Reduction>().unwrap(),
     };
     xent_candle::dice_loss(x, t, &opts)
 }
@@ -201,11 +200,8 @@ type Both = (fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>, fn(&Tensor, &T
 #[test]
 fn every_loss_composed_matches_its_kernel() {
     let dev = Device::Cpu;
-    let mut s = 11u64;
-    let mut next = move || {
-        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (s >> 11) as f64 / (1u64 << 53) as f64
-    };
+    let mut rng = xent::testing::Rng::new(11);
+    let mut next = move || (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
     let shape = (2usize, 3usize, 4usize, 5usize);
     let n = shape.0 * shape.1 * shape.2 * shape.3;
     let x = Tensor::from_vec((0..n).map(|_| next() * 6.0 - 3.0).collect::<Vec<f64>>(), shape, &dev).unwrap();

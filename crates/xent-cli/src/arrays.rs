@@ -51,42 +51,45 @@ pub fn open(spec: &str, max_elements: usize) -> Result<Source> {
     Ok(Source { path: path.to_path_buf(), dtype, shape, offset })
 }
 
+/// The dtype, shape and data offset of tensor `name` (or of the only tensor) of a
+/// `.safetensors` file, from its header, read through the `safetensors` crate's types. The
+/// header's length is bounded before it is read (no allocation from a corrupt length).
 pub fn safetensors_header(r: &mut impl Read, name: Option<&str>) -> Result<(Dtype, Vec<usize>, u64)> {
+    use safetensors::tensor::Metadata;
     let mut n = [0u8; 8];
     r.read_exact(&mut n).context("file too short for a safetensors header")?;
     let n = u64::from_le_bytes(n);
     ensure!(n <= 100 << 20, "safetensors header of {n} bytes is implausibly long (corrupt file?)");
     let mut header = vec![0u8; n as usize];
     r.read_exact(&mut header).context("truncated safetensors header")?;
-    let header: serde_json::Value = serde_json::from_slice(&header).context("safetensors header is not JSON")?;
-    let tensors = header.as_object().context("safetensors header is not a JSON object")?;
-    let names: Vec<&String> = tensors.keys().filter(|k| *k != "__metadata__").collect();
+    let meta: Metadata =
+        serde_json::from_slice(&header).context("safetensors header is not JSON, or not JSON of tensors")?;
+    let names = meta.offset_keys();
     let name = match (name, names.as_slice()) {
         (Some(n), _) => n,
         (None, [only]) => only.as_str(),
         (None, _) => bail!("holds {} tensors {names:?}: choose one with FILE:NAME", names.len()),
     };
-    let t = tensors.get(name).with_context(|| format!("no tensor named {name:?} (it holds {names:?})"))?;
-    let dtype = match t["dtype"].as_str() {
-        Some("U8") => Dtype::U8,
-        Some("U16") => Dtype::U16,
-        Some("I32") => Dtype::I32,
-        Some("I64") => Dtype::I64,
-        Some("F32") => Dtype::F32,
-        Some("F64") => Dtype::F64,
+    let t = meta.info(name).with_context(|| format!("no tensor named {name:?} (it holds {names:?})"))?;
+    let dtype = match t.dtype {
+        safetensors::Dtype::U8 => Dtype::U8,
+        safetensors::Dtype::U16 => Dtype::U16,
+        safetensors::Dtype::I32 => Dtype::I32,
+        safetensors::Dtype::I64 => Dtype::I64,
+        safetensors::Dtype::F32 => Dtype::F32,
+        safetensors::Dtype::F64 => Dtype::F64,
         other => bail!("tensor {name:?} has dtype {other:?}, not one of U8, U16, I32, I64, F32, F64"),
     };
-    let shape: Vec<usize> =
-        serde_json::from_value(t["shape"].clone()).with_context(|| format!("tensor {name:?}: bad shape"))?;
-    let offs: [u64; 2] = serde_json::from_value(t["data_offsets"].clone())
-        .with_context(|| format!("tensor {name:?}: bad data_offsets"))?;
-    let elements = xent::numel(&shape)?;
+    let elements = xent::numel(&t.shape)?;
+    let (start, end) = t.data_offsets;
     ensure!(
-        offs[1].checked_sub(offs[0]) == Some((elements * dtype.size()) as u64),
-        "tensor {name:?}: data_offsets {offs:?} do not fit shape {shape:?} of {}",
+        end.checked_sub(start) == Some(elements * dtype.size()),
+        "tensor {name:?}: data_offsets {:?} do not fit shape {:?} of {}",
+        t.data_offsets,
+        t.shape,
         dtype.name()
     );
-    Ok((dtype, shape, 8 + n + offs[0]))
+    Ok((dtype, t.shape.clone(), 8 + n + start as u64))
 }
 
 /// Element types a [`Source`] can be read as.

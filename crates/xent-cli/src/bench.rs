@@ -52,19 +52,16 @@ const WORKLOADS: [&str; 15] = [
     "bceprob",
 ];
 
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
-    fn uniform(&mut self) -> f32 {
-        self.next() as f32 / (1u64 << 31) as f32
-    }
-    /// Roughly normal(0, 2): a sum of uniforms.
-    fn logit(&mut self) -> f32 {
-        (self.uniform() + self.uniform() + self.uniform() - 1.5) * 4.0
-    }
+use xent::testing::Rng;
+
+/// Uniform in `[0, 1)`, as `f32`.
+fn uniform(rng: &mut Rng) -> f32 {
+    rng.uniform() as f32
+}
+
+/// Roughly normal(0, 2): a sum of uniforms.
+fn logit(rng: &mut Rng) -> f32 {
+    (uniform(rng) + uniform(rng) + uniform(rng) - 1.5) * 4.0
 }
 
 /// Median and minimum of `runs` timings of `f`, in ms.
@@ -124,9 +121,9 @@ fn binary_workload(
     forward_backward: impl Fn(View<'_, f32>, View<'_, f32>, &mut [f32]),
 ) -> Result<Row> {
     let shape = [16usize, 1, 512, 512];
-    let mut rng = Lcg(5);
-    let x: Vec<f32> = (0..shape.iter().product()).map(|_| map(rng.logit())).collect();
-    let y: Vec<f32> = (0..x.len()).map(|_| f32::from(u8::from(rng.uniform() < 0.03))).collect();
+    let mut rng = Rng::new(5);
+    let x: Vec<f32> = (0..shape.iter().product()).map(|_| map(logit(&mut rng))).collect();
+    let y: Vec<f32> = (0..x.len()).map(|_| f32::from(u8::from(uniform(&mut rng) < 0.03))).collect();
     let (xv, yv) = (View::new(&x, &shape)?, View::new(&y, &shape)?);
     let mut g = vec![0.0f32; x.len()];
     let fwd = time(runs, || {
@@ -141,11 +138,11 @@ fn ce_workload(
     name: &'static str,
     shape: &[usize],
     runs: usize,
-    target: impl Fn(&mut Lcg, usize) -> i64,
+    target: impl Fn(&mut Rng, usize) -> i64,
     opts: CrossEntropyOptions<f32>,
 ) -> Result<Row> {
-    let mut rng = Lcg(name.len() as u64);
-    let x: Vec<f32> = (0..shape.iter().product()).map(|_| rng.logit()).collect();
+    let mut rng = Rng::new(name.len() as u64);
+    let x: Vec<f32> = (0..shape.iter().product()).map(|_| logit(&mut rng)).collect();
     let tshape: Vec<usize> = [&shape[..1], &shape[2..]].concat();
     let classes = shape[1];
     let t: Vec<i64> = (0..tshape.iter().product()).map(|_| target(&mut rng, classes)).collect();
@@ -170,16 +167,16 @@ fn run_one(w: &str, runs: usize) -> Result<Row> {
                 "seg19",
                 &[8, 19, 256, 512],
                 runs,
-                |r, c| if r.uniform() < 0.05 { 255 } else { r.next() as i64 % c as i64 },
+                |r, c| if uniform(r) < 0.05 { 255 } else { r.next() as i64 % c as i64 },
                 CrossEntropyOptions { weight: Some(weight), ignore_index: 255, ..Default::default() },
             )?
         }
         "seed2" => {
             // The seed's setting: the weights are the batch's inverse frequency, timed with the loss.
             let shape = [16usize, 2, 512, 512];
-            let mut rng = Lcg(2);
-            let x: Vec<f32> = (0..shape.iter().product()).map(|_| rng.logit()).collect();
-            let t: Vec<u8> = (0..16 * 512 * 512).map(|_| u8::from(rng.uniform() < 0.03)).collect();
+            let mut rng = Rng::new(2);
+            let x: Vec<f32> = (0..shape.iter().product()).map(|_| logit(&mut rng)).collect();
+            let t: Vec<u8> = (0..16 * 512 * 512).map(|_| u8::from(uniform(&mut rng) < 0.03)).collect();
             let (xv, tv) = (View::new(&x, &shape)?, View::new(&t, &[16, 512, 512])?);
             let mut g = vec![0.0f32; x.len()];
             let loss = || {
@@ -210,7 +207,7 @@ fn run_one(w: &str, runs: usize) -> Result<Row> {
             "lm32k",
             &[4096, 32000],
             runs,
-            |r, c| if r.uniform() < 0.1 { -100 } else { r.next() as i64 % c as i64 },
+            |r, c| if uniform(r) < 0.1 { -100 } else { r.next() as i64 % c as i64 },
             CrossEntropyOptions::default(),
         )?,
         "bce" => {
@@ -250,9 +247,9 @@ fn run_one(w: &str, runs: usize) -> Result<Row> {
         }
         "count" => {
             let shape = [64usize, 512, 1024];
-            let mut rng = Lcg(6);
+            let mut rng = Rng::new(6);
             let t: Vec<u8> = (0..shape.iter().product())
-                .map(|_| if rng.uniform() < 0.05 { 255 } else { (rng.next() % 19) as u8 })
+                .map(|_| if uniform(&mut rng) < 0.05 { 255 } else { (rng.next() % 19) as u8 })
                 .collect();
             let tv = View::new(&t, &shape)?;
             let forward = time(runs, || {
@@ -271,8 +268,8 @@ fn run_one(w: &str, runs: usize) -> Result<Row> {
         "softmax19" | "probs19" => {
             // seg19's logits: softmax over the classes, or cross-entropy with soft labels.
             let shape = [8usize, 19, 256, 512];
-            let mut rng = Lcg(7);
-            let x: Vec<f32> = (0..shape.iter().product()).map(|_| rng.logit()).collect();
+            let mut rng = Rng::new(7);
+            let x: Vec<f32> = (0..shape.iter().product()).map(|_| logit(&mut rng)).collect();
             let xv = View::new(&x, &shape)?;
             let mut out = vec![0.0f32; x.len()];
             if w == "softmax19" {
@@ -280,7 +277,7 @@ fn run_one(w: &str, runs: usize) -> Result<Row> {
                 let digest = digest([&out[..]]);
                 return Ok(Row { workload: "softmax19", bytes: x.len() * 4, forward, forward_backward: None, digest });
             }
-            let y: Vec<f32> = (0..x.len()).map(|_| rng.uniform() * (2.0 / 19.0)).collect();
+            let y: Vec<f32> = (0..x.len()).map(|_| uniform(&mut rng) * (2.0 / 19.0)).collect();
             let yv = View::new(&y, &shape)?;
             let ce = CrossEntropyLoss::new(CrossEntropyOptions::default())?;
             let forward = time(runs, || {
@@ -296,8 +293,8 @@ fn run_one(w: &str, runs: usize) -> Result<Row> {
             // seg19's shape: MONAI's focal loss with softmax (focal19) or sigmoid (its default),
             // gamma 2, mean, every pixel labelled.
             let shape = [8usize, 19, 256, 512];
-            let mut rng = Lcg(8);
-            let x: Vec<f32> = (0..shape.iter().product()).map(|_| rng.logit()).collect();
+            let mut rng = Rng::new(8);
+            let x: Vec<f32> = (0..shape.iter().product()).map(|_| logit(&mut rng)).collect();
             let t: Vec<u8> = (0..x.len() / 19).map(|_| (rng.next() % 19) as u8).collect();
             let (xv, tv) = (View::new(&x, &shape)?, View::new(&t, &[8, 256, 512])?);
             let focal = FocalLoss::new(FocalOptions {

@@ -27,19 +27,18 @@ pub struct Args {
     /// Label value that marks pixels to ignore.
     #[arg(long, default_value_t = 255)]
     pub ignore_index: i64,
-    /// Weighting scheme: inverse_frequency, balanced, median_frequency, enet, effective_number,
-    /// inverse_sqrt_frequency.
-    #[arg(long, default_value = "inverse_frequency")]
-    pub scheme: String,
+    /// Weighting scheme.
+    #[arg(long, default_value = "inverse_frequency", value_parser = crate::loss::scheme_parser())]
+    pub scheme: Scheme,
     /// The constant c of enet.
     #[arg(long)]
     pub c: Option<f64>,
     /// The constant beta of effective_number.
     #[arg(long)]
     pub beta: Option<f64>,
-    /// What classes absent from the data get: zero, largest, error.
-    #[arg(long, default_value = "zero")]
-    pub absent: String,
+    /// What classes absent from the data get.
+    #[arg(long, default_value = "zero", value_parser = absent_parser())]
+    pub absent: AbsentClasses,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -61,6 +60,12 @@ pub struct Args {
     /// Refuse mask files that claim more pixels than this, before decoding them.
     #[arg(long, default_value_t = 1 << 28)]
     pub max_pixels: usize,
+}
+
+/// `--absent`: the names of [`AbsentClasses`].
+fn absent_parser() -> impl clap::builder::TypedValueParser<Value = AbsentClasses> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(["zero", "largest", "error"]).try_map(|s| s.parse::<AbsentClasses>())
 }
 
 /// Every mask file under `paths`, sorted within each folder.
@@ -100,8 +105,8 @@ fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
 
 /// Runs the command; returns what to print.
 pub fn run(args: &Args) -> Result<String> {
-    let scheme = Scheme::parse(&args.scheme, args.c, args.beta)?;
-    let absent = AbsentClasses::parse(&args.absent)?;
+    let scheme = args.scheme.with_parameters(args.c, args.beta)?;
+    let absent = args.absent;
     let mut shards = Vec::new();
     for p in &args.counts {
         let text = std::fs::read_to_string(p).with_context(|| format!("{}: cannot read counts", p.display()))?;
@@ -169,7 +174,7 @@ fn render(format: Format, c: &ClassCounts, w: &[f64], scheme: Scheme, skipped: &
                 "image_pixels": c.image_pixels(),
                 "frequencies": freq,
                 "weights": w,
-                "scheme": scheme.name(),
+                "scheme": scheme.to_string(),
                 "skipped": skipped.iter().map(|(p, e)| serde_json::json!({"path": p, "error": e})).collect::<Vec<_>>(),
             });
             s = serde_json::to_string_pretty(&v).expect("plain values serialise");
@@ -188,7 +193,7 @@ fn render(format: Format, c: &ClassCounts, w: &[f64], scheme: Scheme, skipped: &
                 c.images(),
                 c.labelled(),
                 c.ignored(),
-                scheme.name()
+                scheme
             );
             let _ = writeln!(s, "{:>5} {:>14} {:>10} {:>12}", "class", "pixels", "frequency", "weight");
             let top = freq.iter().cloned().fold(0.0, f64::max);

@@ -85,6 +85,12 @@ fn every_bad_input_is_a_clean_error() {
         (l("x.npy", "oob.npy", &[]), "target shape"),
         (l("x.npy", "t.npy", &["--grad-out", &under_file]), "out.json"),
         (l("x.npy", "t.npy", &["--weights-from", &p("good.png")]), "good.png"),
+        // Flags are checked against the loss before any work: none is silently ignored.
+        (l("x.npy", "t.npy", &["--pos-weight", "2"]), "--pos-weight does not apply to --loss cross-entropy"),
+        (l("x.npy", "t.npy", &["--batch"]), "--batch does not apply"),
+        (l("x.npy", "t.npy", &["--scheme", "enet"]), "--weights-from"),
+        (l("x.npy", "t.npy", &["--reduction", "median"]), "possible values: mean, sum"),
+        (w(&[&p("good.png"), "--scheme", "balanced", "--c", "1.5"]), "c is a constant of enet only"),
         (
             vec![
                 "loss".into(),

@@ -255,7 +255,7 @@ fn bad_input_is_a_one_line_error_and_leaves_no_gradient_file() {
         (ce(&format!("{}:nope", s("a.safetensors")), &s("t.npy"), &[]), "no tensor named \"nope\""),
         (ce(&s("x.npy"), &s("t.npy"), &["--weight", "1,2"]), "weight"),
         (ce(&s("x.npy"), &s("t.npy"), &["--weight", "1,x,2"]), "comma-separated"),
-        (ce(&s("x.npy"), &s("t.npy"), &["--reduction", "none"]), "mean or sum"),
+        (ce(&s("x.npy"), &s("t.npy"), &["--reduction", "none"]), "possible values: mean, sum"),
     ];
     for (out, needle) in cases {
         assert_fails(&out, needle);

@@ -8,15 +8,11 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use xent::weights::ClassCounts;
 use xent::*;
 
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
-    fn f32(&mut self) -> f32 {
-        (self.next() % 10_000) as f32 / 1000.0 - 5.0
-    }
+use xent::testing::Rng;
+
+/// Uniform in `[-5, 5)` in steps of 0.001.
+fn value(rng: &mut Rng) -> f32 {
+    (rng.next() % 10_000) as f32 / 1000.0 - 5.0
 }
 
 fn pools() -> Vec<(usize, rayon::ThreadPool)> {
@@ -30,7 +26,7 @@ fn pools() -> Vec<(usize, rayon::ThreadPool)> {
 
 fn count(c: &mut Criterion) {
     // `count` of the performance issue: u8 labels [64, 512, 1024], values 0..18 with 5% 255.
-    let mut rng = Lcg(1);
+    let mut rng = Rng::new(1);
     let shape = [64usize, 512, 1024];
     let labels: Vec<u8> = (0..shape.iter().product::<usize>())
         .map(|_| if rng.next().is_multiple_of(20) { 255 } else { (rng.next() % 19) as u8 })
@@ -70,9 +66,9 @@ fn ce_group(c: &mut Criterion, name: &str, ce: &CrossEntropyLoss<f32>, x: &[f32]
 
 fn cross_entropy(c: &mut Criterion) {
     // `seg19`: logits [8, 19, 256, 512], 5% of targets 255, 19 class weights, mean.
-    let mut rng = Lcg(2);
+    let mut rng = Rng::new(2);
     let shape = [8usize, 19, 256, 512];
-    let x: Vec<f32> = (0..shape.iter().product::<usize>()).map(|_| rng.f32()).collect();
+    let x: Vec<f32> = (0..shape.iter().product::<usize>()).map(|_| value(&mut rng)).collect();
     let t: Vec<u8> =
         (0..8 * 256 * 512).map(|_| if rng.next().is_multiple_of(20) { 255 } else { (rng.next() % 19) as u8 }).collect();
     let w: Vec<f32> = (0..19).map(|i| 0.5 + i as f32 / 13.0).collect();
@@ -81,23 +77,23 @@ fn cross_entropy(c: &mut Criterion) {
     ce_group(c, "cross_entropy", &ce, &x, &shape, &t);
     // The seed's binary segmentation (the two-class path): [16, 2, 512, 512], 3% ones, weights.
     let shape = [16usize, 2, 512, 512];
-    let x: Vec<f32> = (0..shape.iter().product::<usize>()).map(|_| rng.f32()).collect();
+    let x: Vec<f32> = (0..shape.iter().product::<usize>()).map(|_| value(&mut rng)).collect();
     let t: Vec<u8> = (0..16 * 512 * 512).map(|_| u8::from(rng.next() % 100 < 3)).collect();
     let ce =
         CrossEntropyLoss::new(CrossEntropyOptions { weight: Some(vec![0.03, 0.97]), ..Default::default() }).unwrap();
     ce_group(c, "cross_entropy_two_classes", &ce, &x, &shape, &t);
     // Classification rows with few classes (a scratch tile each 128 rows): [2^20, 19].
     let shape = [1usize << 20, 19];
-    let x: Vec<f32> = (0..shape.iter().product::<usize>()).map(|_| rng.f32()).collect();
+    let x: Vec<f32> = (0..shape.iter().product::<usize>()).map(|_| value(&mut rng)).collect();
     let t: Vec<u8> = (0..shape[0]).map(|_| (rng.next() % 19) as u8).collect();
     ce_group(c, "cross_entropy_rows", &CrossEntropyLoss::new(CrossEntropyOptions::default()).unwrap(), &x, &shape, &t);
 }
 
 fn bce_with_logits(c: &mut Criterion) {
     // `bce`: [16, 1, 512, 512], 3% positives, pos_weight 32.3, mean.
-    let mut rng = Lcg(3);
+    let mut rng = Rng::new(3);
     let shape = [16usize, 1, 512, 512];
-    let x: Vec<f32> = (0..shape.iter().product::<usize>()).map(|_| rng.f32()).collect();
+    let x: Vec<f32> = (0..shape.iter().product::<usize>()).map(|_| value(&mut rng)).collect();
     let y: Vec<f32> = (0..x.len()).map(|_| f32::from(u8::from(rng.next() % 100 < 3))).collect();
     let l = BceWithLogitsLoss::new(BceWithLogitsOptions {
         pos_weight: Some(WeightTensor::new(vec![32.3], vec![1]).unwrap()),

@@ -41,7 +41,10 @@ pub enum Error {
         ndim: usize,
     },
     /// A class-index target (or label) outside `0..classes` that is not the ignore value.
-    #[error("{what} value {value} at flat index {index} is out of range for {classes} classes (ignore_index {ignore_index:?})")]
+    #[error(
+        "{what} value {value} at flat index {index} is out of range: labels must lie in [0, {classes}){}",
+        ignore_index.map_or(String::new(), |i| format!(" or the ignore value {i}"))
+    )]
     TargetOutOfRange {
         /// `"target"` or `"labels"`.
         what: &'static str,
@@ -116,3 +119,46 @@ pub enum Error {
 
 /// `Result` with xent's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `FromStr` and `Display` (and with the `serde` feature `Serialize` and `Deserialize`, as the
+/// same strings) for an enum of unit variants by their names (PyTorch's, MONAI's): one table, so
+/// that parsing and printing cannot disagree. An unknown name is an [`Error::InvalidOption`]
+/// listing the names.
+macro_rules! named {
+    ($t:ty, $option:literal, { $($v:ident => $n:literal),+ $(,)? }) => {
+        impl std::str::FromStr for $t {
+            type Err = $crate::error::Error;
+            fn from_str(s: &str) -> $crate::error::Result<Self> {
+                match s {
+                    $($n => Ok(<$t>::$v),)+
+                    _ => Err($crate::error::Error::InvalidOption {
+                        name: $option,
+                        value: s.to_string(),
+                        reason: concat!("must be one of", $(" ", $n),+),
+                    }),
+                }
+            }
+        }
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(match self {
+                    $(<$t>::$v => $n,)+
+                })
+            }
+        }
+        #[cfg(feature = "serde")]
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+        #[cfg(feature = "serde")]
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+                let s = <String as serde::Deserialize>::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+pub(crate) use named;

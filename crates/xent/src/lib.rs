@@ -69,6 +69,12 @@
 //! block size depends on the shape only, and per-block sums (in `f64`) are combined in block
 //! order. Results are the same bit for bit for any number of threads.
 //!
+//! ## Options by name
+//! `Reduction`, `Activation`, `WeightType`, `EmptyMean` and the weighting schemes parse from
+//! (`FromStr`) and print as (`Display`) PyTorch's and MONAI's names: `"sum".parse::<Reduction>()`.
+//! With the `serde` feature, every options struct reads from and writes to those names (absent
+//! fields take their defaults, unknown fields are errors).
+//!
 //! ## Errors
 //! Bad input (shapes, out-of-range targets, non-finite weights, bad options) is an [`Error`]
 //! naming the problem; no input makes xent panic.
@@ -85,6 +91,8 @@ mod reduction;
 #[doc(hidden)]
 pub mod reference;
 mod sum;
+#[doc(hidden)]
+pub mod testing;
 mod validate;
 mod view;
 pub mod weights;

@@ -6,7 +6,8 @@ use crate::kernel::Upstream;
 use crate::sum::ExactSum;
 use crate::view::numel;
 
-/// How per-element losses are combined, as PyTorch's `reduction` argument.
+/// How per-element losses are combined, as PyTorch's `reduction` argument; parsed from and
+/// printed as PyTorch's names `none`, `mean`, `sum` (`"sum".parse::<Reduction>()`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Reduction {
     /// No reduction: one loss per element (per position for class-index losses).
@@ -23,27 +24,12 @@ pub enum Reduction {
     Sum,
 }
 
-impl Reduction {
-    /// Parses PyTorch's names `"none"`, `"mean"`, `"sum"`.
-    ///
-    /// # Errors
-    /// [`Error::InvalidOption`] for any other name.
-    pub fn parse(name: &str) -> Result<Self> {
-        match name {
-            "none" => Ok(Reduction::None),
-            "mean" => Ok(Reduction::Mean),
-            "sum" => Ok(Reduction::Sum),
-            _ => Err(Error::InvalidOption {
-                name: "reduction",
-                value: name.to_string(),
-                reason: "must be one of none, mean, sum",
-            }),
-        }
-    }
-}
+crate::error::named!(Reduction, "reduction", { None => "none", Mean => "mean", Sum => "sum" });
+
+crate::error::named!(EmptyMean, "empty_mean", { Nan => "nan", Zero => "zero" });
 
 /// What a [`Reduction::Mean`] with a zero denominator (every target ignored, or an empty
-/// input) returns.
+/// input) returns (`nan`, `zero`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum EmptyMean {
     /// NaN (`0 / 0`) and a zero gradient for ignored targets, as PyTorch does.

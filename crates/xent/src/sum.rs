@@ -125,10 +125,10 @@ mod tests {
 
     #[test]
     fn any_grouping_gives_the_same_bits() {
-        let mut s = 0x1234_5678u64;
+        let mut rng = crate::testing::Rng::new(0x1234_5678);
         let v: Vec<f64> = (0..5000)
             .map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let s = rng.next_u64();
                 ((s >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 10f64.powi((s % 40) as i32 - 20)
             })
             .collect();

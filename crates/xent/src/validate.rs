@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::float::{Float, Label};
-use crate::kernel::{self, Tally};
+use crate::kernel;
 use crate::layout::Layout;
 use crate::par::{map_ordered, BLOCK_ELEMS};
 use crate::sum::ExactSum;
@@ -75,14 +75,12 @@ pub(crate) fn index_targets<T: Float, L: Label>(
     let per = BLOCK_ELEMS.max(4 * classes);
     let parts = map_ordered(target.chunks(per).enumerate().collect(), |(i, chunk)| {
         let mut counts = vec![0u64; classes];
-        kernel::run(Tally { labels: chunk, ignore: ignore_index, counts: &mut counts }).map_err(|k| {
-            Error::TargetOutOfRange {
-                what: "target",
-                index: i * per + k,
-                value: chunk[k].to_i128(),
-                classes,
-                ignore_index,
-            }
+        kernel::tally(chunk, ignore_index, &mut counts).map_err(|k| Error::TargetOutOfRange {
+            what: "target",
+            index: i * per + k,
+            value: chunk[k].to_i128(),
+            classes,
+            ignore_index,
         })?;
         Ok(counts)
     });

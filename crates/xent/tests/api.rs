@@ -295,3 +295,52 @@ fn ndarray_views_work_and_transposed_ones_are_refused() {
     let b = ndarray::array![[1.0f32, 2.0], [3.0, 4.0]];
     assert!(matches!(View::from_ndarray(&b.t()), Err(Error::NotContiguous { .. })));
 }
+
+/// Every named enum prints the name it parses from, and an unknown name lists the known ones.
+#[test]
+fn named_options_parse_what_they_print() {
+    use xent::weights::{AbsentClasses, Scheme};
+    for r in [Reduction::None, Reduction::Mean, Reduction::Sum] {
+        assert_eq!(r.to_string().parse::<Reduction>(), Ok(r));
+    }
+    for a in [Activation::Softmax, Activation::Sigmoid, Activation::Identity] {
+        assert_eq!(a.to_string().parse::<Activation>(), Ok(a));
+    }
+    for w in [WeightType::Square, WeightType::Simple, WeightType::Uniform] {
+        assert_eq!(w.to_string().parse::<WeightType>(), Ok(w));
+    }
+    for a in [AbsentClasses::Zero, AbsentClasses::Largest, AbsentClasses::Error] {
+        assert_eq!(a.to_string().parse::<AbsentClasses>(), Ok(a));
+    }
+    for s in ["inverse_frequency", "balanced", "median_frequency", "enet", "effective_number", "inverse_sqrt_frequency"]
+    {
+        assert_eq!(s.parse::<Scheme>().unwrap().to_string(), s);
+    }
+    let e = "avg".parse::<Reduction>().unwrap_err().to_string();
+    assert!(e.contains("avg") && e.contains("none mean sum"), "{e}");
+    // A constant given to a scheme that has none is refused, not ignored.
+    assert!("balanced".parse::<Scheme>().unwrap().with_parameters(Some(1.1), None).is_err());
+    assert_eq!("enet".parse::<Scheme>().unwrap().with_parameters(Some(1.1), None), Ok(Scheme::Enet { c: 1.1 }));
+}
+
+/// Options read from JSON (the `serde` feature): absent fields take the defaults, unknown
+/// fields and bad values are errors, weight tensors are checked as `WeightTensor::new` checks.
+#[test]
+fn options_from_json_take_defaults_and_refuse_what_is_wrong() {
+    let o: CrossEntropyOptions<f32> = serde_json::from_str(r#"{"reduction": "sum", "ignore_index": 255}"#).unwrap();
+    assert_eq!(o, CrossEntropyOptions { reduction: Reduction::Sum, ignore_index: 255, ..Default::default() });
+    let back: CrossEntropyOptions<f32> = serde_json::from_str(&serde_json::to_string(&o).unwrap()).unwrap();
+    assert_eq!(back, o);
+    assert!(serde_json::from_str::<CrossEntropyOptions<f32>>(r#"{"reductoin": "sum"}"#).is_err());
+    let e = serde_json::from_str::<CrossEntropyOptions<f32>>(r#"{"reduction": "avg"}"#).unwrap_err();
+    assert!(e.to_string().contains("none mean sum"), "{e}");
+    let b: BceWithLogitsOptions<f64> =
+        serde_json::from_str(r#"{"pos_weight": {"values": [2.0], "shape": [1]}}"#).unwrap();
+    assert_eq!(b.pos_weight.unwrap().values(), &[2.0]);
+    let bad = r#"{"pos_weight": {"values": [2.0, 1.0], "shape": [3]}}"#;
+    assert!(serde_json::from_str::<BceWithLogitsOptions<f64>>(bad).is_err());
+    let f: FocalOptions<f32> = serde_json::from_str(r#"{"activation": "softmax", "alpha": [0.2, 0.8]}"#).unwrap();
+    assert_eq!((f.activation, f.alpha), (Activation::Softmax, FocalAlpha::PerClass(vec![0.2, 0.8])));
+    let f: FocalOptions<f32> = serde_json::from_str(r#"{"alpha": 0.25}"#).unwrap();
+    assert_eq!(f.alpha, FocalAlpha::Scalar(0.25));
+}

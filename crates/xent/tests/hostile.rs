@@ -170,9 +170,13 @@ fn cases() -> Vec<Case> {
             Box::new(|| ClassCounts::new(2, None).weights(Scheme::Balanced, AbsentClasses::Zero).map(drop)),
             |e| matches!(e, Error::Counts(_)),
         ),
-        ("effective number beta 1", Box::new(|| Scheme::parse("effective_number", None, Some(1.0)).map(drop)), |e| {
-            matches!(e, Error::InvalidOption { name: "beta", .. })
-        }),
+        (
+            "effective number beta 1",
+            Box::new(|| {
+                "effective_number".parse::<Scheme>().and_then(|s| s.with_parameters(None, Some(1.0))).map(drop)
+            }),
+            |e| matches!(e, Error::InvalidOption { name: "beta", .. }),
+        ),
         ("running decay 1", Box::new(|| RunningFrequencies::new(2, 1.0).map(drop)), |e| {
             matches!(e, Error::InvalidOption { name: "decay", .. })
         }),

@@ -120,7 +120,7 @@ fn cross_entropy_and_nll_match_reference_and_finite_differences() {
                     let opts = CrossEntropyOptions {
                         weight: weight.clone(),
                         ignore_index: ignore,
-                        reduction: Reduction::parse(red).unwrap(),
+                        reduction: red.parse::<Reduction>().unwrap(),
                         label_smoothing: smoothing,
                         ..Default::default()
                     };
@@ -179,7 +179,7 @@ fn cross_entropy_probability_targets_match_reference_and_finite_differences() {
                 let smoothing = if rng.uniform() < 0.5 { 0.0 } else { 0.2 };
                 let opts = CrossEntropyOptions {
                     weight: weight.clone(),
-                    reduction: Reduction::parse(red).unwrap(),
+                    reduction: red.parse::<Reduction>().unwrap(),
                     label_smoothing: smoothing,
                     ..Default::default()
                 };
@@ -216,7 +216,7 @@ fn binary_fb<'a, T: Float>(
 ) -> Fb<'a> {
     Box::new(move |x, go| {
         let (x, go, y) = (narrow::<T>(x), narrow::<T>(go), narrow::<T>(y));
-        let reduction = Reduction::parse(red).unwrap();
+        let reduction = red.parse::<Reduction>().unwrap();
         let t = |v: Option<&[f64]>| v.map(|v| WeightTensor::new(narrow::<T>(v), shape.to_vec()).unwrap());
         let (input, target) = (View::new(&x, shape).unwrap(), View::new(&y, shape).unwrap());
         let mut g = vec![T::ZERO; x.len()];

@@ -124,11 +124,11 @@ fn absent_class_policies() {
 
 #[test]
 fn scheme_parameters_out_of_range_are_errors() {
-    assert!(Scheme::parse("enet", Some(1.0), None).is_err());
-    assert!(Scheme::parse("effective_number", None, Some(1.0)).is_err());
-    assert!(Scheme::parse("effective_number", None, Some(f64::NAN)).is_err());
-    assert!(Scheme::parse("nope", None, None).is_err());
-    assert_eq!(Scheme::parse("enet", None, None).unwrap(), Scheme::Enet { c: 1.02 });
+    assert!("enet".parse::<Scheme>().and_then(|s| s.with_parameters(Some(1.0), None)).is_err());
+    assert!("effective_number".parse::<Scheme>().and_then(|s| s.with_parameters(None, Some(1.0))).is_err());
+    assert!("effective_number".parse::<Scheme>().and_then(|s| s.with_parameters(None, Some(f64::NAN))).is_err());
+    assert!("nope".parse::<Scheme>().and_then(|s| s.with_parameters(None, None)).is_err());
+    assert_eq!("enet".parse::<Scheme>().and_then(|s| s.with_parameters(None, None)).unwrap(), Scheme::Enet { c: 1.02 });
     assert!(RunningFrequencies::new(2, 1.0).is_err());
 }
 

@@ -55,11 +55,11 @@ pub fn png(
 
 /// A small deterministic label generator.
 pub fn labels(seed: u64, n: usize, k: u64) -> Vec<u64> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut rng = xent::testing::Rng::new(seed);
+    rng.next_u64();
     (0..n)
         .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            let r = s >> 33;
+            let r = rng.next();
             if r.is_multiple_of(20) {
                 255
             } else {

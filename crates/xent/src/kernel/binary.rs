@@ -234,6 +234,24 @@ fn bce_logit_loss<T: Float>(x: T, y: T, q: T, ls: T) -> (T, T) {
     ((-b).mul_add(ls, a), b)
 }
 
+/// The losses and gradient of a chunk of [`bce_with_logits`]. A function of its own so that its
+/// slices are parameters: the loop then knows that `g` is none of the inputs (reached through
+/// the kernel's struct, it does not, and the chunk runs about 10% slower).
+#[inline(always)]
+fn logits_grad<T: Float>(x: &[T], y: &[T], q: &[T], w: &[T], go: &[T], g: &mut [T], lv: &mut [T]) {
+    for j in 0..lv.len() {
+        let e = (-x[j].abs()).exp_fast();
+        let ls = x[j].min(T::ZERO) - e.ln_1p_unit();
+        let (l, b) = bce_logit_loss(x[j], y[j], q[j], ls);
+        lv[j] = l;
+        // sigmoid(x) = 1 / (1 + e) for x >= 0, e / (1 + e) below: one division.
+        let r1 = T::ONE / (T::ONE + e);
+        let s = if x[j] >= T::ZERO { r1 } else { e * r1 };
+        // (q y + 1 - y) sigmoid(x) - q y, with b = (q - 1) y + 1
+        g[j] = b.mul_add(s, -(q[j] * y[j])) * go[j] * w[j];
+    }
+}
+
 /// Binary cross-entropy with logits over run `r`.
 #[inline(always)]
 fn bce_with_logits<T: Float>(k: BceWithLogits<'_, T>) -> f64 {
@@ -256,19 +274,7 @@ fn bce_with_logits<T: Float>(k: BceWithLogits<'_, T>) -> f64 {
                 lv[j] = bce_logit_loss(x[j], y[j], q[j], ls).0;
             }
         } else {
-            let g = &mut grad[k0..k0 + n];
-            let go = ups.at(k0, n);
-            for j in 0..n {
-                let e = (-x[j].abs()).exp_fast();
-                let ls = x[j].min(T::ZERO) - e.ln_1p_unit();
-                let (l, b) = bce_logit_loss(x[j], y[j], q[j], ls);
-                lv[j] = l;
-                // sigmoid(x) = 1 / (1 + e) for x >= 0, e / (1 + e) below: one division.
-                let r1 = T::ONE / (T::ONE + e);
-                let s = if x[j] >= T::ZERO { r1 } else { e * r1 };
-                // (q y + 1 - y) sigmoid(x) - q y, with b = (q - 1) y + 1
-                g[j] = b.mul_add(s, -(q[j] * y[j])) * go[j] * w[j];
-            }
+            logits_grad(x, y, q, w, ups.at(k0, n), &mut grad[k0..k0 + n], &mut lv[..n]);
         }
         if weighted {
             for j in 0..n {
@@ -431,11 +437,8 @@ mod tests {
     /// f64, loss and gradient, from extreme logits to 0 and for soft and hard targets.
     #[test]
     fn sigmoid_focal_lanes_match_libm() {
-        let mut s = 11u64;
-        let mut next = || {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (s >> 33) as f64 / (1u64 << 31) as f64
-        };
+        let mut rng = crate::testing::Rng::new(11);
+        let mut next = || rng.uniform();
         let n = 1000;
         let x: Vec<f64> = (0..n)
             .map(|i| match i % 50 {

@@ -1,6 +1,5 @@
 //! Counting labels per class: the one loop behind class counts and the losses' target check.
 
-use super::simd::Kernel;
 use crate::float::Label;
 
 /// Labels mapped to bins at a time (on the stack).
@@ -34,22 +33,12 @@ fn count_equal<L: Label>(labels: &[L], v: L) -> u64 {
 /// check that every label was counted; otherwise labels are mapped to bins ([`Label::bin`]) a
 /// chunk at a time and counted in four interleaved histograms (so that runs of equal labels,
 /// the usual case in masks, do not wait on the previous add).
-pub(crate) struct Tally<'a, L> {
-    pub labels: &'a [L],
-    pub ignore: Option<i64>,
-    pub counts: &'a mut [u64],
-}
-
-impl<L: Label> Kernel for Tally<'_, L> {
-    type Output = std::result::Result<u64, usize>;
-    #[inline(always)]
-    fn run(self) -> Self::Output {
-        tally(self.labels, self.ignore, self.counts)
-    }
-}
-
 #[inline(always)] // into the vector-width copies of `kernel::simd`
-fn tally<L: Label>(labels: &[L], ignore: Option<i64>, counts: &mut [u64]) -> std::result::Result<u64, usize> {
+pub(super) fn tally<L: Label>(
+    labels: &[L],
+    ignore: Option<i64>,
+    counts: &mut [u64],
+) -> std::result::Result<u64, usize> {
     let classes = counts.len();
     let Some(c32) = u32::try_from(classes).ok().filter(|&c| c < u32::MAX - 1) else {
         // Bins would not fit a u32: one label at a time.
@@ -135,7 +124,7 @@ mod tests {
         let got = tally(labels, ignore, &mut counts).map(|ignored| (counts, ignored));
         let wide = {
             let mut counts = vec![0; classes];
-            crate::kernel::simd::run(Tally { labels, ignore, counts: &mut counts }).map(|ignored| (counts, ignored))
+            crate::kernel::simd::tally(labels, ignore, &mut counts).map(|ignored| (counts, ignored))
         };
         let want = reference(labels, ignore, classes);
         assert_eq!(got, want, "{} labels, ignore {ignore:?}, {classes} classes", labels.len());
@@ -144,11 +133,8 @@ mod tests {
 
     #[test]
     fn tally_matches_the_plain_count_for_every_type_and_edge() {
-        let mut s = 3u64;
-        let mut next = |k: u64| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (s >> 33) % k
-        };
+        let mut rng = crate::testing::Rng::new(3);
+        let mut next = |k: u64| rng.next() % k;
         // Both strategies (few bins, histograms), chunk tails, runs of equal labels.
         for classes in [1usize, 2, 5, 19, 300] {
             for n in [0usize, 3, 4095, 4096, 4097, 3 * 4096 + 17] {

@@ -119,7 +119,7 @@ impl<T: Float, L: Label> Kernel for CrossEntropy<'_, T, L> {
     #[inline(always)]
     fn run(self) -> f64 {
         let Index { x, target, p, b, up, mut grad, loss } = self.0;
-        let mut k = CeTiles { x, target, p, b, up, loss, acc: [0.0; TILE] };
+        let mut k = CeTiles { target, p, b, up, loss, acc: [0.0; TILE] };
         drive(&mut k, (x, &[]), b, (p.class_stride, p.classes), grad.as_mut());
         k.acc.iter().sum()
     }
@@ -127,7 +127,6 @@ impl<T: Float, L: Label> Kernel for CrossEntropy<'_, T, L> {
 
 /// [`CrossEntropy`] as the tile driver runs it: the losses summed in `TILE` lanes.
 struct CeTiles<'s, 'a, T, L> {
-    x: &'a [T],
     target: &'a [L],
     p: &'a IndexParams<'a, T>,
     b: Block,
@@ -141,22 +140,22 @@ impl<T: Float, L: Label> TileKernel<T> for CeTiles<'_, '_, T, L> {
 
     /// [`CeTiles::tile2`] for two classes without smoothing, else [`CeTiles::tile_any`].
     #[inline(always)]
-    fn tile<G: Lanes<T>>(&mut self, t: Tile<'_, T>, grad: Option<&mut G>) {
+    fn tile<G: Lanes<T>>(&mut self, x: &[T], _: &[T], t: Tile, grad: Option<&mut G>) {
         if self.p.classes == 2 && self.p.smoothing <= T::ZERO {
-            self.tile2(t, grad);
+            self.tile2(x, t, grad);
         } else {
-            self.tile_any(t, grad);
+            self.tile_any(x, t, grad);
         }
     }
 
     /// A row: its maximum, then its exponentials (kept in the gradient) and sums in `TILE`
     /// lanes, then the gradient finished in place.
     #[inline(always)]
-    fn row(&mut self, b: &Block, k: usize, grad: Option<&mut ClassOut<'_, T>>) {
+    fn row(&mut self, x: &[T], _: &[T], b: &Block, k: usize, grad: Option<&mut ClassOut<'_, T>>) {
         let (p, classes) = (self.p, self.p.classes);
         let smooth = p.smoothing > T::ZERO;
         let pos = b.p0 + k;
-        let row = &self.x[b.base + k * b.lane_stride..][..classes];
+        let row = &x[b.base + k * b.lane_stride..][..classes];
         let t = self.target[pos].class_of(p.ignore_index);
         let m = row_max(row);
         let mut none: [T; 0] = [];
@@ -220,13 +219,12 @@ fn pair<T: Float>(a: T, c: T, tc: u32, w0: T, w1: T) -> Pair<T> {
 impl<T: Float, L: Label> CeTiles<'_, '_, T, L> {
     /// A tile of [`CrossEntropy`]; adds the losses to the lanes' sums.
     #[inline(always)]
-    fn tile_any<G: Lanes<T>>(&mut self, t: Tile<'_, T>, mut grad: Option<&mut G>) {
+    fn tile_any<G: Lanes<T>>(&mut self, x: &[T], t: Tile, mut grad: Option<&mut G>) {
         let (p, k0, n, at) = (self.p, t.k0, t.n, t.at);
         let (classes, cs) = (p.classes, t.cs);
         let smooth = p.smoothing > T::ZERO;
         let one_e = T::ONE - p.smoothing;
         let e_c = p.smoothing / T::from_f64(classes as f64);
-        let x = t.x;
         let off = |c: usize| c * cs;
         // Per lane: the target class (`none`, past the classes, if ignored) and the upstream
         // gradient (`u32` lanes: the caller keeps the classes below `u32::MAX`).
@@ -326,9 +324,9 @@ impl<T: Float, L: Label> CeTiles<'_, '_, T, L> {
     /// one exponential and one `ln(1 + e)` (`e` in `[0, 1]`) a position instead of two and a `ln`.
     /// `e` is made NaN when `m` is infinite (`m - m`), as `log_softmax` makes it.
     #[inline(always)]
-    fn tile2<G: Lanes<T>>(&mut self, t: Tile<'_, T>, grad: Option<&mut G>) {
+    fn tile2<G: Lanes<T>>(&mut self, x: &[T], t: Tile, grad: Option<&mut G>) {
         let (p, k0, n, at) = (self.p, t.k0, t.n, t.at);
-        let (x0, x1) = (&t.x[..n], &t.x[t.cs..][..n]);
+        let (x0, x1) = (&x[..n], &x[t.cs..][..n]);
         let tc = &self.target[self.b.p0 + k0..][..n];
         let ignore = Some(p.ignore_index);
         let (w0, w1) = (p.w(0), p.w(1));
@@ -436,7 +434,7 @@ impl<T: Float> Kernel for CrossEntropyProbs<'_, T> {
     #[inline(always)]
     fn run(self) -> f64 {
         let CrossEntropyProbs { x, y, p, b, up, mut grad, loss } = self;
-        let mut k = ProbsTiles { x, y, p, b, up, loss, acc: [0.0; TILE] };
+        let mut k = ProbsTiles { p, b, up, loss, acc: [0.0; TILE] };
         drive(&mut k, (x, y), b, (p.class_stride, p.classes), grad.as_mut());
         k.acc.iter().sum()
     }
@@ -444,8 +442,6 @@ impl<T: Float> Kernel for CrossEntropyProbs<'_, T> {
 
 /// [`CrossEntropyProbs`] as the tile driver runs it.
 struct ProbsTiles<'s, 'a, T> {
-    x: &'a [T],
-    y: &'a [T],
     p: &'a IndexParams<'a, T>,
     b: Block,
     up: Upstream<'a, T>,
@@ -459,9 +455,8 @@ impl<T: Float> TileKernel<T> for ProbsTiles<'_, '_, T> {
     /// The lanes' maxima; then `e^(x - m)` (kept in the gradient), `s`, `A` and `wy`; then
     /// the losses and the gradient.
     #[inline(always)]
-    fn tile<G: Lanes<T>>(&mut self, t: Tile<'_, T>, mut grad: Option<&mut G>) {
+    fn tile<G: Lanes<T>>(&mut self, x: &[T], y: &[T], t: Tile, mut grad: Option<&mut G>) {
         let (p, cs, n, at) = (self.p, t.cs, t.n, t.at);
-        let (x, y) = (t.x, t.y);
         let mut go = [T::ZERO; TILE];
         upstream(self.up, self.b.p0 + t.k0, n, &mut go);
         let mut m = [T::NEG_INFINITY; TILE];
@@ -474,21 +469,30 @@ impl<T: Float> TileKernel<T> for ProbsTiles<'_, '_, T> {
         let (mut s, mut a, mut wy) = ([T::ZERO; TILE], [T::ZERO; TILE], [T::ZERO; TILE]);
         for c in 0..p.classes {
             let (xs, ys, wc) = (&x[c * cs..][..n], &y[c * cs..][..n], p.w(c));
-            let mut none: [T; 0] = [];
-            let gs: &mut [T] = match &mut grad {
-                Some(g) => &mut g.lanes(c)[at..at + n],
-                None => &mut none,
-            };
-            for j in 0..n {
-                let d = xs[j] - m[j];
-                let e = d.exp_fast();
-                if !gs.is_empty() {
-                    gs[j] = e;
+            // Two copies of the loop, so that neither stores under a condition (which keeps
+            // the loop scalar).
+            match &mut grad {
+                Some(g) => {
+                    let gs = &mut g.lanes(c)[at..at + n];
+                    for j in 0..n {
+                        let d = xs[j] - m[j];
+                        let e = d.exp_fast();
+                        gs[j] = e;
+                        s[j] += e;
+                        let wyc = wc * smoothed(p, ys[j]);
+                        a[j] += wyc * d;
+                        wy[j] += wyc;
+                    }
                 }
-                s[j] += e;
-                let wyc = wc * smoothed(p, ys[j]);
-                a[j] += wyc * d;
-                wy[j] += wyc;
+                None => {
+                    for j in 0..n {
+                        let d = xs[j] - m[j];
+                        s[j] += d.exp_fast();
+                        let wyc = wc * smoothed(p, ys[j]);
+                        a[j] += wyc * d;
+                        wy[j] += wyc;
+                    }
+                }
             }
         }
         let mut lv = [T::ZERO; TILE];
@@ -511,10 +515,10 @@ impl<T: Float> TileKernel<T> for ProbsTiles<'_, '_, T> {
     }
 
     #[inline(always)]
-    fn row(&mut self, b: &Block, k: usize, grad: Option<&mut ClassOut<'_, T>>) {
+    fn row(&mut self, x: &[T], y: &[T], b: &Block, k: usize, grad: Option<&mut ClassOut<'_, T>>) {
         let classes = self.p.classes;
         let at = b.base + k * classes;
-        let (row, yr) = (&self.x[at..][..classes], &self.y[at..][..classes]);
+        let (row, yr) = (&x[at..][..classes], &y[at..][..classes]);
         let l = match grad {
             Some(g) => probs_row(row, yr, self.p, self.up.at(b.p0 + k), g.row(k)),
             None => probs_row(row, yr, self.p, T::ZERO, &mut []),

@@ -28,8 +28,9 @@ use super::simd::Kernel;
 use super::tile::{drive, labels, Tile, TileKernel, TILE};
 use crate::float::{Float, Label};
 
-/// The alpha term of the focal loss.
+/// The alpha term of the focal loss. With the `serde` feature: `null`, a number, or a list.
 #[derive(Debug, Clone, PartialEq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(untagged))]
 pub enum FocalAlpha<T> {
     /// No alpha term (MONAI's default).
     #[default]
@@ -123,19 +124,19 @@ impl<T: Float, L: Label> TileKernel<T> for FocalTiles<'_, '_, T, L> {
     /// Strided positions (`inner > 1`) all lie in one sample; rows (`inner == 1`) are a sample
     /// each.
     #[inline(always)]
-    fn tile<G: Lanes<T>>(&mut self, t: Tile<'_, T>, out: Option<&mut G>) {
+    fn tile<G: Lanes<T>>(&mut self, x: &[T], _: &[T], t: Tile, out: Option<&mut G>) {
         let (o, b, n) = (self.d.o, self.d.b, t.n);
         let lab = labels(o.ignore_index, self.d.target, b.p0 + t.k0, n);
         if o.inner > 1 {
             let (n0, j0) = (b.p0 / o.inner, b.p0 % o.inner);
             let u = upstream(o, self.d.up, &lab, n, (n0, 0), (j0 + t.k0, 1));
-            let lt = softmax_tile(t, &lab, o, &u, out, self.grad);
+            let lt = softmax_tile(x, t, &lab, o, &u, out, self.grad);
             for &l in &lt[..n] {
                 self.sums[0] += l.to_f64();
             }
         } else {
             let u = upstream(o, self.d.up, &lab, n, (b.p0 + t.k0, 1), (0, 0));
-            let lt = softmax_tile(t, &lab, o, &u, out, self.grad);
+            let lt = softmax_tile(x, t, &lab, o, &u, out, self.grad);
             for (s, &l) in self.sums[t.k0..t.k0 + n].iter_mut().zip(&lt[..n]) {
                 *s += l.to_f64();
             }
@@ -143,7 +144,7 @@ impl<T: Float, L: Label> TileKernel<T> for FocalTiles<'_, '_, T, L> {
     }
 
     #[inline(always)]
-    fn row(&mut self, _: &Block, k: usize, out: Option<&mut ClassOut<'_, T>>) {
+    fn row(&mut self, _: &[T], _: &[T], _: &Block, k: usize, out: Option<&mut ClassOut<'_, T>>) {
         let (grad, loss) = if self.grad { (out, None) } else { (None, out) };
         position(&self.d, k, grad, loss, self.sums);
     }
@@ -322,14 +323,15 @@ fn upstream<T: Float>(
 /// into `out`'s lanes if given; returns the losses.
 #[inline(always)]
 fn softmax_tile<T: Float, G: Lanes<T>>(
-    t: Tile<'_, T>,
+    x: &[T],
+    t: Tile,
     lab: &[u32; TILE],
     o: &FocalParams<'_, T>,
     up: &[T; TILE],
     mut out: Option<&mut G>,
     grad: bool,
 ) -> [T; TILE] {
-    let (x, cs, n, k0) = (t.x, t.cs, t.n, t.at);
+    let (cs, n, k0) = (t.cs, t.n, t.at);
     let (first, classes, g) = (o.first, o.classes, o.gamma);
     let mut m = [T::NEG_INFINITY; TILE];
     let mut xt = [T::NEG_INFINITY; TILE];

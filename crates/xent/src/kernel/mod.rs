@@ -22,11 +22,10 @@ pub use overlap::Activation;
 
 pub(crate) use binary::{Bce, BceWithLogits, Elementwise, SigmoidFocal};
 pub(crate) use block::{Block, ClassOut, Upstream};
-pub(crate) use count::Tally;
 pub(crate) use cross_entropy::{CrossEntropy, CrossEntropyProbs, Index, IndexParams, Nll};
 pub(crate) use focal::{Focal, FocalData, FocalParams};
 pub(crate) use overlap::{OverlapBackward, OverlapParams, OverlapSums};
-pub(crate) use simd::run;
+pub(crate) use simd::{run, tally};
 pub(crate) use softmax::Softmax;
 
 #[cfg(test)]

@@ -17,7 +17,10 @@ use super::softmax::{self, max_sumexp};
 use super::tile::{labels, Scratch, SMALL, TILE};
 use crate::float::{Float, Label};
 
-/// The activation applied to the scores before the overlap is measured.
+crate::error::named!(Activation, "activation", { Softmax => "softmax", Sigmoid => "sigmoid", Identity => "none" });
+
+/// The activation applied to the scores (parsed from and printed as `softmax`, `sigmoid`,
+/// `none`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Activation {
     /// Softmax over the class dimension (MONAI's `softmax=True`; skipped for one class).

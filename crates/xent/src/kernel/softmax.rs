@@ -54,32 +54,31 @@ impl<T: Float> Kernel for Softmax<'_, T> {
             return backward(self);
         }
         let Softmax { x, b, cs, classes, log, mut out, .. } = self;
-        drive(&mut Forward { x, classes, log }, (x, &[]), b, (cs, classes), Some(&mut out));
+        drive(&mut Forward { classes, log }, (x, &[]), b, (cs, classes), Some(&mut out));
     }
 }
 
 /// The forward pass as the tile driver runs it.
-struct Forward<'a, T> {
-    x: &'a [T],
+struct Forward {
     classes: usize,
     log: bool,
 }
 
-impl<T: Float> TileKernel<T> for Forward<'_, T> {
+impl<T: Float> TileKernel<T> for Forward {
     const PAIRED: bool = false;
 
     #[inline(always)]
-    fn tile<G: Lanes<T>>(&mut self, t: Tile<'_, T>, out: Option<&mut G>) {
+    fn tile<G: Lanes<T>>(&mut self, x: &[T], _: &[T], t: Tile, out: Option<&mut G>) {
         if let Some(out) = out {
-            tile(t.x, t.cs, self.classes, t.n, self.log, out, t.at);
+            tile(x, t.cs, self.classes, t.n, self.log, out, t.at);
         }
     }
 
     #[inline(always)]
-    fn row(&mut self, b: &Block, k: usize, out: Option<&mut ClassOut<'_, T>>) {
+    fn row(&mut self, x: &[T], _: &[T], b: &Block, k: usize, out: Option<&mut ClassOut<'_, T>>) {
         let Some(out) = out else { return };
         let classes = self.classes;
-        let row = &self.x[b.base + k * classes..][..classes];
+        let row = &x[b.base + k * classes..][..classes];
         let o = out.row(k);
         let m = row_max(row);
         let (s, _) = row_exp_sum(row, m, o, false, None);
@@ -156,11 +155,11 @@ fn backward<T: Float>(k: Softmax<'_, T>) {
     if b.lane_stride == 1 && cs != 1 {
         for k0 in (0..b.len).step_by(TILE) {
             let n = TILE.min(b.len - k0);
-            let t = Tile { x: &y[b.base + k0..], y: &g[b.base + k0..], cs, k0, n, at: k0 };
+            let (yt, gt, t) = (&y[b.base + k0..], &g[b.base + k0..], Tile { cs, k0, n, at: k0 });
             if n == TILE {
-                backward_tile(Tile { n: TILE, ..t }, classes, log, out);
+                backward_tile(yt, gt, Tile { n: TILE, ..t }, (classes, log), out);
             } else {
-                backward_tile(t, classes, log, out);
+                backward_tile(yt, gt, t, (classes, log), out);
             }
         }
     } else {
@@ -191,12 +190,12 @@ fn backward<T: Float>(k: Softmax<'_, T>) {
     }
 }
 
-/// A tile for [`backward`] (`y` as the tile's `x`, `g` as its `y`): `dot = sum_c g_c` (log) or `sum_c g_c y_c`, then `g - e^y dot` or `y (g - dot)`.
+/// A tile for [`backward`] (`y` and `g` from the tile's first position): `dot = sum_c g_c` (log) or `sum_c g_c y_c`, then `g - e^y dot` or `y (g - dot)`.
 /// `e^y` is the polynomial when every `y` of the tile is at most 0 (log-softmax's outputs are),
 /// libm's otherwise.
 #[inline(always)]
-fn backward_tile<T: Float>(t: Tile<'_, T>, classes: usize, log: bool, out: &mut ClassOut<'_, T>) {
-    let (y, g, cs, n, k0) = (t.x, t.y, t.cs, t.n, t.at);
+fn backward_tile<T: Float>(y: &[T], g: &[T], t: Tile, (classes, log): (usize, bool), out: &mut ClassOut<'_, T>) {
+    let (cs, n, k0) = (t.cs, t.n, t.at);
     let mut dot = [T::ZERO; TILE];
     let mut fast = true;
     for c in 0..classes {

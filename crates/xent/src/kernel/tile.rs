@@ -124,14 +124,12 @@ impl<T> Lanes<T> for Scratch<'_, T> {
     }
 }
 
-/// One tile: `n <= TILE` consecutive positions as the vector lanes, the block's positions
-/// `k0..k0 + n`. Class `c`'s values are `x[c * cs..][..n]` (and `y[c * cs..][..n]` for a
-/// kernel with a second class-shaped input); a tile writes its outputs into lanes
+/// Where a tile is: `n <= TILE` consecutive positions as the vector lanes, the block's
+/// positions `k0..k0 + n`, classes `cs` apart in its inputs (class `c`'s values are
+/// `x[c * cs..][..n]` of the `x` handed beside it); it writes its outputs into lanes
 /// `at..at + n` of each class.
 #[derive(Clone, Copy)]
-pub(crate) struct Tile<'a, T> {
-    pub x: &'a [T],
-    pub y: &'a [T],
+pub(crate) struct Tile {
     pub cs: usize,
     pub k0: usize,
     pub n: usize,
@@ -142,15 +140,18 @@ pub(crate) struct Tile<'a, T> {
 ///
 /// Every method is `#[inline(always)]` in the implementations: the driver runs inside the
 /// dispatched copies (AVX2, AVX-512), and a method that is not inlined there would be compiled
-/// for the baseline CPU (no FMA).
+/// for the baseline CPU (no FMA). The inputs `x` and `y` are parameters of their own, never
+/// fields of a struct: only a slice that is a parameter is known not to overlap the outputs,
+/// and without that the loops that read `x` and write `out` are not vectorised as well.
 pub(crate) trait TileKernel<T: Float> {
     /// Whether the kernel reads a second class-shaped input (probability targets).
     const PAIRED: bool;
-    /// The tile's losses (kept by the kernel) and its class-shaped output into `out`, if given.
-    fn tile<G: Lanes<T>>(&mut self, t: Tile<'_, T>, out: Option<&mut G>);
-    /// Position `k` of a block of rows of more than [`SMALL`] classes (contiguous), its outputs
-    /// into `out.row(k)`, if given.
-    fn row(&mut self, b: &Block, k: usize, out: Option<&mut ClassOut<'_, T>>);
+    /// The tile's losses (kept by the kernel) and its class-shaped output into `out`, if given;
+    /// `x` and `y` start at the tile's first position.
+    fn tile<G: Lanes<T>>(&mut self, x: &[T], y: &[T], t: Tile, out: Option<&mut G>);
+    /// Position `k` of block `b` of rows of more than [`SMALL`] classes (contiguous) of the
+    /// whole inputs `x` and `y`, its outputs into `out.row(k)`, if given.
+    fn row(&mut self, x: &[T], y: &[T], b: &Block, k: usize, out: Option<&mut ClassOut<'_, T>>);
 }
 
 /// Runs a class-axis kernel over block `b` of `x` (and of `y`, for a paired kernel), classes
@@ -161,7 +162,7 @@ pub(crate) trait TileKernel<T: Float> {
 ///   lanes, and the output copied back;
 /// - longer rows one at a time ([`TileKernel::row`]).
 ///
-/// A full tile is its own copy of the tile code, with the lane count a constant.
+/// Either way, a full tile is its own copy of the tile code, with the lane count a constant.
 #[inline(always)]
 pub(crate) fn drive<T: Float, K: TileKernel<T>>(
     k: &mut K,
@@ -174,12 +175,7 @@ pub(crate) fn drive<T: Float, K: TileKernel<T>>(
         for k0 in (0..b.len).step_by(TILE) {
             let n = TILE.min(b.len - k0);
             let y = if K::PAIRED { &y[b.base + k0..] } else { &[][..] };
-            let t = Tile { x: &x[b.base + k0..], y, cs, k0, n, at: k0 };
-            if n == TILE {
-                k.tile(Tile { n: TILE, ..t }, out.as_deref_mut());
-            } else {
-                k.tile(t, out.as_deref_mut());
-            }
+            tile(k, (&x[b.base + k0..], y), Tile { cs, k0, n, at: k0 }, out.as_deref_mut());
         }
     } else if (1..=SMALL).contains(&classes) {
         if K::PAIRED {
@@ -190,8 +186,19 @@ pub(crate) fn drive<T: Float, K: TileKernel<T>>(
         }
     } else {
         for kk in 0..b.len {
-            k.row(&b, kk, out.as_deref_mut());
+            k.row(x, y, &b, kk, out.as_deref_mut());
         }
+    }
+}
+
+/// One tile of [`drive`]: a full tile is its own copy of the tile code, with the lane count a
+/// constant (its lane arrays then stay in registers).
+#[inline(always)]
+fn tile<T: Float, K: TileKernel<T>, G: Lanes<T>>(k: &mut K, (x, y): (&[T], &[T]), t: Tile, out: Option<&mut G>) {
+    if t.n == TILE {
+        k.tile(x, y, Tile { n: TILE, ..t }, out);
+    } else {
+        k.tile(x, y, t, out);
     }
 }
 
@@ -214,9 +221,8 @@ fn scratch_rows<T: Float, K: TileKernel<T>>(
             to_columns(&y[rows], &mut ys[..], classes);
         }
         let ys: &[T] = y.as_ref().map_or(&[], |(_, ys)| &ys[..]);
-        let t = Tile { x: &xs, y: ys, cs: TILE, k0, n, at: 0 };
         let mut scratch = Scratch(&mut os);
-        k.tile(t, out.is_some().then_some(&mut scratch));
+        tile(k, (&xs, ys), Tile { cs: TILE, k0, n, at: 0 }, out.is_some().then_some(&mut scratch));
         if let Some(o) = &mut out {
             from_columns(&os, o.rows(k0, n), classes);
         }

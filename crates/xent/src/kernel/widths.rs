@@ -19,13 +19,10 @@ fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|v| v.to_bits()).collect()
 }
 
-/// A seeded generator of values in `[0, 1)`.
+/// Seeded values in `[0, 1)`.
 fn uniform(seed: u64) -> impl FnMut() -> f32 {
-    let mut s = seed;
-    move || {
-        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (s >> 33) as f32 / (1u64 << 31) as f32
-    }
+    let mut rng = crate::testing::Rng::new(seed);
+    move || rng.uniform() as f32
 }
 
 /// The AVX-512 scratch-tile copies move every value where the plain copies do, for every

@@ -36,6 +36,11 @@ use crate::view::View;
 
 /// Options of [`BceLoss`], PyTorch's names and defaults.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(default, deny_unknown_fields, bound(deserialize = "T: Float + serde::Deserialize<'de>"))
+)]
 pub struct BceOptions<T> {
     /// Element weight, broadcast against the input. Default: none.
     pub weight: Option<WeightTensor<T>>,
@@ -98,6 +103,11 @@ impl<T: Float> Loss<T, T> for BceLoss<T> {
 
 /// Options of [`BceWithLogitsLoss`], PyTorch's names and defaults.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(default, deny_unknown_fields, bound(deserialize = "T: Float + serde::Deserialize<'de>"))
+)]
 pub struct BceWithLogitsOptions<T> {
     /// Element weight, broadcast against the input. Default: none.
     pub weight: Option<WeightTensor<T>>,

@@ -35,6 +35,7 @@ use crate::view::View;
 
 /// Options of [`CrossEntropyLoss`], PyTorch's names and defaults.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(default, deny_unknown_fields))]
 pub struct CrossEntropyOptions<T> {
     /// One weight per class, `[C]`, finite. Default: none (every class weighs 1).
     pub weight: Option<Vec<T>>,

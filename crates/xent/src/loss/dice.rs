@@ -13,6 +13,7 @@ use crate::view::View;
 
 /// Options of [`DiceLoss`], MONAI's names and defaults.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(default, deny_unknown_fields))]
 pub struct DiceOptions<T> {
     /// Default: [`Activation::Softmax`].
     pub activation: Activation,

@@ -30,6 +30,7 @@ use crate::view::View;
 
 /// Options of [`DiceCeLoss`].
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(default, deny_unknown_fields))]
 pub struct DiceCeOptions<T> {
     /// The Dice part. Default: [`DiceOptions::default`] (softmax, mean).
     pub dice: DiceOptions<T>,

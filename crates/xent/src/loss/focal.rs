@@ -46,6 +46,7 @@ use crate::view::{numel, View};
 
 /// Options of [`FocalLoss`], MONAI's names and defaults.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(default, deny_unknown_fields))]
 pub struct FocalOptions<T> {
     /// Keep class 0. Default: true.
     pub include_background: bool,

@@ -12,7 +12,8 @@ use crate::reduction::{LossOutput, Reduction};
 use crate::view::View;
 use std::marker::PhantomData;
 
-/// How the generalized Dice weighs the classes of a group.
+/// How the generalized Dice weighs the classes of a group (MONAI's `w_type`; parsed from and
+/// printed as `square`, `simple`, `uniform`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WeightType {
     /// `1 / G_c^2` (Sudre et al. 2017; MONAI's default).
@@ -24,8 +25,11 @@ pub enum WeightType {
     Uniform,
 }
 
+crate::error::named!(WeightType, "w_type", { Square => "square", Simple => "simple", Uniform => "uniform" });
+
 /// Options of [`GeneralizedDiceLoss`], MONAI's names and defaults.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(default, deny_unknown_fields))]
 pub struct GeneralizedDiceOptions {
     /// Default: [`Activation::Softmax`].
     pub activation: Activation,

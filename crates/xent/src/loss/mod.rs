@@ -129,11 +129,34 @@ pub trait Loss<T: Float, Y: Copy> {
 }
 
 /// An owned weight tensor: the values of a `weight` or `pos_weight` that broadcasts against the
-/// input (NumPy's rules).
+/// input (NumPy's rules). With the `serde` feature, `{"values": [..], "shape": [..]}`, checked
+/// as [`new`](Self::new) checks it.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(try_from = "RawWeightTensor<T>", bound(deserialize = "T: Float + serde::Deserialize<'de>"))
+)]
 pub struct WeightTensor<T> {
     values: Vec<T>,
     shape: Vec<usize>,
+}
+
+/// [`WeightTensor`] as it is read, before the checks.
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWeightTensor<T> {
+    values: Vec<T>,
+    shape: Vec<usize>,
+}
+
+#[cfg(feature = "serde")]
+impl<T: Float> TryFrom<RawWeightTensor<T>> for WeightTensor<T> {
+    type Error = Error;
+    fn try_from(r: RawWeightTensor<T>) -> Result<Self> {
+        WeightTensor::new(r.values, r.shape)
+    }
 }
 
 impl<T: Float> WeightTensor<T> {

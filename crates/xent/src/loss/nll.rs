@@ -28,6 +28,7 @@ use crate::view::View;
 
 /// Options of [`NllLoss`], PyTorch's names and defaults.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(default, deny_unknown_fields))]
 pub struct NllOptions<T> {
     /// One weight per class, `[C]`, finite. Default: none (every class weighs 1).
     pub weight: Option<Vec<T>>,

@@ -26,6 +26,7 @@ use crate::view::View;
 
 /// Options of [`SigmoidFocalLoss`], torchvision's names and defaults.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(default, deny_unknown_fields))]
 pub struct SigmoidFocalOptions {
     /// Weight of the positive class; a negative value turns the alpha term off. Default: 0.25.
     pub alpha: f64,

@@ -15,6 +15,7 @@ use std::marker::PhantomData;
 
 /// Options of [`TverskyLoss`], MONAI's names and defaults.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(default, deny_unknown_fields))]
 pub struct TverskyOptions {
     /// Default: [`Activation::Softmax`].
     pub activation: Activation,

@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::float::Label;
-use crate::kernel::{self, Tally};
+use crate::kernel;
 use crate::par::map_ordered;
 use crate::view::View;
 use serde::{Deserialize, Serialize};
@@ -68,7 +68,7 @@ impl ClassCounts {
         // An ignore value inside the class range is counted as its class here.
         let n = self.num_classes as i128;
         let ignore = self.ignore_index.filter(|&i| !(0..n).contains(&i128::from(i)));
-        match kernel::run(Tally { labels, ignore, counts: &mut self.pixels }) {
+        match kernel::tally(labels, ignore, &mut self.pixels) {
             Ok(ignored) => {
                 self.finish_image(labels.len() as u64, ignored);
                 Ok(())

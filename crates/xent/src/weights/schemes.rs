@@ -6,7 +6,9 @@ use crate::float::Label;
 use crate::validate::finite_option;
 use crate::view::View;
 
-/// A class-weighting scheme (formulas in the [module docs](super)).
+/// A class-weighting scheme (formulas in the [module docs](super)), parsed from its name
+/// (`"enet".parse::<Scheme>()`, the constants at their defaults: `c` 1.02, `beta` 0.999; see
+/// [`with_parameters`](Self::with_parameters)) and printed as it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Scheme {
     /// The seed's scheme, generalised: `(1 / f_c) / sum_j (1 / f_j)`.
@@ -30,42 +32,27 @@ pub enum Scheme {
 }
 
 impl Scheme {
-    /// The scheme named `name` (`inverse_frequency`, `balanced`, `median_frequency`, `enet`,
-    /// `effective_number`, `inverse_sqrt_frequency`), with `c` (default 1.02) for `enet` and
-    /// `beta` (default 0.999) for `effective_number`.
+    /// The scheme with its constant set: `c` for `enet`, `beta` for `effective_number` (each
+    /// left at its default when `None`).
     ///
     /// # Errors
-    /// [`Error::InvalidOption`] for another name, or a parameter out of range.
-    pub fn parse(name: &str, c: Option<f64>, beta: Option<f64>) -> Result<Scheme> {
-        let s = match name {
-            "inverse_frequency" => Scheme::InverseFrequency,
-            "balanced" => Scheme::Balanced,
-            "median_frequency" => Scheme::MedianFrequency,
-            "enet" => Scheme::Enet { c: c.unwrap_or(1.02) },
-            "effective_number" => Scheme::EffectiveNumber { beta: beta.unwrap_or(0.999) },
-            "inverse_sqrt_frequency" => Scheme::InverseSqrtFrequency,
-            _ => {
+    /// [`Error::InvalidOption`] for a parameter out of range, or given to a scheme without it.
+    pub fn with_parameters(self, c: Option<f64>, beta: Option<f64>) -> Result<Scheme> {
+        let s = match (self, c, beta) {
+            (Scheme::Enet { .. }, Some(c), None) => Scheme::Enet { c },
+            (Scheme::EffectiveNumber { .. }, None, Some(beta)) => Scheme::EffectiveNumber { beta },
+            (s, None, None) => s,
+            (s, c, _) => {
+                let (name, value) = if c.is_some() { ("c", c) } else { ("beta", beta) };
                 return Err(Error::InvalidOption {
-                    name: "scheme",
-                    value: name.to_string(),
-                    reason: "must be one of inverse_frequency, balanced, median_frequency, enet, effective_number, inverse_sqrt_frequency",
-                })
+                    name,
+                    value: format!("{} for scheme {s}", value.unwrap_or_default()),
+                    reason: "c is a constant of enet only, beta of effective_number only",
+                });
             }
         };
         s.check()?;
         Ok(s)
-    }
-
-    /// The scheme's name, as [`parse`](Self::parse) takes it.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Scheme::InverseFrequency => "inverse_frequency",
-            Scheme::Balanced => "balanced",
-            Scheme::MedianFrequency => "median_frequency",
-            Scheme::Enet { .. } => "enet",
-            Scheme::EffectiveNumber { .. } => "effective_number",
-            Scheme::InverseSqrtFrequency => "inverse_sqrt_frequency",
-        }
     }
 
     fn check(&self) -> Result<()> {
@@ -92,7 +79,8 @@ impl Scheme {
     }
 }
 
-/// What classes absent from the data get.
+/// What classes absent from the data get; parsed from and printed as `zero`, `largest`,
+/// `error`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AbsentClasses {
     /// Weight 0 (as in the golden vectors), except under `enet`, whose formula is defined at a
@@ -105,22 +93,40 @@ pub enum AbsentClasses {
     Error,
 }
 
-impl AbsentClasses {
-    /// The policy named `zero`, `largest` or `error`.
-    ///
-    /// # Errors
-    /// [`Error::InvalidOption`] for another name.
-    pub fn parse(name: &str) -> Result<Self> {
-        match name {
-            "zero" => Ok(AbsentClasses::Zero),
-            "largest" => Ok(AbsentClasses::Largest),
-            "error" => Ok(AbsentClasses::Error),
-            _ => Err(Error::InvalidOption {
-                name: "absent",
-                value: name.to_string(),
-                reason: "must be one of zero, largest, error",
-            }),
-        }
+crate::error::named!(AbsentClasses, "absent", { Zero => "zero", Largest => "largest", Error => "error" });
+
+impl std::str::FromStr for Scheme {
+    type Err = Error;
+    fn from_str(name: &str) -> Result<Scheme> {
+        Ok(match name {
+            "inverse_frequency" => Scheme::InverseFrequency,
+            "balanced" => Scheme::Balanced,
+            "median_frequency" => Scheme::MedianFrequency,
+            "enet" => Scheme::Enet { c: 1.02 },
+            "effective_number" => Scheme::EffectiveNumber { beta: 0.999 },
+            "inverse_sqrt_frequency" => Scheme::InverseSqrtFrequency,
+            _ => {
+                return Err(Error::InvalidOption {
+                    name: "scheme",
+                    value: name.to_string(),
+                    reason: "must be one of inverse_frequency balanced median_frequency enet effective_number inverse_sqrt_frequency",
+                })
+            }
+        })
+    }
+}
+
+impl std::fmt::Display for Scheme {
+    /// The scheme's name, as `FromStr` takes it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Scheme::InverseFrequency => "inverse_frequency",
+            Scheme::Balanced => "balanced",
+            Scheme::MedianFrequency => "median_frequency",
+            Scheme::Enet { .. } => "enet",
+            Scheme::EffectiveNumber { .. } => "effective_number",
+            Scheme::InverseSqrtFrequency => "inverse_sqrt_frequency",
+        })
     }
 }
 
@@ -289,7 +295,7 @@ impl RunningFrequencies {
     /// `effective_number`, which need whole counts.
     pub fn weights(&self, scheme: Scheme, absent: AbsentClasses) -> Result<Vec<f64>> {
         if matches!(scheme, Scheme::MedianFrequency | Scheme::EffectiveNumber { .. }) {
-            return Err(Error::Counts(format!("{} needs whole counts, not running frequencies", scheme.name())));
+            return Err(Error::Counts(format!("{} needs whole counts, not running frequencies", scheme)));
         }
         let f = self.freqs.as_ref().ok_or_else(|| Error::Counts("no labelled batch seen yet".into()))?;
         compute(f, None, scheme, absent)

@@ -1,6 +1,6 @@
 //! Reading golden files and running their cases against the library.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 use std::path::Path;
 use xent::*;
 
@@ -70,14 +70,20 @@ impl Case<'_> {
     fn opt(&self, k: &str) -> Option<&Value> {
         self.v["options"].get(k)
     }
-    fn opt_f64(&self, k: &str, default: f64) -> f64 {
-        self.opt(k).map_or(default, num)
-    }
     fn opt_i64(&self, k: &str, default: i64) -> i64 {
         self.opt(k).map_or(default, |v| v.as_i64().unwrap())
     }
-    fn reduction(&self, default: &str) -> xent::Result<Reduction> {
-        Reduction::parse(self.opt("reduction").and_then(|v| v.as_str()).unwrap_or(default))
+    /// The case's options as the library's option struct (its `serde` form: PyTorch's names, the
+    /// library's defaults for what is absent), after `adjust` rewrote what MONAI names or
+    /// defaults differently.
+    fn options<O: serde::de::DeserializeOwned>(&self, adjust: impl FnOnce(&mut Map<String, Value>)) -> xent::Result<O> {
+        let mut m = self.v["options"].as_object().cloned().unwrap_or_default();
+        adjust(&mut m);
+        serde_json::from_value(Value::Object(m)).map_err(|e| xent::Error::InvalidOption {
+            name: "options",
+            value: e.to_string(),
+            reason: "not options of this loss",
+        })
     }
     fn grad_output(&self) -> Option<GTensor> {
         self.v.get("grad_output").map(tensor)
@@ -120,7 +126,7 @@ fn loss_outcome<T: Float, Y: Copy>(
     Ok(Outcome::Done { output: widen(&out.loss), shape: out.shape, grad })
 }
 
-fn run_typed<T: Float>(op: &str, c: &Case<'_>) -> xent::Result<Outcome>
+fn run_typed<T: Float + serde::de::DeserializeOwned>(op: &str, c: &Case<'_>) -> xent::Result<Outcome>
 where
     CrossEntropyLoss<T>: Loss<T, T>,
 {
@@ -155,21 +161,12 @@ where
             let xv = cast::<T>(&x.data);
             let input = View::new(&xv, &x.shape)?;
             let weight = c.input("weight").map(|w| cast::<T>(&w.data));
-            let reduction = c.reduction("mean")?;
-            let ignore_index = c.opt_i64("ignore_index", -100);
             if op == "nll_loss" {
-                let loss = NllLoss::new(NllOptions { weight, ignore_index, reduction, ..Default::default() })?;
+                let loss = NllLoss::new(NllOptions { weight, ..c.options(|_| {})? })?;
                 let target = View::new(&t.ints, &t.shape)?;
                 return loss_outcome(&loss, input, target, c.grad_output());
             }
-            let label_smoothing = c.opt_f64("label_smoothing", 0.0);
-            let loss = CrossEntropyLoss::new(CrossEntropyOptions {
-                weight,
-                ignore_index,
-                reduction,
-                label_smoothing,
-                ..Default::default()
-            })?;
+            let loss = CrossEntropyLoss::new(CrossEntropyOptions { weight, ..c.options(|_| {})? })?;
             if t.dtype == "i64" {
                 let target = View::new(&t.ints, &t.shape)?;
                 loss_outcome::<T, i64>(&loss, input, target, c.grad_output())
@@ -187,28 +184,17 @@ where
             let weight = owned::<T>(&c.input("weight"))?;
             match op {
                 "binary_cross_entropy" => {
-                    let reduction = c.reduction("mean")?;
-                    let loss = BceLoss::new(BceOptions { weight, reduction, ..Default::default() })?;
+                    let loss = BceLoss::new(BceOptions { weight, ..c.options(|_| {})? })?;
                     loss_outcome(&loss, input, target, c.grad_output())
                 }
                 "binary_cross_entropy_with_logits" => {
-                    let reduction = c.reduction("mean")?;
                     let pos_weight = owned::<T>(&c.input("pos_weight"))?;
-                    let loss = BceWithLogitsLoss::new(BceWithLogitsOptions {
-                        weight,
-                        pos_weight,
-                        reduction,
-                        ..Default::default()
-                    })?;
+                    let loss =
+                        BceWithLogitsLoss::new(BceWithLogitsOptions { weight, pos_weight, ..c.options(|_| {})? })?;
                     loss_outcome(&loss, input, target, c.grad_output())
                 }
                 _ => {
-                    let loss = SigmoidFocalLoss::new(SigmoidFocalOptions {
-                        alpha: c.opt_f64("alpha", 0.25),
-                        gamma: c.opt_f64("gamma", 2.0),
-                        reduction: c.reduction("none")?,
-                        ..Default::default()
-                    })?;
+                    let loss = SigmoidFocalLoss::new(c.options(|_| {})?)?;
                     loss_outcome(&loss, input, target, c.grad_output())
                 }
             }
@@ -221,11 +207,8 @@ where
                 c.opt_i64("num_classes", 0) as usize,
                 Some(c.opt_i64("ignore_index", 255)),
             )?;
-            let scheme = Scheme::parse(
-                c.opt("scheme").and_then(|v| v.as_str()).unwrap(),
-                c.opt("c").map(num),
-                c.opt("beta").map(num),
-            )?;
+            let scheme = c.opt("scheme").and_then(|v| v.as_str()).unwrap().parse::<Scheme>()?;
+            let scheme = scheme.with_parameters(c.opt("c").map(num), c.opt("beta").map(num))?;
             let w = counts.weights(scheme, AbsentClasses::Zero)?;
             Ok(Outcome::Done { shape: vec![w.len()], output: w, grad: None })
         }
@@ -234,68 +217,23 @@ where
             let t = c.input("target").unwrap();
             let xv = cast::<T>(&x.data);
             let (input, target) = (View::new(&xv, &x.shape)?, View::new(&t.ints, &t.shape)?);
-            let flag = |k: &str, d: bool| c.opt(k).map_or(d, |v| v.as_bool().unwrap());
-            let activation = match c.opt("activation").and_then(|v| v.as_str()) {
-                Some("sigmoid") => Activation::Sigmoid,
-                Some("softmax") => Activation::Softmax,
-                _ => Activation::Identity,
+            // MONAI applies no activation unless asked (xent's default is softmax).
+            let monai = |m: &mut Map<String, Value>| {
+                m.entry("activation").or_insert_with(|| "none".into());
             };
-            let (include_background, batch) = (flag("include_background", true), flag("batch", false));
-            let (smooth_nr, smooth_dr) = (c.opt_f64("smooth_nr", 1e-5), c.opt_f64("smooth_dr", 1e-5));
-            let reduction = c.reduction("mean")?;
             let go = c.grad_output();
             match op {
                 "dice_loss" => {
-                    let weight =
-                        // MONAI keeps a list of weights as a float32 tensor (`torch.as_tensor`),
-                        // so even its f64 cases use f32-rounded weights.
-                        c.opt("weight").map(|w| w.as_array().unwrap().iter().map(|v| T::from_f64(num(v) as f32 as f64)).collect());
-                    let loss = DiceLoss::new(DiceOptions {
-                        activation,
-                        include_background,
-                        squared_pred: flag("squared_pred", false),
-                        jaccard: flag("jaccard", false),
-                        batch,
-                        smooth_nr,
-                        smooth_dr,
-                        weight,
-                        ignore_index: None,
-                        reduction,
-                    })?;
-                    loss_outcome(&loss, input, target, go)
+                    let mut o: DiceOptions<T> = c.options(monai)?;
+                    // MONAI keeps a list of weights as a float32 tensor (`torch.as_tensor`), so
+                    // even its f64 cases use f32-rounded weights.
+                    o.weight = o.weight.map(|w| w.iter().map(|v| T::from_f64(v.to_f64() as f32 as f64)).collect());
+                    loss_outcome(&DiceLoss::new(o)?, input, target, go)
                 }
                 "generalized_dice_loss" => {
-                    let w_type = match c.opt("w_type").and_then(|v| v.as_str()).unwrap_or("square") {
-                        "simple" => WeightType::Simple,
-                        "uniform" => WeightType::Uniform,
-                        _ => WeightType::Square,
-                    };
-                    let loss = GeneralizedDiceLoss::new(GeneralizedDiceOptions {
-                        activation,
-                        include_background,
-                        w_type,
-                        batch,
-                        smooth_nr,
-                        smooth_dr,
-                        ignore_index: None,
-                        reduction,
-                    })?;
-                    loss_outcome(&loss, input, target, go)
+                    loss_outcome(&GeneralizedDiceLoss::new(c.options(monai)?)?, input, target, go)
                 }
-                _ => {
-                    let loss = TverskyLoss::new(TverskyOptions {
-                        activation,
-                        include_background,
-                        alpha: c.opt_f64("alpha", 0.5),
-                        beta: c.opt_f64("beta", 0.5),
-                        batch,
-                        smooth_nr,
-                        smooth_dr,
-                        ignore_index: None,
-                        reduction,
-                    })?;
-                    loss_outcome(&loss, input, target, go)
-                }
+                _ => loss_outcome(&TverskyLoss::new(c.options(monai)?)?, input, target, go),
             }
         }
         "focal_loss" => {
@@ -303,20 +241,12 @@ where
             let t = c.input("target").unwrap();
             let xv = cast::<T>(&x.data);
             let (input, target) = (View::new(&xv, &x.shape)?, View::new(&t.ints, &t.shape)?);
-            let loss = FocalLoss::new(FocalOptions {
-                include_background: c.opt("include_background").is_none_or(|v| v.as_bool().unwrap()),
-                gamma: c.opt_f64("gamma", 2.0),
-                alpha: c.opt("alpha").map_or(FocalAlpha::None, |a| FocalAlpha::Scalar(num(a))),
-                weight: c.opt("weight").map(|w| w.as_array().unwrap().iter().map(|v| T::from_f64(num(v))).collect()),
-                activation: if c.opt("use_softmax").is_some_and(|v| v.as_bool().unwrap()) {
-                    Activation::Softmax
-                } else {
-                    Activation::Sigmoid
-                },
-                ignore_index: None,
-                reduction: c.reduction("mean")?,
+            // MONAI's `use_softmax` is xent's `activation`.
+            let o: FocalOptions<T> = c.options(|m| {
+                let softmax = m.remove("use_softmax").is_some_and(|v| v.as_bool().unwrap());
+                m.insert("activation".into(), if softmax { "softmax" } else { "sigmoid" }.into());
             })?;
-            loss_outcome(&loss, input, target, c.grad_output())
+            loss_outcome(&FocalLoss::new(o)?, input, target, c.grad_output())
         }
         _ => panic!("unknown op {op:?}"),
     }
