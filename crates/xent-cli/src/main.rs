@@ -28,8 +28,8 @@ enum Command {
     Weights(weights::Args),
     /// Any loss on saved arrays (.npy, .safetensors), streamed in chunks, with its gradient.
     Loss(loss::Args),
-    /// Time the kernels on the performance workloads (seg19, seed2, cls1k, lm32k, bce, count, copy,
-    /// cls2, cls19, softmax19, probs19).
+    /// Time the losses on realistic shapes (seg19, seed2, cls1k, lm32k, bce, count, copy, cls2,
+    /// cls19, softmax19, probs19, focal19, sigfocal19, tvfocal, bceprob).
     Bench(bench::Args),
 }
 

@@ -235,3 +235,27 @@ fn fuzz_softmax_focal_one_class_label_one() {
     assert_eq!(out.loss, vec![0.0; 3]);
     assert_eq!(g, [0.0; 3]);
 }
+
+/// Zero classes with a run of positions longer than a tile (found by the losses fuzz target):
+/// the positions still form blocks, and no kernel reads past the empty input.
+#[test]
+fn zero_classes_with_a_long_inner_run_is_a_value_or_an_error() {
+    let shape = [2usize, 0, 300];
+    let (x, y): (Vec<f32>, Vec<f32>) = (vec![], vec![]);
+    let (xv, yv) = (View::new(&x, &shape).unwrap(), View::new(&y, &shape).unwrap());
+    let ce = CrossEntropyLoss::<f32>::new(Default::default()).unwrap();
+    let out = ce.forward_backward(xv, yv, &[1.0], &mut []).unwrap();
+    assert_eq!(out.scalar(), Some(0.0), "no classes: every position's loss is an empty sum");
+    assert!(softmax(xv, 1).unwrap().is_empty());
+    softmax_backward_into(xv, yv, 1, &mut []).unwrap();
+    // Every label is out of range for zero classes unless ignored.
+    let t = vec![-100i64; 600];
+    let tv = View::new(&t, &[2, 300]).unwrap();
+    assert!(ce.forward(xv, tv).unwrap().scalar().unwrap().is_nan(), "all ignored: 0 / 0");
+    let dice = DiceLoss::<f32>::new(DiceOptions { ignore_index: Some(-100), ..Default::default() }).unwrap();
+    let _ = dice.forward(xv, tv);
+    assert!(FocalLoss::<f32>::new(Default::default())
+        .unwrap()
+        .forward(xv, View::new(&[0i64; 600], &[2, 300]).unwrap())
+        .is_err());
+}

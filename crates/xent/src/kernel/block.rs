@@ -22,6 +22,13 @@ impl Block {
     pub fn at(&self, c: usize, k: usize, class_stride: usize) -> usize {
         self.base + c * class_stride + k * self.lane_stride
     }
+
+    /// A strided block's input from its `k`-th position on: empty when there is none (an input
+    /// of zero classes, whose positions still form blocks).
+    #[inline(always)]
+    pub fn from<'x, T>(&self, x: &'x [T], k: usize) -> &'x [T] {
+        x.get(self.base + k..).unwrap_or(&[])
+    }
 }
 
 /// A block's share of a class-shaped output (same shape as the input).

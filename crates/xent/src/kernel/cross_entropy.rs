@@ -138,11 +138,14 @@ struct CeTiles<'s, 'a, T, L> {
 impl<T: Float, L: Label> TileKernel<T> for CeTiles<'_, '_, T, L> {
     const PAIRED: bool = false;
 
-    /// [`CeTiles::tile2`] for two classes without smoothing, else [`CeTiles::tile_any`].
+    /// [`CeTiles::tile2`] for two classes without smoothing, else [`CeTiles::tile_any`] (a full
+    /// tile as its own copy, with the lane count a constant).
     #[inline(always)]
     fn tile<G: Lanes<T>>(&mut self, x: &[T], _: &[T], t: Tile, grad: Option<&mut G>) {
         if self.p.classes == 2 && self.p.smoothing <= T::ZERO {
             self.tile2(x, t, grad);
+        } else if t.n == TILE {
+            self.tile_any(x, Tile { n: TILE, ..t }, grad);
         } else {
             self.tile_any(x, t, grad);
         }
@@ -497,7 +500,9 @@ impl<T: Float> TileKernel<T> for ProbsTiles<'_, '_, T> {
         }
         let mut lv = [T::ZERO; TILE];
         for j in 0..n {
-            lv[j] = -(a[j] - wy[j] * s[j].ln_fast());
+            // Without classes, s = 0 and the loss is the empty sum (not 0 * -inf).
+            let lws = if wy[j] == T::ZERO { T::ZERO } else { wy[j] * s[j].ln_fast() };
+            lv[j] = -(a[j] - lws);
         }
         if let Some(g) = grad {
             let mut r = [T::ZERO; TILE];

@@ -130,7 +130,12 @@ impl<T: Float, L: Label> TileKernel<T> for FocalTiles<'_, '_, T, L> {
         if o.inner > 1 {
             let (n0, j0) = (b.p0 / o.inner, b.p0 % o.inner);
             let u = upstream(o, self.d.up, &lab, n, (n0, 0), (j0 + t.k0, 1));
-            let lt = softmax_tile(x, t, &lab, o, &u, out, self.grad);
+            // A full tile as its own copy, with the lane count a constant.
+            let lt = if n == TILE {
+                softmax_tile(x, Tile { n: TILE, ..t }, &lab, o, &u, out, self.grad)
+            } else {
+                softmax_tile(x, t, &lab, o, &u, out, self.grad)
+            };
             for &l in &lt[..n] {
                 self.sums[0] += l.to_f64();
             }

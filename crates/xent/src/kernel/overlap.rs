@@ -85,7 +85,7 @@ impl OverlapParams {
     #[inline(always)]
     fn activate_tile<T: Float>(&self, x: &[T], b: &Block, k0: usize, n: usize, p: &mut [T]) {
         let (cs, classes) = (self.class_stride, self.classes);
-        let xt = &x[b.base + k0..];
+        let xt = b.from(x, k0);
         match self.activation {
             Activation::Softmax if classes > 1 => softmax::tile(xt, cs, classes, n, false, &mut Scratch(p), 0),
             Activation::Sigmoid => {

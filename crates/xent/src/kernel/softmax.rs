@@ -70,7 +70,12 @@ impl<T: Float> TileKernel<T> for Forward {
     #[inline(always)]
     fn tile<G: Lanes<T>>(&mut self, x: &[T], _: &[T], t: Tile, out: Option<&mut G>) {
         if let Some(out) = out {
-            tile(x, t.cs, self.classes, t.n, self.log, out, t.at);
+            // A full tile as its own copy, with the lane count a constant.
+            if t.n == TILE {
+                tile(x, t.cs, self.classes, TILE, self.log, out, t.at);
+            } else {
+                tile(x, t.cs, self.classes, t.n, self.log, out, t.at);
+            }
         }
     }
 
@@ -155,7 +160,7 @@ fn backward<T: Float>(k: Softmax<'_, T>) {
     if b.lane_stride == 1 && cs != 1 {
         for k0 in (0..b.len).step_by(TILE) {
             let n = TILE.min(b.len - k0);
-            let (yt, gt, t) = (&y[b.base + k0..], &g[b.base + k0..], Tile { cs, k0, n, at: k0 });
+            let (yt, gt, t) = (b.from(y, k0), b.from(g, k0), Tile { cs, k0, n, at: k0 });
             if n == TILE {
                 backward_tile(yt, gt, Tile { n: TILE, ..t }, (classes, log), out);
             } else {

@@ -33,10 +33,16 @@ pub(crate) fn row_max<T: Float>(v: &[T]) -> T {
 #[inline(always)]
 pub(crate) fn max_lanes<T: Float>(a: &[T]) -> T {
     let mut v = [T::NEG_INFINITY; 16];
-    for c in a.chunks(16) {
-        for (m, &x) in v.iter_mut().zip(c) {
-            *m = if x > *m { x } else { *m };
+    // Whole chunks with a constant count (so that `v` stays in a register), then the rest.
+    let chunks = a.chunks_exact(16);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for i in 0..16 {
+            v[i] = if c[i] > v[i] { c[i] } else { v[i] };
         }
+    }
+    for (m, &x) in v.iter_mut().zip(rest) {
+        *m = if x > *m { x } else { *m };
     }
     let mut m = T::NEG_INFINITY;
     for x in v {
@@ -49,10 +55,16 @@ pub(crate) fn max_lanes<T: Float>(a: &[T]) -> T {
 #[inline(always)]
 pub(crate) fn sum_lanes<T: Float>(a: &[T]) -> T {
     let mut v = [T::ZERO; 16];
-    for c in a.chunks(16) {
-        for (s, &x) in v.iter_mut().zip(c) {
-            *s += x;
+    // As in `max_lanes`: the same additions in the same order.
+    let chunks = a.chunks_exact(16);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for i in 0..16 {
+            v[i] += c[i];
         }
+    }
+    for (s, &x) in v.iter_mut().zip(rest) {
+        *s += x;
     }
     let mut s = T::ZERO;
     for x in v {
@@ -124,6 +136,10 @@ impl<T> Lanes<T> for Scratch<'_, T> {
     }
 }
 
+/// A kernel whose tile code gains from a constant lane count (its lane arrays then stay in
+/// registers) runs a full tile as its own copy: `if t.n == TILE { tile(Tile { n: TILE, ..t }) }`.
+/// Not every one does (the two-class cross-entropy is slower so), so each kernel chooses.
+///
 /// Where a tile is: `n <= TILE` consecutive positions as the vector lanes, the block's
 /// positions `k0..k0 + n`, classes `cs` apart in its inputs (class `c`'s values are
 /// `x[c * cs..][..n]` of the `x` handed beside it); it writes its outputs into lanes
@@ -162,7 +178,6 @@ pub(crate) trait TileKernel<T: Float> {
 ///   lanes, and the output copied back;
 /// - longer rows one at a time ([`TileKernel::row`]).
 ///
-/// Either way, a full tile is its own copy of the tile code, with the lane count a constant.
 #[inline(always)]
 pub(crate) fn drive<T: Float, K: TileKernel<T>>(
     k: &mut K,
@@ -174,8 +189,8 @@ pub(crate) fn drive<T: Float, K: TileKernel<T>>(
     if b.lane_stride == 1 && cs != 1 {
         for k0 in (0..b.len).step_by(TILE) {
             let n = TILE.min(b.len - k0);
-            let y = if K::PAIRED { &y[b.base + k0..] } else { &[][..] };
-            tile(k, (&x[b.base + k0..], y), Tile { cs, k0, n, at: k0 }, out.as_deref_mut());
+            let y = if K::PAIRED { b.from(y, k0) } else { &[][..] };
+            k.tile(b.from(x, k0), y, Tile { cs, k0, n, at: k0 }, out.as_deref_mut());
         }
     } else if (1..=SMALL).contains(&classes) {
         if K::PAIRED {
@@ -188,17 +203,6 @@ pub(crate) fn drive<T: Float, K: TileKernel<T>>(
         for kk in 0..b.len {
             k.row(x, y, &b, kk, out.as_deref_mut());
         }
-    }
-}
-
-/// One tile of [`drive`]: a full tile is its own copy of the tile code, with the lane count a
-/// constant (its lane arrays then stay in registers).
-#[inline(always)]
-fn tile<T: Float, K: TileKernel<T>, G: Lanes<T>>(k: &mut K, (x, y): (&[T], &[T]), t: Tile, out: Option<&mut G>) {
-    if t.n == TILE {
-        k.tile(x, y, Tile { n: TILE, ..t }, out);
-    } else {
-        k.tile(x, y, t, out);
     }
 }
 
@@ -222,7 +226,7 @@ fn scratch_rows<T: Float, K: TileKernel<T>>(
         }
         let ys: &[T] = y.as_ref().map_or(&[], |(_, ys)| &ys[..]);
         let mut scratch = Scratch(&mut os);
-        tile(k, (&xs, ys), Tile { cs: TILE, k0, n, at: 0 }, out.is_some().then_some(&mut scratch));
+        k.tile(&xs, ys, Tile { cs: TILE, k0, n, at: 0 }, out.is_some().then_some(&mut scratch));
         if let Some(o) = &mut out {
             from_columns(&os, o.rows(k0, n), classes);
         }
@@ -252,10 +256,29 @@ pub(crate) fn to_columns<T: Float>(rows: &[T], xs: &mut [T], classes: usize) {
     }
     // A constant count lets the copy vectorise (interleaved loads).
     match classes {
-        2 => to_columns_of(rows, xs, 2),
+        2 => to_columns2(rows, xs),
         3 => to_columns_of(rows, xs, 3),
         4 => to_columns_of(rows, xs, 4),
         c => to_columns_of(rows, xs, c),
+    }
+}
+
+/// [`to_columns_of`] for two classes: into the two class lanes as separate slices, so that the
+/// copy is a vector de-interleave rather than a store at a time.
+#[inline(always)]
+fn to_columns2<T: Copy>(rows: &[T], xs: &mut [T]) {
+    let (a, b) = xs.split_at_mut(TILE);
+    for ((a, b), r) in a.iter_mut().zip(b.iter_mut()).zip(rows.chunks_exact(2)) {
+        (*a, *b) = (r[0], r[1]);
+    }
+}
+
+/// [`from_columns_of`] for two classes (as [`to_columns2`]).
+#[inline(always)]
+fn from_columns2<T: Copy>(xs: &[T], rows: &mut [T]) {
+    let (a, b) = xs.split_at(TILE);
+    for ((&a, &b), r) in a.iter().zip(b).zip(rows.chunks_exact_mut(2)) {
+        (r[0], r[1]) = (a, b);
     }
 }
 
@@ -278,7 +301,7 @@ pub(crate) fn from_columns<T: Float>(xs: &[T], rows: &mut [T], classes: usize) {
     }
     // As in `to_columns` (interleaved stores).
     match classes {
-        2 => from_columns_of(xs, rows, 2),
+        2 => from_columns2(xs, rows),
         3 => from_columns_of(xs, rows, 3),
         4 => from_columns_of(xs, rows, 4),
         c => from_columns_of(xs, rows, c),

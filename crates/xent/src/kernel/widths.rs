@@ -2,7 +2,7 @@
 //! baseline, AVX2 and AVX-512 (those this CPU has; the others are reported as skipped).
 
 use super::simd::{at_each_level, from_columns_f32, to_columns_f32};
-use super::tile::{from_columns_of, to_columns_of, SMALL, TILE};
+use super::tile::{from_columns, from_columns_of, to_columns, to_columns_of, SMALL, TILE};
 use super::*;
 use crate::layout::{Broadcast, Layout};
 use crate::par::for_blocks;
@@ -45,6 +45,13 @@ fn column_copies_match_the_plain_ones() {
             from_columns_of(&b, &mut rb, classes);
             assert!(!wide || ra == rb, "from_columns: {classes} classes, {n} rows");
             assert_eq!(rb, rows);
+            // And the copies the kernels call (the two-class ones split into lanes).
+            let mut c = vec![-1.0f32; SMALL * TILE];
+            to_columns(&rows, &mut c, classes);
+            assert!(c == b, "to_columns: {classes} classes, {n} rows");
+            let mut rc = vec![-1.0f32; n * classes];
+            from_columns(&b, &mut rc, classes);
+            assert_eq!(rc, rows, "from_columns: {classes} classes, {n} rows");
         }
     }
 }
