@@ -119,14 +119,24 @@ impl<T: Float, L: Label> Kernel for CrossEntropy<'_, T, L> {
     #[inline(always)]
     fn run(self) -> f64 {
         let Index { x, target, p, b, up, mut grad, loss } = self.0;
-        let mut k = CeTiles { target, p, b, up, loss, acc: [0.0; TILE] };
-        drive(&mut k, (x, &[]), b, (p.class_stride, p.classes), grad.as_mut());
-        k.acc.iter().sum()
+        let shape = (p.class_stride, p.classes);
+        // The two-class tile as a driver of its own: one tile code per loop keeps its
+        // constants in registers.
+        if p.classes == 2 && p.smoothing <= T::ZERO {
+            let mut k = CeTiles::<T, L, true> { target, p, b, up, loss, acc: [0.0; TILE] };
+            drive(&mut k, (x, &[]), b, shape, grad.as_mut());
+            k.acc.iter().sum()
+        } else {
+            let mut k = CeTiles::<T, L, false> { target, p, b, up, loss, acc: [0.0; TILE] };
+            drive(&mut k, (x, &[]), b, shape, grad.as_mut());
+            k.acc.iter().sum()
+        }
     }
 }
 
-/// [`CrossEntropy`] as the tile driver runs it: the losses summed in `TILE` lanes.
-struct CeTiles<'s, 'a, T, L> {
+/// [`CrossEntropy`] as the tile driver runs it: the losses summed in `TILE` lanes; `PAIR`: two
+/// classes without smoothing ([`CeTiles::tile2`]).
+struct CeTiles<'s, 'a, T, L, const PAIR: bool> {
     target: &'a [L],
     p: &'a IndexParams<'a, T>,
     b: Block,
@@ -135,14 +145,14 @@ struct CeTiles<'s, 'a, T, L> {
     acc: [f64; TILE],
 }
 
-impl<T: Float, L: Label> TileKernel<T> for CeTiles<'_, '_, T, L> {
+impl<T: Float, L: Label, const PAIR: bool> TileKernel<T> for CeTiles<'_, '_, T, L, PAIR> {
     const PAIRED: bool = false;
 
     /// [`CeTiles::tile2`] for two classes without smoothing, else [`CeTiles::tile_any`] (a full
     /// tile as its own copy, with the lane count a constant).
     #[inline(always)]
     fn tile<G: Lanes<T>>(&mut self, x: &[T], _: &[T], t: Tile, grad: Option<&mut G>) {
-        if self.p.classes == 2 && self.p.smoothing <= T::ZERO {
+        if PAIR {
             self.tile2(x, t, grad);
         } else if t.n == TILE {
             self.tile_any(x, Tile { n: TILE, ..t }, grad);
@@ -219,7 +229,7 @@ fn pair<T: Float>(a: T, c: T, tc: u32, w0: T, w1: T) -> Pair<T> {
     Pair { loss: if keep { l } else { T::ZERO }, e, top: xt == m, wt, one, keep }
 }
 
-impl<T: Float, L: Label> CeTiles<'_, '_, T, L> {
+impl<T: Float, L: Label, const PAIR: bool> CeTiles<'_, '_, T, L, PAIR> {
     /// A tile of [`CrossEntropy`]; adds the losses to the lanes' sums.
     #[inline(always)]
     fn tile_any<G: Lanes<T>>(&mut self, x: &[T], t: Tile, mut grad: Option<&mut G>) {
