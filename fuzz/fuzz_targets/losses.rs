@@ -81,7 +81,9 @@ fuzz_target!(|data: &[u8]| {
     let _ = log_softmax(xv, dim);
     let _ = softmax_backward_into(xv, yv, dim, &mut g);
     let _ = log_softmax_backward_into(xv, yv, dim, &mut g);
-    let ce = CrossEntropyLoss::new(CrossEntropyOptions { weight: weight.clone(), ignore_index: 3, reduction: red, label_smoothing: o1, empty_mean: empty });
+    // ignore_index 3 (refused with probability targets) or the default -100.
+    let ce_ii = if flag & 1 != 0 { 3 } else { -100 };
+    let ce = CrossEntropyLoss::new(CrossEntropyOptions { weight: weight.clone(), ignore_index: ce_ii, reduction: red, label_smoothing: o1, empty_mean: empty });
     if let Ok(l) = ce {
         let _ = l.forward(xv, tv);
         let _ = l.forward_backward(xv, tv, &go, &mut g);
@@ -106,7 +108,12 @@ fuzz_target!(|data: &[u8]| {
         let _ = l.forward_backward(xv, yv, &go, &mut g);
     }
     let act = [Activation::Softmax, Activation::Sigmoid, Activation::Identity][(flag % 3) as usize];
-    let ii = (flag & 8 != 0).then_some(3);
+    let ii = (flag & 8 != 0).then_some(if flag & 1 != 0 { 3 } else { 255 });
+    // A class weight: one number for all classes, or a list.
+    let cw: Option<ClassWeight<f32>> = match (&weight, flag & 4 != 0) {
+        (Some(w), true) if !w.is_empty() => Some(ClassWeight::Uniform(w[0])),
+        (w, _) => w.clone().map(ClassWeight::PerClass),
+    };
     let dice = DiceLoss::new(DiceOptions {
         activation: act,
         include_background: flag & 16 != 0,
@@ -115,30 +122,59 @@ fuzz_target!(|data: &[u8]| {
         batch: flag & 128 != 0,
         smooth_nr: o2,
         smooth_dr: o3,
-        weight: weight.clone(),
+        weight: cw.clone(),
         ignore_index: ii,
         reduction: red,
     });
     if let Ok(l) = dice {
         let _ = l.forward_backward(xv, tv, &go, &mut g);
+        // Soft labels: the input's shape, values anywhere (errors outside [0, 1]).
+        let _ = l.forward_backward(xv, yv, &go, &mut g);
     }
     if let Ok(l) = GeneralizedDiceLoss::new(GeneralizedDiceOptions { activation: act, ignore_index: ii, reduction: red, batch: flag & 4 != 0, ..Default::default() }) {
         let _ = l.forward_backward(xv, tv, &go, &mut g);
     }
-    if let Ok(l) = TverskyLoss::new(TverskyOptions { activation: act, alpha: o1, beta: o2, ignore_index: ii, reduction: red, ..Default::default() }) {
+    if let Ok(l) = TverskyLoss::new(TverskyOptions { activation: act, alpha: o1, beta: o2, ignore_index: ii, reduction: red, batch: flag & 128 != 0, ..Default::default() }) {
         let _ = l.forward_backward(xv, tv, &go, &mut g);
+        let _ = l.forward_backward(xv, yv, &go, &mut g);
     }
     let alpha = match flag % 3 {
         0 => FocalAlpha::None,
         1 => FocalAlpha::Scalar(o1),
         _ => FocalAlpha::PerClass(weight.clone().unwrap_or_default()),
     };
-    let focal = FocalLoss::new(FocalOptions { include_background: flag & 16 != 0, gamma: o2, alpha, weight: weight.clone(), activation: if flag & 2 != 0 { Activation::Softmax } else { Activation::Sigmoid }, ignore_index: ii, reduction: red });
+    let focal = FocalLoss::new(FocalOptions { include_background: flag & 16 != 0, gamma: o2, alpha, weight: cw.clone(), activation: if flag & 2 != 0 { Activation::Softmax } else { Activation::Sigmoid }, ignore_index: ii, reduction: red });
     if let Ok(l) = focal {
         let _ = l.forward_backward(xv, tv, &go, &mut g);
     }
-    let dce = DiceCeLoss::new(DiceCeOptions { lambda_dice: o1, lambda_ce: o3, ..Default::default() });
+    let dce = DiceCeLoss::new(DiceCeOptions {
+        activation: act,
+        include_background: flag & 16 != 0,
+        weight: weight.clone(),
+        lambda_dice: o1,
+        lambda_ce: o3,
+        label_smoothing: o2,
+        ignore_index: ii,
+        reduction: red,
+        ..Default::default()
+    });
     if let Ok(l) = dce {
+        let _ = l.forward_backward(xv, tv, &go, &mut g);
+    }
+    let dfocal = DiceFocalLoss::new(DiceFocalOptions {
+        activation: act,
+        include_background: flag & 16 != 0,
+        squared_pred: flag & 32 != 0,
+        batch: flag & 128 != 0,
+        gamma: o2,
+        alpha: (flag & 2 != 0).then_some(o1),
+        weight: cw,
+        lambda_dice: o3,
+        ignore_index: ii,
+        reduction: red,
+        ..Default::default()
+    });
+    if let Ok(l) = dfocal {
         let _ = l.forward_backward(xv, tv, &go, &mut g);
     }
     let _ = ClassCounts::from_images(tv, wlen, ii);

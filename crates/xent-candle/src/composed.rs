@@ -12,6 +12,9 @@ pub(crate) fn loss(x: &Tensor, target: &Tensor, loss: &Spec) -> Result<Option<Te
         return Ok(None); // candle cannot reduce an empty tensor
     }
     let index = !target.dtype().is_float();
+    // `[N, C]` overlap inputs, soft labels, one-channel DiceCE and DiceFocal run on the kernels.
+    let spatial = x.rank() >= 3;
+    let index = index && spatial;
     Ok(Some(match loss {
         Spec::CrossEntropy(o) if o.empty_mean == EmptyMean::Nan && index => cross_entropy(x, target, o, true)?,
         Spec::Nll(o) if o.empty_mean == EmptyMean::Nan && index => {
@@ -31,9 +34,28 @@ pub(crate) fn loss(x: &Tensor, target: &Tensor, loss: &Spec) -> Result<Option<Te
         Spec::GeneralizedDice(o) if index => overlap(x, target, &Overlap::generalized(o))?,
         Spec::Tversky(o) if index => overlap(x, target, &Overlap::tversky(o))?,
         Spec::Focal(o) if index => focal(x, target, o)?,
-        Spec::DiceCe(o) if index && o.dice.reduction != Reduction::None && o.ce.reduction != Reduction::None => {
-            let d = overlap(x, target, &Overlap::dice(&o.dice))?;
-            let c = cross_entropy(x, target, &o.ce, true)?;
+        Spec::DiceCe(o) if index && o.reduction != Reduction::None && x.dim(1)? > 1 => {
+            let dice = DiceOptions {
+                activation: o.activation,
+                include_background: o.include_background,
+                squared_pred: o.squared_pred,
+                jaccard: o.jaccard,
+                batch: o.batch,
+                smooth_nr: o.smooth_nr,
+                smooth_dr: o.smooth_dr,
+                weight: o.weight.as_ref().map(|w| w[usize::from(!o.include_background).min(w.len())..].to_vec().into()),
+                ignore_index: o.ignore_index,
+                reduction: o.reduction,
+            };
+            let ce = CrossEntropyOptions {
+                weight: o.weight.clone(),
+                ignore_index: o.ignore_index.unwrap_or(-100),
+                reduction: o.reduction,
+                label_smoothing: o.label_smoothing,
+                empty_mean: EmptyMean::Nan,
+            };
+            let d = overlap(x, target, &Overlap::dice(&dice))?;
+            let c = cross_entropy(x, target, &ce, true)?;
             ((d * o.lambda_dice)? + (c * o.lambda_ce)?)?
         }
         _ => return Ok(None),
@@ -185,7 +207,7 @@ struct Overlap {
 }
 
 enum OverlapKind {
-    Dice { jaccard: bool, nr: f64, dr: f64, weight: Option<Vec<f64>> },
+    Dice { jaccard: bool, nr: f64, dr: f64, weight: Option<ClassWeight<f64>> },
     Generalized { w_type: WeightType, nr: f64, dr: f64 },
     Tversky { alpha: f64, beta: f64, nr: f64, dr: f64 },
 }
@@ -253,6 +275,7 @@ fn overlap(x: &Tensor, t: &Tensor, o: &Overlap) -> Result<Tensor> {
             let f = (num / den)?.affine(-1.0, 1.0)?;
             match weight {
                 Some(w) if c - first != 1 => {
+                    let w = expand(w, c - first)?;
                     f.broadcast_mul(&Tensor::new(w.as_slice(), x.device())?.to_dtype(x.dtype())?)?
                 }
                 _ => f,
@@ -280,7 +303,27 @@ fn overlap(x: &Tensor, t: &Tensor, o: &Overlap) -> Result<Tensor> {
             (num / den)?.affine(-1.0, 1.0)?
         }
     };
-    reduce(f, o.reduction, None)
+    match (&o.kind, o.reduction) {
+        // MONAI's broadcastable shape `[N, C', 1, ..]` (`[C', 1, ..]` with `batch`).
+        (OverlapKind::Dice { .. } | OverlapKind::Generalized { .. }, Reduction::None) => {
+            let f = if matches!(o.kind, OverlapKind::Generalized { .. }) { f.unsqueeze(f.rank())? } else { f };
+            let mut shape = f.dims().to_vec();
+            shape.resize(shape.len() + x.rank() - 2, 1);
+            f.reshape(shape)
+        }
+        _ => reduce(f, o.reduction, None),
+    }
+}
+
+/// One weight per included class.
+fn expand(w: &ClassWeight<f64>, included: usize) -> Result<Vec<f64>> {
+    match w {
+        ClassWeight::Uniform(v) => Ok(vec![*v; included]),
+        ClassWeight::PerClass(v) if v.len() == included => Ok(v.clone()),
+        ClassWeight::PerClass(v) => {
+            Err(candle_core::Error::Msg(format!("xent: weight has {} values, want {included}", v.len())))
+        }
+    }
 }
 
 /// MONAI's focal loss (softmax over the included classes, or a sigmoid per class).
@@ -322,11 +365,15 @@ fn focal(x: &Tensor, t: &Tensor, o: &FocalOptions<f64>) -> Result<Tensor> {
         l
     };
     if let Some(w) = &o.weight {
-        l = l.broadcast_mul(&along_classes(w, nd, &l)?)?;
+        l = l.broadcast_mul(&along_classes(&expand(w, ci)?, nd, &l)?)?;
     }
     let l = l.broadcast_mul(&keep)?;
     match o.reduction {
         Reduction::None => Ok(l),
+        // MONAI: with ignore_index, the kept positions (at least f32's epsilon).
+        Reduction::Mean if o.ignore_index.is_some() => {
+            l.sum_all()?.broadcast_div(&keep.sum_all()?.maximum(f32::EPSILON as f64)?)
+        }
         Reduction::Mean => l.sum_all()? / (keep.sum_all()? * ci as f64)?,
         Reduction::Sum => {
             // Per sample: the mean over its kept pixels, then the sum over samples and classes.

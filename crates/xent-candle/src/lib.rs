@@ -49,6 +49,7 @@ enum Spec {
     Tversky(TverskyOptions),
     Focal(FocalOptions<f64>),
     DiceCe(DiceCeOptions<f64>),
+    DiceFocal(DiceFocalOptions<f64>),
 }
 
 /// Targets, copied to the CPU once.
@@ -85,10 +86,17 @@ fn dice_opts<T: Float>(o: &DiceOptions<f64>) -> DiceOptions<T> {
         batch: o.batch,
         smooth_nr: o.smooth_nr,
         smooth_dr: o.smooth_dr,
-        weight: o.weight.as_deref().map(cast),
+        weight: class_weight(&o.weight),
         ignore_index: o.ignore_index,
         reduction: o.reduction,
     }
+}
+
+fn class_weight<T: Float>(w: &Option<ClassWeight<f64>>) -> Option<ClassWeight<T>> {
+    w.as_ref().map(|w| match w {
+        ClassWeight::Uniform(v) => ClassWeight::Uniform(T::from_f64(*v)),
+        ClassWeight::PerClass(v) => ClassWeight::PerClass(cast(v)),
+    })
 }
 
 /// The custom op: the loss of its one argument (the scores) for fixed targets.
@@ -113,6 +121,8 @@ impl Op {
     fn run<T: Float>(&self, x: &[T], shape: &[usize], back: Backward<'_, T>) -> xent::Result<LossOutput<T>>
     where
         CrossEntropyLoss<T>: xent::Loss<T, T>,
+        DiceLoss<T>: xent::Loss<T, T>,
+        TverskyLoss<T>: xent::Loss<T, T>,
     {
         let input = View::new(x, shape)?;
         macro_rules! go {
@@ -159,11 +169,23 @@ impl Op {
                 floats = cast(t);
                 go!(SigmoidFocalLoss::<T>::new(o.clone())?, View::new(&floats, s)?)
             }
-            (Spec::Dice(o), Targets::Index(t, s)) => go!(DiceLoss::<T>::new(dice_opts(o))?, View::new(t, s)?),
+            (Spec::Dice(o), Targets::Index(t, s)) => {
+                eval::<T, i64>(&DiceLoss::<T>::new(dice_opts(o))?, input, View::new(t, s)?, back)
+            }
+            (Spec::Dice(o), Targets::Float(t, s)) => {
+                floats = cast(t);
+                go!(DiceLoss::<T>::new(dice_opts(o))?, View::new(&floats, s)?)
+            }
             (Spec::GeneralizedDice(o), Targets::Index(t, s)) => {
                 go!(GeneralizedDiceLoss::<T>::new(o.clone())?, View::new(t, s)?)
             }
-            (Spec::Tversky(o), Targets::Index(t, s)) => go!(TverskyLoss::<T>::new(o.clone())?, View::new(t, s)?),
+            (Spec::Tversky(o), Targets::Index(t, s)) => {
+                eval::<T, i64>(&TverskyLoss::<T>::new(o.clone())?, input, View::new(t, s)?, back)
+            }
+            (Spec::Tversky(o), Targets::Float(t, s)) => {
+                floats = cast(t);
+                go!(TverskyLoss::<T>::new(o.clone())?, View::new(&floats, s)?)
+            }
             (Spec::Focal(o), Targets::Index(t, s)) => {
                 let alpha = match &o.alpha {
                     FocalAlpha::None => FocalAlpha::None,
@@ -174,7 +196,7 @@ impl Op {
                     include_background: o.include_background,
                     gamma: o.gamma,
                     alpha,
-                    weight: o.weight.as_deref().map(cast),
+                    weight: class_weight(&o.weight),
                     activation: o.activation,
                     ignore_index: o.ignore_index,
                     reduction: o.reduction,
@@ -183,12 +205,40 @@ impl Op {
             }
             (Spec::DiceCe(o), Targets::Index(t, s)) => {
                 let o = DiceCeOptions {
-                    dice: dice_opts(&o.dice),
-                    ce: ce_opts(&o.ce),
+                    activation: o.activation,
+                    include_background: o.include_background,
+                    squared_pred: o.squared_pred,
+                    jaccard: o.jaccard,
+                    batch: o.batch,
+                    smooth_nr: o.smooth_nr,
+                    smooth_dr: o.smooth_dr,
+                    weight: o.weight.as_deref().map(cast),
                     lambda_dice: o.lambda_dice,
                     lambda_ce: o.lambda_ce,
+                    label_smoothing: o.label_smoothing,
+                    ignore_index: o.ignore_index,
+                    reduction: o.reduction,
                 };
                 go!(DiceCeLoss::<T>::new(o)?, View::new(t, s)?)
+            }
+            (Spec::DiceFocal(o), Targets::Index(t, s)) => {
+                let o = DiceFocalOptions {
+                    activation: o.activation,
+                    include_background: o.include_background,
+                    squared_pred: o.squared_pred,
+                    jaccard: o.jaccard,
+                    batch: o.batch,
+                    smooth_nr: o.smooth_nr,
+                    smooth_dr: o.smooth_dr,
+                    gamma: o.gamma,
+                    alpha: o.alpha,
+                    weight: class_weight(&o.weight),
+                    lambda_dice: o.lambda_dice,
+                    lambda_focal: o.lambda_focal,
+                    ignore_index: o.ignore_index,
+                    reduction: o.reduction,
+                };
+                go!(DiceFocalLoss::<T>::new(o)?, View::new(t, s)?)
             }
             (_, Targets::Index(..)) => Err(xent::Error::InvalidOption {
                 name: "target",
@@ -328,14 +378,18 @@ losses! {
     binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_composed: BceWithLogitsOptions<f64> => BceWithLogits;
     /// torchvision's sigmoid focal loss ([`xent::SigmoidFocalLoss`]).
     sigmoid_focal_loss, sigmoid_focal_loss_composed: SigmoidFocalOptions => SigmoidFocal;
-    /// MONAI's Dice loss ([`xent::DiceLoss`]).
+    /// MONAI's Dice loss ([`xent::DiceLoss`]): integer targets are class indices, float targets
+    /// soft labels (MONAI's `soft_label=True`).
     dice_loss, dice_loss_composed: DiceOptions<f64> => Dice;
     /// MONAI's generalized Dice loss ([`xent::GeneralizedDiceLoss`]).
     generalized_dice_loss, generalized_dice_loss_composed: GeneralizedDiceOptions => GeneralizedDice;
-    /// MONAI's Tversky loss ([`xent::TverskyLoss`]).
+    /// MONAI's Tversky loss ([`xent::TverskyLoss`]): integer targets are class indices, float
+    /// targets soft labels.
     tversky_loss, tversky_loss_composed: TverskyOptions => Tversky;
     /// MONAI's focal loss ([`xent::FocalLoss`]).
     focal_loss, focal_loss_composed: FocalOptions<f64> => Focal;
     /// Dice plus cross-entropy ([`xent::DiceCeLoss`]).
     dice_ce, dice_ce_composed: DiceCeOptions<f64> => DiceCe;
+    /// Dice plus focal ([`xent::DiceFocalLoss`]).
+    dice_focal, dice_focal_composed: DiceFocalOptions<f64> => DiceFocal;
 }

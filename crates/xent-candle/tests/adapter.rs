@@ -93,7 +93,10 @@ fn dice(x: &Tensor, t: &Tensor, c: &Value) -> candle_core::Result<Tensor> {
         batch: flag("batch", false),
         smooth_nr: o.get("smooth_nr").map_or(1e-5, num),
         smooth_dr: o.get("smooth_dr").map_or(1e-5, num),
-        weight: o.get("weight").map(|w| w.as_array().unwrap().iter().map(|v| num(v) as f32 as f64).collect()),
+        weight: o.get("weight").map(|w| match w.as_array() {
+            Some(w) => ClassWeight::PerClass(w.iter().map(|v| num(v) as f32 as f64).collect()),
+            None => ClassWeight::Uniform(num(w)),
+        }),
         ignore_index: None,
         reduction: o["reduction"].as_str().unwrap().parse::<Reduction>().unwrap(),
     };
@@ -164,8 +167,12 @@ fn bad_targets_are_errors_not_panics() {
     let x = Tensor::new(&[[1.0f32, 2.0, 3.0]], &dev).unwrap();
     let err = xent_candle::cross_entropy(&x, &Tensor::new(&[7i64], &dev).unwrap(), &Default::default()).unwrap_err();
     assert!(err.to_string().contains("value 7"), "{err}");
-    let y = Tensor::new(&[[1.0f32, 0.0, 1.0]], &dev).unwrap();
-    assert!(xent_candle::dice_loss(&x, &y, &Default::default()).is_err());
+    // Float targets are soft labels: in [0, 1], the input's shape.
+    let y = Tensor::new(&[[1.0f32, 0.0, 2.0]], &dev).unwrap();
+    let err = xent_candle::dice_loss(&x, &y, &Default::default()).unwrap_err();
+    assert!(err.to_string().contains("[0, 1]"), "{err}");
+    let y = Tensor::new(&[[1.0f32, 0.0]], &dev).unwrap();
+    assert!(xent_candle::tversky_loss(&x, &y, &Default::default()).is_err());
 }
 
 /// A linear classifier trained with weighted cross-entropy: the loss falls.
@@ -265,9 +272,35 @@ fn every_loss_composed_matches_its_kernel() {
                     ignore_index: Some(255),
                     include_background: false,
                     jaccard: true,
-                    weight: Some(vec![2.0, 0.5]),
+                    weight: Some(vec![2.0, 0.5].into()),
                     ..Default::default()
                 }
+            ),
+            &x,
+            &t,
+        ),
+        (
+            "dice_none_batch",
+            both!(
+                dice_loss,
+                dice_loss_composed,
+                DiceOptions {
+                    batch: true,
+                    weight: Some(0.5.into()),
+                    ignore_index: Some(255),
+                    reduction: Reduction::None,
+                    ..Default::default()
+                }
+            ),
+            &x,
+            &t,
+        ),
+        (
+            "gdice_none",
+            both!(
+                generalized_dice_loss,
+                generalized_dice_loss_composed,
+                GeneralizedDiceOptions { ignore_index: Some(255), reduction: Reduction::None, ..Default::default() }
             ),
             &x,
             &t,
@@ -318,7 +351,7 @@ fn every_loss_composed_matches_its_kernel() {
                     ignore_index: Some(255),
                     activation: xent::Activation::Softmax,
                     alpha: FocalAlpha::Scalar(0.3),
-                    weight: Some(vec![1.0, 2.0, 0.5]),
+                    weight: Some(vec![1.0, 2.0, 0.5].into()),
                     reduction: Reduction::Sum,
                     ..Default::default()
                 }
@@ -349,8 +382,25 @@ fn every_loss_composed_matches_its_kernel() {
                 dice_ce_composed,
                 DiceCeOptions {
                     lambda_dice: 0.6,
-                    ce: CrossEntropyOptions { ignore_index: 255, ..Default::default() },
-                    dice: DiceOptions { ignore_index: Some(255), ..Default::default() },
+                    ignore_index: Some(255),
+                    weight: Some(vec![0.5, 1.0, 2.0]),
+                    label_smoothing: 0.1,
+                    ..Default::default()
+                }
+            ),
+            &x,
+            &t,
+        ),
+        (
+            "dice_focal",
+            both!(
+                dice_focal,
+                dice_focal_composed,
+                DiceFocalOptions {
+                    lambda_focal: 0.7,
+                    alpha: Some(0.3),
+                    weight: Some(1.5.into()),
+                    ignore_index: Some(255),
                     ..Default::default()
                 }
             ),

@@ -31,6 +31,7 @@ fn every_bad_input_is_a_clean_error() {
     npy(&d.join("x.npy"), "<f4", &[2, 3], &f32_bytes(&[0.0; 6]));
     npy(&d.join("xi.npy"), "<i4", &[2, 3], &[0; 24]);
     npy(&d.join("t.npy"), "<i8", &[2], &i64_bytes(&[0, 1]));
+    npy(&d.join("probs.npy"), "<f4", &[2, 3], &f32_bytes(&[0.5, 0.25, 0.25, 0.0, 1.0, 0.0]));
     npy(&d.join("t5.npy"), "<i8", &[5], &i64_bytes(&[0; 5]));
     npy(&d.join("xhuge.npy"), "<f4", &[1_000_000, 1_000_000_000], &[]);
     std::fs::write(d.join("bad.safetensors"), b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}").unwrap();
@@ -58,7 +59,21 @@ fn every_bad_input_is_a_clean_error() {
         a.extend(extra.iter().map(|s| s.to_string()));
         a
     };
+    // Any loss on x.npy [2, 3].
+    let m = |loss: &str, t: &str, extra: &[&str]| {
+        let mut a = l("x.npy", t, extra);
+        a[2] = loss.to_string();
+        a
+    };
     let cases: Vec<(Vec<String>, &str)> = vec![
+        (m("dice", "probs.npy", &[]), "a float target without --soft-label"),
+        (m("tversky", "t.npy", &["--soft-label"]), "an integer target with --soft-label"),
+        (m("focal", "t.npy", &["--soft-label"]), "--soft-label does not apply to --loss focal"),
+        (m("dice-ce", "t.npy", &["--lambda-focal", "2"]), "--lambda-focal does not apply to --loss dice-ce"),
+        (m("dice-ce", "t.npy", &["--reduction", "none"]), "reduction"),
+        (m("dice-focal", "t.npy", &["--lambda-dice", "-1"]), "lambda_dice"),
+        (m("generalized-dice", "t.npy", &[]), "batch"),
+        (m("cross-entropy", "probs.npy", &["--ignore-index", "255"]), "ignore_index"),
         (w(&[&p("truncated.png")]), "truncated.png"),
         (w(&[&p("empty.png")]), "empty.png"),
         (w(&[&p("notes.npy")]), "notes.npy"),

@@ -16,6 +16,7 @@
 //! | `monai.losses.TverskyLoss` | [`TverskyLoss`] |
 //! | `monai.losses.FocalLoss` | [`FocalLoss`] |
 //! | `monai.losses.DiceCELoss` | [`DiceCeLoss`] |
+//! | `monai.losses.DiceFocalLoss` | [`DiceFocalLoss`] |
 //!
 //! ## Data flow
 //! ```text
@@ -103,6 +104,7 @@ pub use loss::binary_cross_entropy::{BceLoss, BceOptions, BceWithLogitsLoss, Bce
 pub use loss::cross_entropy::{CrossEntropyLoss, CrossEntropyOptions};
 pub use loss::dice::{DiceLoss, DiceOptions};
 pub use loss::dice_ce::{DiceCeLoss, DiceCeOptions};
+pub use loss::dice_focal::{DiceFocalLoss, DiceFocalOptions};
 pub use loss::focal::{FocalAlpha, FocalLoss, FocalOptions};
 pub use loss::generalized_dice::{GeneralizedDiceLoss, GeneralizedDiceOptions, WeightType};
 pub use loss::nll::{NllLoss, NllOptions};
@@ -111,7 +113,7 @@ pub use loss::softmax::{
     log_softmax, log_softmax_backward_into, log_softmax_into, softmax, softmax_backward_into, softmax_into,
 };
 pub use loss::tversky::{TverskyLoss, TverskyOptions};
-pub use loss::{Activation, Backward, Loss, WeightTensor};
+pub use loss::{Activation, Backward, ClassWeight, Loss, WeightTensor};
 pub use reduction::{EmptyMean, LossOutput, Reduction};
 pub use sum::ExactSum;
 pub use view::{numel, View};

@@ -96,19 +96,20 @@ pub(crate) fn index_targets<T: Float, L: Label>(
     Ok(den)
 }
 
-/// Checks the scores `[N, C, d1..dk]` (k >= 1) and the class indices `[N, d1..dk]` of the
+/// Checks the scores `[N, C, d1..dk]` (k >= `min_spatial`) and the class indices `[N, d1..dk]` of the
 /// segmentation losses (with one class, the target is a binary mask of 0 and 1, as MONAI uses
 /// it without one-hot); returns the layout.
 pub(crate) fn check_segmentation<T, L: Label>(
     input: View<'_, T>,
     target: View<'_, L>,
     ignore_index: Option<i64>,
+    min_spatial: usize,
 ) -> Result<Layout> {
-    if input.ndim() < 3 {
+    if input.ndim() < 2 + min_spatial {
         return Err(Error::ShapeMismatch {
             what: "input",
             got: input.shape().to_vec(),
-            expected: "[N, C, d1, ..., dk] with k >= 1".into(),
+            expected: format!("[N, C, d1, ..., dk] with k >= {min_spatial}"),
         });
     }
     let lay = Layout::classes_of(input.shape())?;

@@ -126,18 +126,102 @@ fn cases() -> Vec<Case> {
         (
             "negative dice weight",
             Box::new(|| {
-                DiceLoss::new(DiceOptions { weight: Some(vec![1.0f32, -1.0]), ..Default::default() }).map(drop)
+                DiceLoss::new(DiceOptions {
+                    weight: Some(ClassWeight::PerClass(vec![1.0f32, -1.0])),
+                    ..Default::default()
+                })
+                .map(drop)
             }),
             |e| matches!(e, Error::InvalidOption { name: "weight", .. }),
         ),
         (
-            "dice on a 2-d input",
+            "dice on a 1-d input",
             Box::new(|| {
                 DiceLoss::<f32>::new(Default::default())?
+                    .forward(View::new(&[0.0f32; 3], &[3])?, View::new(&[0u8; 1], &[])?)
+                    .map(drop)
+            }),
+            |e| matches!(e, Error::ShapeMismatch { what: "input", .. }),
+        ),
+        (
+            "focal on a 2-d input",
+            Box::new(|| {
+                FocalLoss::<f32>::new(Default::default())?
                     .forward(View::new(&[0.0f32; 6], &[2, 3])?, View::new(&[0u8; 2], &[2])?)
                     .map(drop)
             }),
             |e| matches!(e, Error::ShapeMismatch { what: "input", .. }),
+        ),
+        (
+            "generalized dice of [N, C] without batch",
+            Box::new(|| {
+                GeneralizedDiceLoss::<f32>::new(Default::default())?
+                    .forward(View::new(&[0.0f32; 6], &[2, 3])?, View::new(&[0u8; 2], &[2])?)
+                    .map(drop)
+            }),
+            |e| matches!(e, Error::InvalidOption { name: "batch", .. }),
+        ),
+        (
+            "cross-entropy with probability targets and ignore_index 255",
+            Box::new(|| {
+                let o = CrossEntropyOptions { ignore_index: 255, ..Default::default() };
+                CrossEntropyLoss::<f32>::new(o)?
+                    .forward(View::new(&[0.0f32; 3], &[1, 3])?, View::new(&[0.2f32, 0.3, 0.5], &[1, 3])?)
+                    .map(drop)
+            }),
+            |e| matches!(e, Error::InvalidOption { name: "ignore_index", .. }),
+        ),
+        (
+            "soft labels above 1",
+            Box::new(|| {
+                DiceLoss::<f32>::new(Default::default())?
+                    .forward(View::new(&[0.0f32; 4], &[1, 2, 2])?, View::new(&[0.5f32, 1.5, 0.5, 0.0], &[1, 2, 2])?)
+                    .map(drop)
+            }),
+            |e| matches!(e, Error::NotAProbability { index: 1, .. }),
+        ),
+        (
+            "soft labels with ignore_index",
+            Box::new(|| {
+                TverskyLoss::<f32>::new(TverskyOptions { ignore_index: Some(255), ..Default::default() })?
+                    .forward(View::new(&[0.0f32; 4], &[1, 2, 2])?, View::new(&[0.5f32; 4], &[1, 2, 2])?)
+                    .map(drop)
+            }),
+            |e| matches!(e, Error::InvalidOption { name: "ignore_index", .. }),
+        ),
+        (
+            "focal weight list on one included class",
+            Box::new(|| {
+                let o =
+                    FocalOptions { include_background: false, weight: Some(vec![1.0f32].into()), ..Default::default() };
+                FocalLoss::new(o)?
+                    .forward(View::new(&[0.0f32; 4], &[1, 2, 2])?, View::new(&[0u8, 1], &[1, 2])?)
+                    .map(drop)
+            }),
+            |e| matches!(e, Error::InvalidOption { name: "weight", .. }),
+        ),
+        (
+            "dice+focal with a negative lambda",
+            Box::new(|| {
+                DiceFocalLoss::<f32>::new(DiceFocalOptions { lambda_focal: -1.0, ..Default::default() }).map(drop)
+            }),
+            |e| matches!(e, Error::InvalidOption { name: "lambda_focal", .. }),
+        ),
+        (
+            "dice+ce with reduction none",
+            Box::new(|| {
+                DiceCeLoss::<f32>::new(DiceCeOptions { reduction: Reduction::None, ..Default::default() }).map(drop)
+            }),
+            |e| matches!(e, Error::InvalidOption { name: "reduction", .. }),
+        ),
+        (
+            "dice+ce on one channel with ignore_index",
+            Box::new(|| {
+                DiceCeLoss::<f32>::new(DiceCeOptions { ignore_index: Some(255), ..Default::default() })?
+                    .forward(View::new(&[0.0f32; 2], &[1, 1, 2])?, View::new(&[0u8, 1], &[1, 2])?)
+                    .map(drop)
+            }),
+            |e| matches!(e, Error::InvalidOption { name: "ignore_index", .. }),
         ),
         (
             "grad_input of the wrong length",

@@ -90,7 +90,7 @@ fn dice_gradients_match_finite_differences() {
                         squared_pred,
                         jaccard,
                         batch,
-                        weight,
+                        weight: weight.map(ClassWeight::from),
                         ignore_index: ignore.then_some(IGNORE),
                         reduction,
                         ..Default::default()
@@ -159,7 +159,7 @@ fn focal_gradients_match_finite_differences() {
                         include_background,
                         gamma: [0.0, 1.0, 2.0, 1.5][seed as usize % 4],
                         alpha,
-                        weight: (seed % 2 == 0).then(|| vec![1.5, 0.5, 1.0][first..].to_vec()),
+                        weight: (seed % 2 == 0).then(|| vec![1.5, 0.5, 1.0][first..].to_vec().into()),
                         activation: if use_softmax { Activation::Softmax } else { Activation::Sigmoid },
                         ignore_index: ignore.then_some(IGNORE),
                         reduction: [Reduction::Mean, Reduction::Sum, Reduction::None][seed as usize % 3],
@@ -176,15 +176,13 @@ fn focal_gradients_match_finite_differences() {
 fn dice_ce_gradient_matches_finite_differences() {
     let (x, t) = data(300, true, 3);
     let loss = DiceCeLoss::new(DiceCeOptions {
-        dice: DiceOptions { ignore_index: Some(IGNORE), include_background: false, ..Default::default() },
-        ce: CrossEntropyOptions {
-            ignore_index: IGNORE,
-            weight: Some(vec![0.2, 1.0, 3.0]),
-            label_smoothing: 0.1,
-            ..Default::default()
-        },
+        ignore_index: Some(IGNORE),
+        include_background: false,
+        weight: Some(vec![0.2, 1.0, 3.0]),
+        label_smoothing: 0.1,
         lambda_dice: 0.7,
         lambda_ce: 1.3,
+        ..Default::default()
     })
     .unwrap();
     check_fd("dice_ce", &x, &fb!(loss, t, 3));
@@ -209,7 +207,11 @@ fn softmax_focal_rows_match_the_strided_layout() {
                     include_background,
                     gamma,
                     alpha: FocalAlpha::Scalar(0.3),
-                    weight: Some((first..c).map(|k| 0.5 + 0.1 * k as f64).collect()),
+                    // One included class takes one number (MONAI refuses a list there).
+                    weight: Some(match ci {
+                        1 => ClassWeight::Uniform(0.7),
+                        _ => (first..c).map(|k| 0.5 + 0.1 * k as f64).collect::<Vec<_>>().into(),
+                    }),
                     activation: Activation::Softmax,
                     ignore_index: Some(IGNORE),
                     reduction,
@@ -265,7 +267,7 @@ fn focal_with_gamma_zero_and_softmax_is_cross_entropy_over_classes() {
     let focal = FocalLoss::new(FocalOptions {
         gamma: 0.0,
         activation: Activation::Softmax,
-        weight: Some(w.clone()),
+        weight: Some(w.clone().into()),
         ignore_index: Some(IGNORE),
         ..Default::default()
     })
@@ -281,10 +283,11 @@ fn focal_with_gamma_zero_and_softmax_is_cross_entropy_over_classes() {
     let (mut gf, mut gc) = (vec![0.0; x.len()], vec![0.0; x.len()]);
     let f = focal.forward_backward(xv, tv, &[1.0], &mut gf).unwrap();
     let c = ce.forward_backward(xv, tv, &[1.0], &mut gc).unwrap();
-    let elements = f.denominator.value();
-    assert_eq!(elements, t.iter().filter(|&&v| v != IGNORE).count() as f64 * 3.0);
-    assert!((f.scalar().unwrap() * elements - c.scalar().unwrap()).abs() < 1e-12);
-    assert!(gf.iter().zip(&gc).all(|(a, b)| (a * elements - b).abs() < 1e-12));
+    // With ignore_index, MONAI's mean divides by the kept positions (not times the classes).
+    let kept = f.denominator.value();
+    assert_eq!(kept, t.iter().filter(|&&v| v != IGNORE).count() as f64);
+    assert!((f.scalar().unwrap() * kept - c.scalar().unwrap()).abs() < 1e-12);
+    assert!(gf.iter().zip(&gc).all(|(a, b)| (a * kept - b).abs() < 1e-12));
 }
 
 #[test]
@@ -316,14 +319,16 @@ fn all_ones_class_weights_equal_no_weights() {
     let dice = |weight| {
         DiceLoss::new(DiceOptions { weight, ignore_index: ii, ..Default::default() }).unwrap().forward(xv, tv).unwrap()
     };
-    assert_eq!(dice(Some(vec![1.0; 3])).loss, dice(None).loss);
+    assert_eq!(dice(Some(vec![1.0; 3].into())).loss, dice(None).loss);
+    assert_eq!(dice(Some(1.0.into())).loss, dice(None).loss);
     let focal = |weight| {
         FocalLoss::new(FocalOptions { weight, ignore_index: ii, activation: Activation::Softmax, ..Default::default() })
             .unwrap()
             .forward(xv, tv)
             .unwrap()
     };
-    assert_eq!(focal(Some(vec![1.0; 3])).loss, focal(None).loss);
+    assert_eq!(focal(Some(vec![1.0; 3].into())).loss, focal(None).loss);
+    assert_eq!(focal(Some(1.0.into())).loss, focal(None).loss);
     let ce = |weight| {
         CrossEntropyLoss::new(CrossEntropyOptions { weight, ignore_index: IGNORE, ..Default::default() })
             .unwrap()
@@ -387,4 +392,178 @@ fn imbalance_losses_are_bit_identical_for_any_thread_count() {
     };
     let results: Vec<_> = pools.iter().map(|p| p.install(run)).collect();
     assert!(results.windows(2).all(|w| w[0] == w[1]));
+}
+
+/// `fb!` for any target type and shapes.
+macro_rules! fb_shaped {
+    ($loss:expr, $t:expr, $xs:expr, $ts:expr) => {{
+        let loss = $loss;
+        let t = $t.clone();
+        let (xs, ts): (Vec<usize>, Vec<usize>) = ($xs.to_vec(), $ts.to_vec());
+        Box::new(move |x: &[f64], go: &[f64]| {
+            let mut g = vec![0.0; x.len()];
+            let (xv, tv) = (View::new(x, &xs).unwrap(), View::new(&t, &ts).unwrap());
+            if go.is_empty() {
+                return (loss.forward(xv, tv).unwrap().loss, vec![]);
+            }
+            let out = loss.forward_backward(xv, tv, &go, &mut g).unwrap();
+            (out.loss, g)
+        }) as Fb<'static>
+    }};
+}
+
+/// Soft labels in [0, 1] (MONAI's `soft_label=True`): Dice (plain, squared, Jaccard) and
+/// Tversky, every activation, with and without background and batch.
+#[test]
+fn soft_label_gradients_match_finite_differences() {
+    let mut seed = 900;
+    for activation in [Activation::Softmax, Activation::Sigmoid, Activation::Identity] {
+        for (squared_pred, jaccard, batch, include_background) in
+            [(false, false, false, true), (true, false, true, false), (false, true, true, true)]
+        {
+            seed += 1;
+            let mut rng = Rng::new(seed);
+            let x = rng.vec(SHAPE.iter().product(), 1.5);
+            // Exact 0 and 1 among the soft values, as real label maps have.
+            let y: Vec<f64> = (0..x.len()).map(|i| if i % 5 == 0 { (i % 2) as f64 } else { rng.uniform() }).collect();
+            let reduction = [Reduction::Mean, Reduction::Sum, Reduction::None][seed as usize % 3];
+            let dice = DiceLoss::new(DiceOptions {
+                activation,
+                include_background,
+                squared_pred,
+                jaccard,
+                batch,
+                weight: Some(vec![0.5, 2.0, 1.0][usize::from(!include_background)..].to_vec().into()),
+                reduction,
+                ..Default::default()
+            })
+            .unwrap();
+            check_fd(&format!("soft dice {seed}"), &x, &fb_shaped!(dice, y, SHAPE, SHAPE));
+            let tv = TverskyLoss::new(TverskyOptions {
+                activation,
+                include_background,
+                alpha: 0.3,
+                beta: 0.7,
+                batch,
+                reduction,
+                ..Default::default()
+            })
+            .unwrap();
+            check_fd(&format!("soft tversky {seed}"), &x, &fb_shaped!(tv, y, SHAPE, SHAPE));
+        }
+    }
+}
+
+/// Soft labels that are one-hot give the class-index loss.
+#[test]
+fn one_hot_soft_labels_equal_class_indices() {
+    let (x, t) = data(950, false, 3);
+    let inner = SHAPE[2] * SHAPE[3];
+    let mut y = vec![0.0; x.len()];
+    for (pos, &c) in t.iter().enumerate() {
+        y[(pos / inner) * 3 * inner + c as usize * inner + pos % inner] = 1.0;
+    }
+    let (xv, tv, yv) =
+        (View::new(&x, &SHAPE).unwrap(), View::new(&t, &TSHAPE).unwrap(), View::new(&y, &SHAPE).unwrap());
+    for batch in [false, true] {
+        let dice = DiceLoss::new(DiceOptions { batch, ..Default::default() }).unwrap();
+        let (a, b) = (dice.forward(xv, tv).unwrap().loss[0], dice.forward(xv, yv).unwrap().loss[0]);
+        assert!((a - b).abs() < 1e-12, "dice: {a} vs {b}");
+        let tversky = TverskyLoss::new(TverskyOptions { batch, alpha: 0.2, beta: 0.8, ..Default::default() }).unwrap();
+        let (a, b) = (tversky.forward(xv, tv).unwrap().loss[0], tversky.forward(xv, yv).unwrap().loss[0]);
+        assert!((a - b).abs() < 1e-12, "tversky: {a} vs {b}");
+    }
+}
+
+/// `[N, C]` inputs: one score for the whole input without `batch` (spread over the classes by a
+/// weight), one per class with it; the generalized Dice with `batch`.
+#[test]
+fn no_spatial_gradients_match_finite_differences() {
+    let (n, c) = (7, 3);
+    let mut rng = Rng::new(960);
+    let x = rng.vec(n * c, 1.5);
+    let t: Vec<i64> = (0..n).map(|i| if i == 3 { IGNORE } else { rng.below(c) as i64 }).collect();
+    let mut k = 0;
+    for batch in [false, true] {
+        for weight in [None, Some(ClassWeight::Uniform(1.5)), Some(vec![0.5, 1.0, 2.0].into())] {
+            for reduction in [Reduction::Mean, Reduction::Sum, Reduction::None] {
+                k += 1;
+                let activation = [Activation::Softmax, Activation::Sigmoid][k % 2];
+                let ignore_index = (k % 3 == 0).then_some(IGNORE);
+                let t: Vec<i64> =
+                    t.iter().map(|&v| if v == IGNORE && ignore_index.is_none() { 0 } else { v }).collect();
+                let dice = DiceLoss::new(DiceOptions {
+                    activation,
+                    batch,
+                    squared_pred: k % 4 == 0,
+                    weight: weight.clone(),
+                    ignore_index,
+                    reduction,
+                    ..Default::default()
+                })
+                .unwrap();
+                check_fd(&format!("[N, C] dice {k}"), &x, &fb_shaped!(dice, t, [n, c], [n]));
+                let tv = TverskyLoss::new(TverskyOptions {
+                    activation,
+                    batch,
+                    ignore_index,
+                    reduction,
+                    ..Default::default()
+                })
+                .unwrap();
+                check_fd(&format!("[N, C] tversky {k}"), &x, &fb_shaped!(tv, t, [n, c], [n]));
+            }
+        }
+    }
+    // Soft labels go through the same per-position path.
+    let y: Vec<f64> = (0..n * c).map(|_| rng.uniform()).collect();
+    for (batch, squared_pred) in [(false, false), (true, true)] {
+        let dice = DiceLoss::new(DiceOptions { batch, squared_pred, ..Default::default() }).unwrap();
+        check_fd("[N, C] soft dice", &x, &fb_shaped!(dice, y, [n, c], [n, c]));
+    }
+    let g = GeneralizedDiceLoss::new(GeneralizedDiceOptions { batch: true, ..Default::default() }).unwrap();
+    let t0: Vec<i64> = t.iter().map(|&v| if v == IGNORE { 1 } else { v }).collect();
+    check_fd("[N, C] generalized dice", &x, &fb_shaped!(g, t0, [n, c], [n]));
+}
+
+/// Dice + focal, every reduction (`none` broadcasts the Dice part over the positions), with and
+/// without `batch`; Dice + CE on one channel (binary cross-entropy with `pos_weight`).
+#[test]
+fn dice_focal_and_one_channel_dice_ce_gradients_match_finite_differences() {
+    let (x, t) = data(970, true, 3);
+    for (k, reduction) in [Reduction::Mean, Reduction::Sum, Reduction::None].into_iter().enumerate() {
+        for batch in [false, true] {
+            let loss = DiceFocalLoss::new(DiceFocalOptions {
+                activation: [Activation::Softmax, Activation::Sigmoid][k % 2],
+                include_background: batch,
+                batch,
+                gamma: 1.5,
+                alpha: Some(0.3),
+                weight: Some(if batch { vec![0.5, 1.0, 2.0].into() } else { ClassWeight::Uniform(1.5) }),
+                lambda_dice: 0.7,
+                lambda_focal: 1.3,
+                ignore_index: Some(IGNORE),
+                reduction,
+                ..Default::default()
+            })
+            .unwrap();
+            check_fd(&format!("dice_focal {reduction:?} {batch}"), &x, &fb!(loss, t, 3));
+        }
+    }
+    let (x, _) = data(971, false, 1);
+    let mut rng = Rng::new(972);
+    let mask: Vec<i64> = (0..x.len()).map(|_| rng.below(2) as i64).collect();
+    for (reduction, batch) in [(Reduction::Mean, false), (Reduction::Sum, true)] {
+        let loss = DiceCeLoss::new(DiceCeOptions {
+            activation: Activation::Sigmoid,
+            batch,
+            weight: Some(vec![2.5]),
+            lambda_dice: 0.5,
+            lambda_ce: 2.0,
+            reduction,
+            ..Default::default()
+        })
+        .unwrap();
+        check_fd(&format!("one-channel dice_ce {reduction:?}"), &x, &fb!(loss, mask, 1));
+    }
 }

@@ -118,8 +118,11 @@ pub(super) fn train(
                 )?,
                 "dice_ce" => {
                     // Dice of the foreground alone: the background's Dice is near 1 anyway.
-                    let dice = DiceOptions { include_background: false, ..Default::default() };
-                    xent_candle::dice_ce(&logits, &y, &DiceCeOptions { dice, ..Default::default() })?
+                    xent_candle::dice_ce(
+                        &logits,
+                        &y,
+                        &DiceCeOptions { include_background: false, ..Default::default() },
+                    )?
                 }
                 other => bail!("unknown loss {other:?}"),
             };

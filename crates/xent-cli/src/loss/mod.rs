@@ -43,6 +43,8 @@ pub enum Name {
     GeneralizedDice,
     Tversky,
     Focal,
+    DiceFocal,
+    DiceCe,
 }
 
 /// `--activation` of the overlap and focal losses.
@@ -118,6 +120,19 @@ pub struct Args {
     /// Overlap sums over the whole batch instead of per sample.
     #[arg(long)]
     pub batch: bool,
+    /// The target holds soft labels, floats `[N, C, ...]` in [0, 1] (dice, tversky; MONAI's
+    /// soft_label=True).
+    #[arg(long)]
+    pub soft_label: bool,
+    /// Weight of the Dice part (dice-focal, dice-ce; default 1).
+    #[arg(long, allow_hyphen_values = true)]
+    pub lambda_dice: Option<f64>,
+    /// Weight of the focal part (dice-focal; default 1).
+    #[arg(long, allow_hyphen_values = true)]
+    pub lambda_focal: Option<f64>,
+    /// Weight of the cross-entropy part (dice-ce; default 1).
+    #[arg(long, allow_hyphen_values = true)]
+    pub lambda_ce: Option<f64>,
     /// Write d(loss)/d(input) to this .npy file (atomically).
     #[arg(long)]
     pub grad_out: Option<PathBuf>,
@@ -156,20 +171,26 @@ pub(crate) fn scheme_parser() -> impl TypedValueParser<Value = Scheme> {
 /// Checks that every flag given applies to the loss (before any file is read).
 fn check_flags(a: &Args) -> Result<()> {
     use Name::*;
-    let class_weighted: &[Name] = &[CrossEntropy, Nll, Dice, Focal];
-    let overlap_focal: &[Name] = &[Dice, GeneralizedDice, Tversky, Focal];
-    let flags: [(&str, bool, &[Name]); 13] = [
-        ("--weight", a.weight.is_some(), &[CrossEntropy, Nll, Bce, BceWithLogits, Dice, Focal]),
+    let class_weighted: &[Name] = &[CrossEntropy, Nll, Dice, Focal, DiceFocal, DiceCe];
+    let overlap_focal: &[Name] = &[Dice, GeneralizedDice, Tversky, Focal, DiceFocal, DiceCe];
+    let weighted: &[Name] = &[CrossEntropy, Nll, Bce, BceWithLogits, Dice, Focal, DiceFocal, DiceCe];
+    let ignoring: &[Name] = &[CrossEntropy, Nll, Dice, GeneralizedDice, Tversky, Focal, DiceFocal, DiceCe];
+    let flags: [(&str, bool, &[Name]); 17] = [
+        ("--weight", a.weight.is_some(), weighted),
         ("--weights-from", a.weights_from.is_some(), class_weighted),
-        ("--ignore-index", a.ignore_index.is_some(), &[CrossEntropy, Nll, Dice, GeneralizedDice, Tversky, Focal]),
-        ("--label-smoothing", a.label_smoothing.is_some(), &[CrossEntropy]),
+        ("--ignore-index", a.ignore_index.is_some(), ignoring),
+        ("--label-smoothing", a.label_smoothing.is_some(), &[CrossEntropy, DiceCe]),
         ("--pos-weight", a.pos_weight.is_some(), &[BceWithLogits]),
-        ("--alpha", a.alpha.is_some(), &[SigmoidFocal, Focal, Tversky]),
+        ("--alpha", a.alpha.is_some(), &[SigmoidFocal, Focal, Tversky, DiceFocal]),
         ("--beta", a.beta.is_some(), &[Tversky]),
-        ("--gamma", a.gamma.is_some(), &[SigmoidFocal, Focal]),
+        ("--gamma", a.gamma.is_some(), &[SigmoidFocal, Focal, DiceFocal]),
         ("--activation", a.activation.is_some(), overlap_focal),
         ("--no-background", a.no_background, overlap_focal),
-        ("--batch", a.batch, &[Dice, GeneralizedDice, Tversky]),
+        ("--batch", a.batch, &[Dice, GeneralizedDice, Tversky, DiceFocal, DiceCe]),
+        ("--soft-label", a.soft_label, &[Dice, Tversky]),
+        ("--lambda-dice", a.lambda_dice.is_some(), &[DiceFocal, DiceCe]),
+        ("--lambda-focal", a.lambda_focal.is_some(), &[DiceFocal]),
+        ("--lambda-ce", a.lambda_ce.is_some(), &[DiceCe]),
         ("--chunk-mb", a.chunk_mb.is_some(), &[CrossEntropy, Nll, Bce, BceWithLogits, SigmoidFocal]),
         ("--weights-from", a.weights_from.is_some(), class_weighted),
     ];
@@ -221,6 +242,8 @@ pub(crate) fn chunk_rows(a: &Args, src: &Source, multiple: usize) -> usize {
 fn run_typed<T: Float + Element>(a: &Args, x: &Source, t: &Source) -> Result<report::Report>
 where
     CrossEntropyLoss<T>: Loss<T, T>,
+    DiceLoss<T>: Loss<T, T>,
+    TverskyLoss<T>: Loss<T, T>,
 {
     match a.loss {
         Name::CrossEntropy | Name::Nll => stream::index_loss::<T>(a, x, t),

@@ -215,8 +215,10 @@ where
         x.shape,
         t.shape
     );
+    // `--ignore-index` reaches the loss, which refuses a value >= 0 here, as PyTorch does.
     let l = CrossEntropyLoss::new(CrossEntropyOptions {
         weight,
+        ignore_index: a.ignore_index.unwrap_or(-100),
         reduction: Reduction::None,
         label_smoothing: a.label_smoothing.unwrap_or(0.0),
         ..Default::default()

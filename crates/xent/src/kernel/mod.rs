@@ -24,7 +24,7 @@ pub(crate) use binary::{Bce, BceWithLogits, Elementwise, SigmoidFocal};
 pub(crate) use block::{Block, ClassOut, Upstream};
 pub(crate) use cross_entropy::{CrossEntropy, CrossEntropyProbs, Index, IndexParams, Nll};
 pub(crate) use focal::{Focal, FocalData, FocalParams};
-pub(crate) use overlap::{OverlapBackward, OverlapParams, OverlapSums};
+pub(crate) use overlap::{OverlapBackward, OverlapParams, OverlapSums, Truth};
 pub(crate) use simd::{run, tally};
 pub(crate) use softmax::Softmax;
 

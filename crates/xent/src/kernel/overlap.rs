@@ -1,14 +1,19 @@
 //! Overlap losses (Dice, Jaccard, generalized Dice, Tversky) over one block: the per-class sums
 //! they are built from, and the gradient once the sums are known.
 //!
-//! With `p` the activated scores and `g` the one-hot target of a position (both zero where the
-//! target is ignored), each loss is a function of three sums per (group, class):
+//! With `p` the activated scores and `g` the target of a position (the one-hot of a class index,
+//! both zero where the target is ignored; or a soft label), each loss is a function of three
+//! sums per (group, class):
 //! ```text
-//! tp = sum p g,   P = sum p^ord,   G = sum g      (ord = 2 for squared_pred, else 1)
+//! class indices:  tp = sum p g,                     P = sum p^ord,  G = sum g
+//! soft labels:    tp = sum (|p| + |g| - |p - g|) / 2, P = sum |p|,  G = sum |g|     (ord 1)
+//!                 tp = sum p g,                     P = sum p^2,    G = sum g^2   (ord 2)
 //! ```
-//! so its gradient with respect to `p` is `A g + B ord p^(ord-1)` with `A = dl/dtp` and
-//! `B = dl/dP` per (group, class), and the gradient with respect to the logits follows through
-//! the activation (softmax over all classes, or sigmoid).
+//! (`ord = 2` for squared_pred; MONAI's soft-label form, which equals the other for 0/1
+//! targets), so its gradient with respect to `p` is `A dtp/dp + B dP/dp` with `A = dl/dtp` and
+//! `B = dl/dP` per (group, class): `A g + B ord p^(ord-1)` for class indices, and
+//! `A (sgn p - sgn(p - g)) / 2 + B sgn p` for soft labels of ord 1. The gradient with respect
+//! to the logits follows through the activation (softmax over all classes, or sigmoid).
 
 use super::binary::sigmoid;
 use super::block::{Block, ClassOut, Lanes};
@@ -30,6 +35,49 @@ pub enum Activation {
     Sigmoid,
     /// None: the input already holds probabilities.
     Identity,
+}
+
+/// The target of an overlap loss.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Truth<'a, T, L> {
+    /// Class indices `[N, d1..dk]`: the one-hot of each position.
+    Labels(&'a [L]),
+    /// Soft labels `[N, C, d1..dk]`, laid out as the input.
+    Soft(&'a [T]),
+}
+
+/// `-1`, `0` or `1`, as `torch.sign` (the gradient of `|v|`).
+#[inline(always)]
+fn sgn<T: Float>(v: T) -> T {
+    if v > T::ZERO {
+        T::ONE
+    } else if v < T::ZERO {
+        -T::ONE
+    } else {
+        T::ZERO
+    }
+}
+
+/// One position's `(tp, P, G)` terms for a soft label `g`.
+#[inline(always)]
+fn soft_terms<T: Float>(p: T, g: T, squared: bool) -> (f64, f64, f64) {
+    let (p, g) = (p.to_f64(), g.to_f64());
+    if squared {
+        (p * g, p * p, g * g)
+    } else {
+        ((p.abs() + g.abs() - (p - g).abs()) * 0.5, p.abs(), g.abs())
+    }
+}
+
+/// One position's `A dtp/dp + B dP/dp` for a soft label `g`.
+#[inline(always)]
+fn soft_grad<T: Float>(a: T, b: T, p: T, g: T, squared: bool) -> T {
+    if squared {
+        a * g + b * (p + p)
+    } else {
+        let half = T::from_f64(0.5);
+        a * half * (sgn(p) - sgn(p - g)) + b * sgn(p)
+    }
 }
 
 /// What the kernels need besides the data.
@@ -150,7 +198,7 @@ impl OverlapParams {
 /// block's first group `g0`); `p` is scratch of length `classes`.
 pub(crate) struct OverlapSums<'a, T, L> {
     pub x: &'a [T],
-    pub target: &'a [L],
+    pub truth: Truth<'a, T, L>,
     pub o: &'a OverlapParams,
     pub b: Block,
     pub g0: usize,
@@ -162,9 +210,18 @@ impl<T: Float, L: Label> Kernel for OverlapSums<'_, T, L> {
     type Output = ();
     #[inline(always)]
     fn run(self) {
-        let OverlapSums { x, target, o, b, g0, p, sums } = self;
-        overlap_sums(x, target, o, b, g0, p, sums);
+        let OverlapSums { x, truth, o, b, g0, p, sums } = self;
+        match truth {
+            Truth::Labels(target) => overlap_sums(x, target, o, b, g0, p, sums),
+            Truth::Soft(y) => soft_sums(x, y, o, b, g0, p, sums),
+        }
     }
+}
+
+/// The label of position `pos` (`None` if ignored).
+#[inline(always)]
+fn label_at<L: Label>(o: &OverlapParams, target: &[L], pos: usize) -> Option<usize> {
+    o.ignore_index.map_or(Some(target[pos].to_i128() as usize), |ii| target[pos].class_of(ii))
 }
 
 #[inline(always)]
@@ -197,17 +254,14 @@ fn overlap_sums<T: Float, L: Label>(
                         gg[j] += gc.to_f64();
                     }
                 }
-                let s = &mut sums[base + (c - o.first) * 3..][..3];
-                for (k, a) in [tp, pp, gg].iter().enumerate() {
-                    s[k] += a.iter().sum::<f64>();
-                }
+                add_lanes(&mut sums[base + (c - o.first) * 3..][..3], [tp, pp, gg]);
             }
         }
         return;
     }
     for k in 0..b.len {
         let pos = b.p0 + k;
-        let Some(t) = o.ignore_index.map_or(Some(target[pos].to_i128() as usize), |ii| target[pos].class_of(ii)) else {
+        let Some(t) = label_at(o, target, pos) else {
             continue;
         };
         o.activate(x, &b, k, p);
@@ -222,11 +276,58 @@ fn overlap_sums<T: Float, L: Label>(
     }
 }
 
+/// Adds 16-lane partial sums to `s`, each in lane order.
+#[inline(always)]
+fn add_lanes(s: &mut [f64], lanes: [[f64; 16]; 3]) {
+    for (k, a) in lanes.iter().enumerate() {
+        s[k] += a.iter().sum::<f64>();
+    }
+}
+
+/// [`overlap_sums`] for soft labels `y` (the input's layout).
+#[inline(always)]
+fn soft_sums<T: Float>(x: &[T], y: &[T], o: &OverlapParams, b: Block, g0: usize, p: &mut [T], sums: &mut [f64]) {
+    let (ci, cs) = (o.included(), o.class_stride);
+    if o.tiled(&b) {
+        let mut pt = [T::ZERO; SMALL * TILE];
+        let base = (o.group(b.p0) - g0) * ci * 3;
+        let yt = b.from(y, 0);
+        for k0 in (0..b.len).step_by(TILE) {
+            let n = TILE.min(b.len - k0);
+            o.activate_tile(x, &b, k0, n, &mut pt);
+            for c in o.first..o.classes {
+                let (mut tp, mut pp, mut gg) = ([0.0f64; 16], [0.0f64; 16], [0.0f64; 16]);
+                for (ps, gs) in pt[c * TILE..][..n].chunks(16).zip(yt[c * cs + k0..][..n].chunks(16)) {
+                    for j in 0..ps.len() {
+                        let (t, q, g) = soft_terms(ps[j], gs[j], o.squared);
+                        tp[j] += t;
+                        pp[j] += q;
+                        gg[j] += g;
+                    }
+                }
+                add_lanes(&mut sums[base + (c - o.first) * 3..][..3], [tp, pp, gg]);
+            }
+        }
+        return;
+    }
+    for k in 0..b.len {
+        o.activate(x, &b, k, p);
+        let base = (o.group(b.p0 + k) - g0) * ci * 3;
+        for c in o.first..o.classes {
+            let (t, q, g) = soft_terms(p[c], y[b.at(c, k, cs)], o.squared);
+            let s = &mut sums[base + (c - o.first) * 3..][..3];
+            s[0] += t;
+            s[1] += q;
+            s[2] += g;
+        }
+    }
+}
+
 /// Adds the gradient of the block's positions to `grad`, from `ab` (`[group][included class]`
 /// pairs `(A, B)`, upstream gradient included); `p` and `dp` are scratch of length `classes`.
 pub(crate) struct OverlapBackward<'a, T, L> {
     pub x: &'a [T],
-    pub target: &'a [L],
+    pub truth: Truth<'a, T, L>,
     pub o: &'a OverlapParams,
     pub b: Block,
     pub ab: &'a [(f64, f64)],
@@ -243,30 +344,59 @@ impl<T: Float, L: Label> Kernel for OverlapBackward<'_, T, L> {
     }
 }
 
+/// `dl/dp` of one tile's class `c` into `ds`, from the scores `ps` and `(A, B)`.
+#[inline(always)]
+fn tile_dp<T: Float>(
+    o: &OverlapParams,
+    truth: (&[u32; TILE], Option<&[T]>),
+    c: usize,
+    (a, bb): (T, T),
+    ps: &[T],
+    ds: &mut [T],
+) {
+    let two = T::from_f64(2.0);
+    match truth {
+        (lab, None) => {
+            for j in 0..ps.len() {
+                let dpow = if o.squared { two * ps[j] } else { T::ONE };
+                ds[j] = a * o.hot_lane::<T>(lab[j], c) + bb * dpow;
+            }
+        }
+        (_, Some(gs)) => {
+            for j in 0..ps.len() {
+                ds[j] = soft_grad(a, bb, ps[j], gs[j], o.squared);
+            }
+        }
+    }
+}
+
 #[inline(always)]
 fn backward<T: Float, L: Label>(k: OverlapBackward<'_, T, L>) {
-    let OverlapBackward { x, target, o, b, ab, p, dp, mut grad } = k;
+    let OverlapBackward { x, truth, o, b, ab, p, dp, mut grad } = k;
     let ci = o.included();
-    let two = T::from_f64(2.0);
+    let cs = o.class_stride;
+    let coef = |g: usize, c: usize| {
+        let (a, bb) = ab[g * ci + c - o.first];
+        (T::from_f64(a), T::from_f64(bb))
+    };
     if o.tiled(&b) {
         let (mut pt, mut dt) = ([T::ZERO; SMALL * TILE], [T::ZERO; SMALL * TILE]);
-        let base = o.group(b.p0) * ci;
+        let g = o.group(b.p0);
         for k0 in (0..b.len).step_by(TILE) {
             let n = TILE.min(b.len - k0);
             o.activate_tile(x, &b, k0, n, &mut pt);
-            let lab = labels(o.ignore_index, target, b.p0 + k0, n);
+            let (lab, soft) = match truth {
+                Truth::Labels(target) => (labels(o.ignore_index, target, b.p0 + k0, n), None),
+                Truth::Soft(y) => ([0; TILE], Some(b.from(y, k0))),
+            };
             for c in 0..o.classes {
                 let (ps, ds) = (&pt[c * TILE..][..n], &mut dt[c * TILE..][..n]);
                 if c < o.first {
                     ds.fill(T::ZERO);
                     continue;
                 }
-                let (a, bb) = ab[base + c - o.first];
-                let (a, bb) = (T::from_f64(a), T::from_f64(bb));
-                for j in 0..n {
-                    let dpow = if o.squared { two * ps[j] } else { T::ONE };
-                    ds[j] = a * o.hot_lane::<T>(lab[j], c) + bb * dpow;
-                }
+                let gs = soft.map(|yt| &yt[c * cs..][..n]);
+                tile_dp(o, (&lab, gs), c, coef(g, c), ps, ds);
             }
             let mut dot = [T::ZERO; TILE];
             if o.activation == Activation::Softmax && o.classes > 1 {
@@ -292,20 +422,28 @@ fn backward<T: Float, L: Label>(k: OverlapBackward<'_, T, L>) {
         }
         return;
     }
+    let two = T::from_f64(2.0);
     for k in 0..b.len {
         let pos = b.p0 + k;
-        let Some(t) = o.ignore_index.map_or(Some(target[pos].to_i128() as usize), |ii| target[pos].class_of(ii)) else {
-            continue;
+        let t = match truth {
+            Truth::Labels(target) => match label_at(o, target, pos) {
+                Some(t) => Some(t),
+                None => continue,
+            },
+            Truth::Soft(_) => None,
         };
         o.activate(x, &b, k, p);
-        let base = o.group(pos) * ci;
+        let g = o.group(pos);
         for c in 0..o.classes {
             dp[c] = if c < o.first {
                 T::ZERO
             } else {
-                let (a, bb) = ab[base + c - o.first];
-                let dpow = if o.squared { two * p[c] } else { T::ONE };
-                T::from_f64(a) * o.hot::<T>(t, c) + T::from_f64(bb) * dpow
+                let (a, bb) = coef(g, c);
+                match (t, truth) {
+                    (Some(t), _) => a * o.hot::<T>(t, c) + bb * if o.squared { two * p[c] } else { T::ONE },
+                    (None, Truth::Soft(y)) => soft_grad(a, bb, p[c], y[b.at(c, k, cs)], o.squared),
+                    (None, Truth::Labels(_)) => unreachable!("labels always give a class here"),
+                }
             };
         }
         match o.activation {

@@ -152,7 +152,10 @@ fn overlap_kernels_give_the_same_bits_at_every_width() {
     let lay = Layout::classes_of(&shape).unwrap();
     let x: Vec<f32> = (0..shape.iter().product()).map(|_| next() * 20.0 - 10.0).collect();
     let t: Vec<i64> = (0..lay.positions()).map(|_| if next() < 0.1 { -1 } else { (next() * 7.0) as i64 % 7 }).collect();
-    for activation in [Activation::Softmax, Activation::Sigmoid] {
+    let y: Vec<f32> = (0..x.len()).map(|_| next()).collect();
+    for (activation, soft) in [(Activation::Softmax, false), (Activation::Sigmoid, false), (Activation::Softmax, true)]
+    {
+        let truth = if soft { Truth::Soft(&y) } else { Truth::Labels(&t) };
         let o = OverlapParams {
             classes: 7,
             class_stride: lay.class_stride(),
@@ -160,19 +163,19 @@ fn overlap_kernels_give_the_same_bits_at_every_width() {
             first: 1,
             activation,
             squared: true,
-            ignore_index: Some(-1),
+            ignore_index: if soft { None } else { Some(-1) },
             batch: false,
         };
         let ab: Vec<(f64, f64)> = (0..3 * 6).map(|i| (0.1 * i as f64, -0.05 * i as f64)).collect();
-        same_bits(&format!("overlap {activation:?}"), || {
+        same_bits(&format!("overlap {activation:?} soft {soft}"), || {
             let mut g = vec![0.0f32; x.len()];
             let sums = for_blocks(lay, &mut g, &mut [], |b, grad, _| {
                 let (mut p, mut dp) = (vec![0.0f32; 7], vec![0.0f32; 7]);
                 let mut sums = vec![0.0f64; 6 * 3];
                 let g0 = o.group(b.p0);
-                run(OverlapSums { x: &x, target: &t, o: &o, b, g0, p: &mut p, sums: &mut sums });
+                run(OverlapSums { x: &x, truth, o: &o, b, g0, p: &mut p, sums: &mut sums });
                 let grad = grad.unwrap();
-                run(OverlapBackward { x: &x, target: &t, o: &o, b, ab: &ab, p: &mut p, dp: &mut dp, grad });
+                run(OverlapBackward { x: &x, truth, o: &o, b, ab: &ab, p: &mut p, dp: &mut dp, grad });
                 sums.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
             });
             (sums, bits(&g))

@@ -121,6 +121,15 @@ impl<T: Float> CrossEntropyLoss<T> {
         backward: Option<Backward<'_, T>>,
     ) -> Result<LossOutput<T>> {
         let lay = Layout::classes_of(input.shape())?;
+        if self.options.ignore_index >= 0 {
+            // PyTorch: "ignore_index is not supported for floating point target"; a negative
+            // value (the default -100) matches no class and is accepted.
+            return Err(Error::InvalidOption {
+                name: "ignore_index",
+                value: self.options.ignore_index.to_string(),
+                reason: "not supported for probability targets (PyTorch refuses any value >= 0)",
+            });
+        }
         if target.shape() != input.shape() {
             return Err(Error::ShapeMismatch {
                 what: "target",
@@ -165,9 +174,9 @@ impl<T: Float, L: Label> Loss<T, L> for CrossEntropyLoss<T> {
 
 macro_rules! probability_targets {
     ($($t:ty),*) => {$(
-        /// Probability targets, the input's shape (any real values, as in PyTorch):
-        /// `ignore_index` does not apply, and the mean divides by the number of samples
-        /// `N * d1..dk`.
+        /// Probability targets, the input's shape (any real values, as in PyTorch): the mean
+        /// divides by the number of samples `N * d1..dk`. `ignore_index >= 0` is an error, as in
+        /// PyTorch (a negative one, like the default -100, ignores nothing).
         impl Loss<$t, $t> for CrossEntropyLoss<$t> {
             fn evaluate(
                 &self,

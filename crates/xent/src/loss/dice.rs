@@ -3,9 +3,9 @@
 //!
 //! PyTorch users: `monai.losses.DiceLoss(to_onehot_y=True, ...)`.
 
-use super::overlap::{check_class_weight, check_smooth, run, Common, Scheme, Sums};
-use super::{Backward, Loss};
-use crate::error::{Error, Result};
+use super::overlap::{check_smooth, run, Common, Scheme, Sums, Target};
+use super::{Backward, ClassWeight, Loss};
+use crate::error::Result;
 use crate::float::{Float, Label};
 pub use crate::kernel::Activation;
 use crate::reduction::{LossOutput, Reduction};
@@ -29,10 +29,11 @@ pub struct DiceOptions<T> {
     pub smooth_nr: f64,
     /// Added to the denominator. Default: 1e-5.
     pub smooth_dr: f64,
-    /// Per-class weight (`C` values, `C - 1` without the background), `>= 0`; ignored for a
-    /// single class, as MONAI. Default: none.
-    pub weight: Option<Vec<T>>,
-    /// Target pixels with this value leave every sum. Default: none.
+    /// Class weight, `>= 0`: one for all, or one per included class (`C`, `C - 1` without the
+    /// background); ignored for a single included class, as MONAI. Default: none.
+    pub weight: Option<ClassWeight<T>>,
+    /// Positions whose target is this value leave every sum (MONAI's rule: see [the overlap
+    /// losses](crate::loss#the-overlap-losses)). Default: none.
     pub ignore_index: Option<i64>,
     /// Default: [`Reduction::Mean`] over the (group, class) losses.
     pub reduction: Reduction,
@@ -61,21 +62,19 @@ pub struct DiceLoss<T> {
     options: DiceOptions<T>,
 }
 
-struct DiceScheme<'a> {
+struct DiceScheme {
     jaccard: bool,
     squared: bool,
+    /// Soft labels: no float32 one-hot, so none of its rounding.
+    soft: bool,
     nr: f64,
     dr: f64,
-    weight: Option<&'a [f64]>,
 }
 
-impl DiceScheme<'_> {
-    fn w(&self, c: usize) -> f64 {
-        self.weight.map_or(1.0, |w| w[c])
-    }
+impl DiceScheme {
     /// `(num, den, dden/dtp, dden/dP)`
     fn parts(&self, (tp, p, g): (f64, f64, f64)) -> (f64, f64, f64, f64) {
-        let (tp, g) = if self.squared {
+        let (tp, g) = if self.squared && !self.soft {
             // MONAI's squared form takes G as the square of the f32 norm of its float32 one-hot
             // target, and tp as (P + G - sum (p - g)^2) / 2: follow it to the last bit.
             let r = (g as f32).sqrt();
@@ -93,15 +92,14 @@ impl DiceScheme<'_> {
     }
 }
 
-impl Scheme for DiceScheme<'_> {
-    fn per_group(&self, classes: usize) -> usize {
-        classes
-    }
-    fn entries(&self, s: &Sums) -> Vec<f64> {
+impl Scheme for DiceScheme {
+    const PER_CLASS: bool = true;
+    const BROADCAST: bool = true;
+    fn scores(&self, s: &Sums) -> Vec<f64> {
         (0..s.groups * s.classes)
             .map(|e| {
                 let (num, den, _, _) = self.parts(s.at(e / s.classes, e % s.classes));
-                (1.0 - num / den) * self.w(e % s.classes)
+                1.0 - num / den
             })
             .collect()
     }
@@ -109,9 +107,8 @@ impl Scheme for DiceScheme<'_> {
         (0..s.groups * s.classes)
             .map(|e| {
                 let (num, den, dt, dp) = self.parts(s.at(e / s.classes, e % s.classes));
-                let u = up[e] * self.w(e % s.classes);
                 // l = 1 - num/den, dnum/dtp = 2
-                (u * -(2.0 * den - num * dt) / (den * den), u * num * dp / (den * den))
+                (up[e] * -(2.0 * den - num * dt) / (den * den), up[e] * num * dp / (den * den))
             })
             .collect()
     }
@@ -121,59 +118,45 @@ impl<T: Float> DiceLoss<T> {
     /// Checks the options once.
     ///
     /// # Errors
-    /// [`Error::InvalidOption`] for non-finite smoothing terms, [`Error::NonFinite`] or a
+    /// [`Error::InvalidOption`](crate::Error::InvalidOption) for non-finite smoothing terms, [`Error::NonFinite`](crate::Error::NonFinite) or a
     /// negative class weight.
     pub fn new(options: DiceOptions<T>) -> Result<Self> {
         check_smooth(options.smooth_nr, options.smooth_dr)?;
         if let Some(w) = &options.weight {
-            check_class_weight(w)?;
+            w.check()?;
         }
         Ok(DiceLoss { options })
-    }
-
-    fn common(&self) -> Common {
-        let o = &self.options;
-        Common {
-            activation: o.activation,
-            include_background: o.include_background,
-            squared: o.squared_pred,
-            batch: o.batch,
-            ignore_index: o.ignore_index,
-        }
     }
 
     pub(crate) fn run<L: Label>(
         &self,
         input: View<'_, T>,
-        target: View<'_, L>,
+        target: Target<'_, T, L>,
         backward: Option<Backward<'_, T>>,
         accumulate: bool,
     ) -> Result<LossOutput<T>> {
         let o = &self.options;
-        let weight: Option<Vec<f64>> = o.weight.as_ref().map(|w| w.iter().map(|v| v.to_f64()).collect());
         let classes = input.shape().get(1).copied().unwrap_or(0);
         let included = classes - usize::from(!o.include_background && classes > 1);
-        let weight = match weight {
-            Some(w) if included != 1 => {
-                if w.len() != included {
-                    return Err(Error::ShapeMismatch {
-                        what: "weight",
-                        got: vec![w.len()],
-                        expected: format!("[{included}], one per included class"),
-                    });
-                }
-                Some(w)
-            }
+        let weight = match &o.weight {
+            Some(w) if included != 1 => Some(w.expand(included)?.iter().map(|v| v.to_f64()).collect::<Vec<_>>()),
             _ => None,
         };
         let scheme = DiceScheme {
             jaccard: o.jaccard,
             squared: o.squared_pred,
+            soft: matches!(target, Target::Soft(_)),
             nr: o.smooth_nr,
             dr: o.smooth_dr,
-            weight: weight.as_deref(),
         };
-        run(&self.common(), &scheme, o.reduction, input, target, backward, accumulate)
+        let common = Common {
+            activation: o.activation,
+            include_background: o.include_background,
+            squared: o.squared_pred,
+            batch: o.batch,
+            ignore_index: o.ignore_index,
+        };
+        run(&common, &scheme, weight.as_deref(), o.reduction, input, target, backward, accumulate)
     }
 }
 
@@ -188,6 +171,59 @@ impl<T: Float, L: Label> Loss<T, L> for DiceLoss<T> {
         target: View<'_, L>,
         backward: Option<Backward<'_, T>>,
     ) -> Result<LossOutput<T>> {
-        self.run(input, target, backward, false)
+        self.run(input, Target::Labels(target), backward, false)
     }
+}
+
+macro_rules! soft_labels {
+    ($($t:ty),*) => {$(
+        /// Soft labels (MONAI's `soft_label=True`): `target` in `[0, 1]`, the input's shape
+        /// `[N, C, d1..dk]`; equal to the class-index loss for 0/1 targets.
+        impl Loss<$t, $t> for DiceLoss<$t> {
+            fn evaluate(
+                &self,
+                input: View<'_, $t>,
+                target: View<'_, $t>,
+                backward: Option<Backward<'_, $t>>,
+            ) -> Result<LossOutput<$t>> {
+                self.run::<u8>(input, Target::Soft(target), backward, false)
+            }
+        }
+    )*};
+}
+soft_labels!(f32, f64);
+
+/// `lambda_dice * dice + lambda_other * other`, both reduced to scalars: the other part writes
+/// the gradient first, the Dice part adds its own. The output's `weighted_sum` is the loss and
+/// its `denominator` 1.
+#[allow(clippy::too_many_arguments)] // the two parts, their lambdas, and one call's arguments
+pub(crate) fn plus<T: Float, L: Label>(
+    dice: &DiceLoss<T>,
+    lambda_dice: T,
+    lambda_other: T,
+    input: View<'_, T>,
+    target: View<'_, L>,
+    backward: Option<Backward<'_, T>>,
+    other: impl FnOnce(Option<Backward<'_, T>>) -> Result<LossOutput<T>>,
+) -> Result<LossOutput<T>> {
+    // The Dice part's arguments are checked before the other part writes the gradient.
+    let d = dice.forward(input, target)?;
+    let Some(Backward { grad_output, grad_input }) = backward else {
+        return Ok(LossOutput::combine(&[(lambda_dice, &d), (lambda_other, &other(None)?)]));
+    };
+    let go = match grad_output {
+        [g] => *g,
+        _ => {
+            return Err(crate::error::Error::ShapeMismatch {
+                what: "grad_output",
+                got: vec![grad_output.len()],
+                expected: "one element (the loss is reduced)".into(),
+            })
+        }
+    };
+    let up = [go * lambda_other];
+    let o = other(Some(Backward { grad_output: &up, grad_input }))?;
+    let up = [go * lambda_dice];
+    dice.run(input, Target::Labels(target), Some(Backward { grad_output: &up, grad_input }), true)?;
+    Ok(LossOutput::combine(&[(lambda_dice, &d), (lambda_other, &o)]))
 }

@@ -3,14 +3,20 @@
 //! ```text
 //! l = lambda_dice * dice(x, t) + lambda_ce * cross_entropy(x, t)
 //! ```
-//! Both parts must reduce to a scalar (`mean` or `sum`); each keeps all its own options (class
-//! weights, `ignore_index`, label smoothing, ...). The gradient is written in one buffer: the
+//! with MONAI's options: the cross-entropy over all `C` channels with `weight` (`C` values) and
+//! `label_smoothing`; the Dice part with the Dice options and `weight[1..]` without the
+//! background. With one output channel the cross-entropy part is
+//! `binary_cross_entropy_with_logits(x, t)` with `pos_weight = weight` (no label smoothing), and
+//! the Dice part skips softmax and one-hot, as MONAI does. Both parts reduce to a scalar (`mean`
+//! or `sum`). Beyond MONAI: `ignore_index` reaches both parts (the cross-entropy's rule and
+//! MONAI's Dice rule), with more than one channel. The gradient is written in one buffer: the
 //! cross-entropy's first, then the Dice part added to it.
+//!
+//! PyTorch users: `monai.losses.DiceCELoss(to_onehot_y=True, ...)`.
 //!
 //! # Example
 //! ```
-//! use xent::loss::dice_ce::{DiceCeLoss, DiceCeOptions};
-//! use xent::{Loss, View};
+//! use xent::{DiceCeLoss, DiceCeOptions, Loss, View};
 //! let loss = DiceCeLoss::new(DiceCeOptions::default())?;
 //! let x = [2.0f32, -1.0, 0.5, -2.0, 1.0, 0.0]; // [N=1, C=2, H=1, W=3]
 //! let mut grad = [0.0f32; 6];
@@ -19,36 +25,67 @@
 //! # Ok::<(), xent::Error>(())
 //! ```
 
+use super::binary_cross_entropy::{BceWithLogitsLoss, BceWithLogitsOptions};
 use super::cross_entropy::{CrossEntropyLoss, CrossEntropyOptions};
-use super::dice::{DiceLoss, DiceOptions};
-use super::{Backward, Loss};
+use super::dice::{self, DiceLoss, DiceOptions};
+use super::{Backward, ClassWeight, Loss, WeightTensor};
 use crate::error::{Error, Result};
 use crate::float::{Float, Label};
+pub use crate::kernel::Activation;
 use crate::reduction::{LossOutput, Reduction};
 use crate::validate;
 use crate::view::View;
 
-/// Options of [`DiceCeLoss`].
+/// Options of [`DiceCeLoss`], MONAI's names and defaults (except the activation, softmax).
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(default, deny_unknown_fields))]
 pub struct DiceCeOptions<T> {
-    /// The Dice part. Default: [`DiceOptions::default`] (softmax, mean).
-    pub dice: DiceOptions<T>,
-    /// The cross-entropy part. Default: [`CrossEntropyOptions::default`] (mean).
-    pub ce: CrossEntropyOptions<T>,
+    /// Of the Dice part. Default: [`Activation::Softmax`].
+    pub activation: Activation,
+    /// Keep class 0 in the Dice part. Default: true.
+    pub include_background: bool,
+    /// As [`DiceOptions::squared_pred`]. Default: false.
+    pub squared_pred: bool,
+    /// As [`DiceOptions::jaccard`]. Default: false.
+    pub jaccard: bool,
+    /// As [`DiceOptions::batch`]. Default: false.
+    pub batch: bool,
+    /// Default: 1e-5.
+    pub smooth_nr: f64,
+    /// Default: 1e-5.
+    pub smooth_dr: f64,
+    /// One weight per class (`C` values): the cross-entropy's class weight, the Dice part's
+    /// (without class 0 if the background is excluded); with one channel the `pos_weight` of the
+    /// binary cross-entropy. Default: none.
+    pub weight: Option<Vec<T>>,
     /// Weight of the Dice part, `>= 0`. Default: 1.
     pub lambda_dice: f64,
     /// Weight of the cross-entropy part, `>= 0`. Default: 1.
     pub lambda_ce: f64,
+    /// The cross-entropy's label smoothing (not with one channel). Default: 0.
+    pub label_smoothing: f64,
+    /// Beyond MONAI: positions with this target leave both parts. Default: none.
+    pub ignore_index: Option<i64>,
+    /// [`Reduction::Mean`] (default) or [`Reduction::Sum`], for both parts.
+    pub reduction: Reduction,
 }
 
 impl<T> Default for DiceCeOptions<T> {
     fn default() -> Self {
         DiceCeOptions {
-            dice: DiceOptions::default(),
-            ce: CrossEntropyOptions::default(),
+            activation: Activation::Softmax,
+            include_background: true,
+            squared_pred: false,
+            jaccard: false,
+            batch: false,
+            smooth_nr: 1e-5,
+            smooth_dr: 1e-5,
+            weight: None,
             lambda_dice: 1.0,
             lambda_ce: 1.0,
+            label_smoothing: 0.0,
+            ignore_index: None,
+            reduction: Reduction::Mean,
         }
     }
 }
@@ -58,8 +95,21 @@ impl<T> Default for DiceCeOptions<T> {
 pub struct DiceCeLoss<T> {
     dice: DiceLoss<T>,
     ce: CrossEntropyLoss<T>,
+    bce: BceWithLogitsLoss<T>,
+    ignore_index: Option<i64>,
     lambda_dice: T,
     lambda_ce: T,
+}
+
+/// Checks a combination's lambdas.
+pub(crate) fn check_lambdas(lambdas: &[(&'static str, f64)]) -> Result<()> {
+    for &(name, v) in lambdas {
+        validate::finite_option(name, v)?;
+        if v < 0.0 {
+            return Err(Error::InvalidOption { name, value: v.to_string(), reason: "must be >= 0" });
+        }
+    }
+    Ok(())
 }
 
 impl<T: Float> DiceCeLoss<T> {
@@ -68,34 +118,60 @@ impl<T: Float> DiceCeLoss<T> {
     /// # Errors
     /// Either part's errors; [`Error::InvalidOption`] for a reduction `none` or a lambda that is
     /// negative or not finite.
-    pub fn new(options: DiceCeOptions<T>) -> Result<Self> {
-        for (name, v) in [("lambda_dice", options.lambda_dice), ("lambda_ce", options.lambda_ce)] {
-            validate::finite_option(name, v)?;
-            if v < 0.0 {
-                return Err(Error::InvalidOption { name, value: v.to_string(), reason: "must be >= 0" });
-            }
-        }
-        if options.dice.reduction == Reduction::None || options.ce.reduction == Reduction::None {
+    pub fn new(o: DiceCeOptions<T>) -> Result<Self> {
+        check_lambdas(&[("lambda_dice", o.lambda_dice), ("lambda_ce", o.lambda_ce)])?;
+        if o.reduction == Reduction::None {
             return Err(Error::InvalidOption {
                 name: "reduction",
                 value: "none".into(),
-                reason: "both parts of DiceCeLoss must reduce to a scalar (mean or sum)",
+                reason: "DiceCeLoss reduces to a scalar: mean or sum (MONAI refuses none too)",
             });
         }
+        let dice_weight = match &o.weight {
+            Some(w) if !o.include_background => Some(ClassWeight::PerClass(w.get(1..).unwrap_or(&[]).to_vec())),
+            Some(w) => Some(ClassWeight::PerClass(w.clone())),
+            None => None,
+        };
+        let dice = DiceLoss::new(DiceOptions {
+            activation: o.activation,
+            include_background: o.include_background,
+            squared_pred: o.squared_pred,
+            jaccard: o.jaccard,
+            batch: o.batch,
+            smooth_nr: o.smooth_nr,
+            smooth_dr: o.smooth_dr,
+            weight: dice_weight,
+            ignore_index: o.ignore_index,
+            reduction: o.reduction,
+        })?;
+        let ce = CrossEntropyLoss::new(CrossEntropyOptions {
+            weight: o.weight.clone(),
+            ignore_index: o.ignore_index.unwrap_or(-100),
+            label_smoothing: o.label_smoothing,
+            reduction: o.reduction,
+            ..Default::default()
+        })?;
+        let pos_weight = o.weight.map(|w| WeightTensor::new(w.clone(), vec![w.len()])).transpose()?;
+        let bce =
+            BceWithLogitsLoss::new(BceWithLogitsOptions { pos_weight, reduction: o.reduction, ..Default::default() })?;
         Ok(DiceCeLoss {
-            lambda_dice: T::from_f64(options.lambda_dice),
-            lambda_ce: T::from_f64(options.lambda_ce),
-            dice: DiceLoss::new(options.dice)?,
-            ce: CrossEntropyLoss::new(options.ce)?,
+            dice,
+            ce,
+            bce,
+            ignore_index: o.ignore_index,
+            lambda_dice: T::from_f64(o.lambda_dice),
+            lambda_ce: T::from_f64(o.lambda_ce),
         })
     }
 }
 
-/// Scores `input` `[N, C, d1..dk]` for class indices `target` `[N, d1..dk]`. The output's
-/// `weighted_sum` is the loss itself and its `denominator` 1.
+/// Scores `input` `[N, C, d1..dk]` for class indices `target` `[N, d1..dk]` (with `C = 1`, a
+/// binary mask of 0 and 1). The output's `weighted_sum` is the loss itself and its
+/// `denominator` 1.
 ///
 /// # Errors
-/// Either part's errors, and for gradient buffers of the wrong length.
+/// Either part's errors, `ignore_index` with one channel, and gradient buffers of the wrong
+/// length.
 impl<T: Float, L: Label> Loss<T, L> for DiceCeLoss<T> {
     fn evaluate(
         &self,
@@ -104,25 +180,22 @@ impl<T: Float, L: Label> Loss<T, L> for DiceCeLoss<T> {
         backward: Option<Backward<'_, T>>,
     ) -> Result<LossOutput<T>> {
         let (ld, lc) = (self.lambda_dice, self.lambda_ce);
-        let Some(Backward { grad_output, grad_input }) = backward else {
-            let dice = self.dice.forward(input, target)?;
-            return Ok(LossOutput::combine(&[(ld, &dice), (lc, &self.ce.forward(input, target)?)]));
-        };
-        let go = match grad_output {
-            [g] => *g,
-            _ => {
-                return Err(Error::ShapeMismatch {
-                    what: "grad_output",
-                    got: vec![grad_output.len()],
-                    expected: "one element (the loss is reduced)".into(),
-                })
-            }
-        };
-        // Check the Dice part's arguments before the cross-entropy writes the gradient.
-        let dice = self.dice.forward(input, target)?;
-        let ce = self.ce.forward_backward(input, target, &[go * lc], grad_input)?;
-        let up = [go * ld];
-        self.dice.run(input, target, Some(Backward { grad_output: &up, grad_input }), true)?;
-        Ok(LossOutput::combine(&[(ld, &dice), (lc, &ce)]))
+        if input.shape().get(1) != Some(&1) {
+            let ce = |b: Option<Backward<'_, T>>| self.ce.evaluate(input, target, b);
+            return dice::plus(&self.dice, ld, lc, input, target, backward, ce);
+        }
+        if self.ignore_index.is_some() {
+            return Err(Error::InvalidOption {
+                name: "ignore_index",
+                value: format!("{:?}", self.ignore_index),
+                reason: "not with one output channel (the binary cross-entropy part has none)",
+            });
+        }
+        // One channel: the labels (checked to be 0 or 1 by the Dice part) as the binary target.
+        self.dice.forward(input, target)?;
+        let y: Vec<T> = target.data().iter().map(|t| T::from_f64(t.to_i128() as f64)).collect();
+        let y = View::new(&y, input.shape())?;
+        let bce = |b: Option<Backward<'_, T>>| self.bce.evaluate(input, y, b);
+        dice::plus(&self.dice, ld, lc, input, target, backward, bce)
     }
 }

@@ -13,10 +13,15 @@
 //!
 //! Reductions, as MONAI: `mean` averages all `N * C' * d1..dk` elements; `sum` averages over
 //! the pixels of each sample and adds over samples and classes; [`Reduction::None`] returns the
-//! `[N, C', d1..dk]` elements. Beyond MONAI: `ignore_index` pixels have loss and gradient 0 and
-//! leave the counts (MONAI's own masked mean divides by pixels, not elements); a per-class
-//! alpha vector works with softmax too. An image where a class is absent contributes only
-//! through that class's negatives (sigmoid) or not at all (softmax).
+//! `[N, C', d1..dk]` elements. A per-class alpha vector works with softmax too. An image where a
+//! class is absent contributes only through that class's negatives (sigmoid) or not at all
+//! (softmax).
+//!
+//! `ignore_index`, MONAI 1.6.1's rule: positions whose target is `ignore_index` have loss and
+//! gradient 0 in every channel (an in-range value removes that class's positions); `mean`
+//! divides the sum by the number of kept *positions* (not positions times channels, so with
+//! nothing ignored it is `C'` times the mean without `ignore_index`), and gives 0 when every
+//! position is ignored; `sum` divides each sample's sum by its kept positions.
 //!
 //! # Example
 //! `gamma = 0` with softmax is cross-entropy divided by the number of classes:
@@ -33,7 +38,7 @@
 //! # Ok::<(), xent::Error>(())
 //! ```
 
-use super::{check_grad_len, Backward, Loss};
+use super::{check_grad_len, Backward, ClassWeight, Loss};
 use crate::error::{Error, Result};
 use crate::float::{Float, Label};
 use crate::kernel::{self, FocalData, FocalParams, Upstream};
@@ -54,12 +59,14 @@ pub struct FocalOptions<T> {
     pub gamma: f64,
     /// Default: [`FocalAlpha::None`]. A scalar is ignored with softmax and no background, as MONAI.
     pub alpha: FocalAlpha<T>,
-    /// Per included class, `>= 0`. Default: none.
-    pub weight: Option<Vec<T>>,
+    /// Class weight, `>= 0`: one for all, or one per included class (refused for a single
+    /// included class, as MONAI). Default: none.
+    pub weight: Option<ClassWeight<T>>,
     /// [`Activation::Sigmoid`] per class (MONAI's `use_softmax=False`, the default) or
     /// [`Activation::Softmax`] over the classes (`use_softmax=True`); `Identity` is refused.
     pub activation: Activation,
-    /// Target pixels with this value are left out. Default: none.
+    /// Positions whose target is this value are left out (MONAI's rule: see the [module
+    /// docs](self)). Default: none.
     pub ignore_index: Option<i64>,
     /// Default: [`Reduction::Mean`].
     pub reduction: Reduction,
@@ -113,14 +120,7 @@ impl<T: Float> FocalLoss<T> {
             FocalAlpha::None => {}
         }
         if let Some(w) = &options.weight {
-            validate::finite("weight", w)?;
-            if let Some(i) = w.iter().position(|v| *v < T::ZERO) {
-                return Err(Error::InvalidOption {
-                    name: "weight",
-                    value: format!("{} at index {i}", w[i]),
-                    reason: "class weights must be >= 0",
-                });
-            }
+            w.check()?;
         }
         Ok(FocalLoss { options })
     }
@@ -140,7 +140,7 @@ impl<T: Float, L: Label> Loss<T, L> for FocalLoss<T> {
     ) -> Result<LossOutput<T>> {
         let o = &self.options;
         let use_softmax = o.activation == Activation::Softmax;
-        let lay = validate::check_segmentation(input, target, o.ignore_index)?;
+        let lay = validate::check_segmentation(input, target, o.ignore_index, 1)?;
         let first = usize::from(!o.include_background && lay.classes > 1);
         let ci = lay.classes - first;
         let per_class = |what: &'static str, v: &[T]| -> Result<()> {
@@ -149,9 +149,17 @@ impl<T: Float, L: Label> Loss<T, L> for FocalLoss<T> {
             }
             Err(Error::ShapeMismatch { what, got: vec![v.len()], expected: format!("[{ci}], one per included class") })
         };
-        if let Some(w) = &o.weight {
-            per_class("weight", w)?;
-        }
+        let weight = match &o.weight {
+            Some(ClassWeight::PerClass(_)) if ci == 1 => {
+                return Err(Error::InvalidOption {
+                    name: "weight",
+                    value: "a list".into(),
+                    reason: "a per-class weight needs more than one included class (MONAI refuses it); give one number",
+                })
+            }
+            Some(w) => Some(w.expand(ci)?),
+            None => None,
+        };
         let (alpha_pos, alpha_neg): (Option<Vec<T>>, Option<T>) = match (&o.alpha, use_softmax) {
             (FocalAlpha::None, _) => (None, None),
             (FocalAlpha::PerClass(a), _) => {
@@ -177,7 +185,7 @@ impl<T: Float, L: Label> Loss<T, L> for FocalLoss<T> {
             gamma: T::from_f64(o.gamma),
             alpha_pos: alpha_pos.as_deref(),
             alpha_neg,
-            weight: o.weight.as_deref(),
+            weight: weight.as_deref(),
             ignore_index: o.ignore_index,
         };
         // Valid pixels per sample.
@@ -190,9 +198,15 @@ impl<T: Float, L: Label> Loss<T, L> for FocalLoss<T> {
             })
             .take(lay.outer)
             .collect();
-        let elements = valid.iter().sum::<usize>() as f64 * ci as f64;
+        let kept = valid.iter().sum::<usize>() as f64;
         let out_shape: Vec<usize> = [&[lay.outer, ci][..], &input.shape()[2..]].concat();
-        let reducer = Reducer { reduction: o.reduction, empty: EmptyMean::Nan, denominator: ExactSum::from(elements) };
+        // MONAI: the elements without ignore_index; with it, the kept positions (0 if none).
+        let reducer = match o.ignore_index {
+            None => {
+                Reducer { reduction: o.reduction, empty: EmptyMean::Nan, denominator: ExactSum::from(kept * ci as f64) }
+            }
+            Some(_) => Reducer { reduction: o.reduction, empty: EmptyMean::Zero, denominator: ExactSum::from(kept) },
+        };
         let per_sample: Vec<T>;
         let (up, grad): (Option<Upstream<'_, T>>, &mut [T]) = match backward {
             Some(Backward { grad_output: go, grad_input: gi }) => {

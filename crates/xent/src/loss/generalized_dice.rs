@@ -3,7 +3,7 @@
 //!
 //! PyTorch users: `monai.losses.GeneralizedDiceLoss(to_onehot_y=True, ...)`.
 
-use super::overlap::{check_smooth, run, Common, Scheme, Sums};
+use super::overlap::{check_smooth, run, Common, Scheme, Sums, Target};
 use super::{Backward, Loss};
 use crate::error::Result;
 use crate::float::{Float, Label};
@@ -43,7 +43,9 @@ pub struct GeneralizedDiceOptions {
     pub smooth_nr: f64,
     /// Added to the denominator. Default: 1e-5.
     pub smooth_dr: f64,
-    /// Target pixels with this value leave every sum. Default: none.
+    /// Positions whose target is this value leave every sum: an extension (MONAI's generalized
+    /// Dice has no `ignore_index`) that follows the rule of [`DiceLoss`](crate::DiceLoss).
+    /// Default: none.
     pub ignore_index: Option<i64>,
     /// Default: [`Reduction::Mean`] over the groups.
     pub reduction: Reduction,
@@ -107,10 +109,9 @@ impl GeneralizedScheme {
 }
 
 impl Scheme for GeneralizedScheme {
-    fn per_group(&self, _: usize) -> usize {
-        1
-    }
-    fn entries(&self, s: &Sums) -> Vec<f64> {
+    const PER_CLASS: bool = false;
+    const BROADCAST: bool = true;
+    fn scores(&self, s: &Sums) -> Vec<f64> {
         (0..s.groups)
             .map(|g| {
                 let (num, den, _) = self.parts(s, g);
@@ -133,7 +134,7 @@ impl<T: Float> GeneralizedDiceLoss<T> {
     /// Checks the options once.
     ///
     /// # Errors
-    /// [`Error::InvalidOption`] for non-finite smoothing terms.
+    /// [`Error::InvalidOption`](crate::Error::InvalidOption) for non-finite smoothing terms.
     pub fn new(options: GeneralizedDiceOptions) -> Result<Self> {
         check_smooth(options.smooth_nr, options.smooth_dr)?;
         Ok(GeneralizedDiceLoss { options, _float: PhantomData })
@@ -160,6 +161,6 @@ impl<T: Float, L: Label> Loss<T, L> for GeneralizedDiceLoss<T> {
             ignore_index: o.ignore_index,
         };
         let scheme = GeneralizedScheme { w_type: o.w_type, nr: o.smooth_nr, dr: o.smooth_dr };
-        run(&common, &scheme, o.reduction, input, target, backward, false)
+        run(&common, &scheme, None, o.reduction, input, Target::Labels(target), backward, false)
     }
 }

@@ -1,11 +1,12 @@
 //! The [`Loss`] trait, and one file per loss: options -> `new()` -> [`Loss::evaluate`].
 //!
 //! # The overlap losses
-//! Overlap losses with MONAI's semantics: Dice (and Jaccard), generalized Dice, Tversky.
+//! Overlap losses with MONAI 1.6.1's semantics: Dice (and Jaccard), generalized Dice, Tversky.
 //!
-//! Scores `x` `[N, C, d1..dk]` (k >= 1) are activated to `p` (softmax over C, sigmoid, or used
-//! as they are), the class-index target `[N, d1..dk]` becomes the one-hot `g`, and per group
-//! (one per sample, or one for the whole batch with `batch`) and class:
+//! Scores `x` `[N, C, d1..dk]` (k >= 0) are activated to `p` (softmax over C, sigmoid, or used
+//! as they are), the class-index target `[N, d1..dk]` becomes the one-hot `g` (one class: the
+//! 0/1 label itself), and per group (one per sample, or one for the whole batch with `batch`)
+//! and class:
 //! ```text
 //! tp = sum p g,   P = sum p^ord (ord 2 with squared_pred),   G = sum g
 //! dice:        l = 1 - (2 tp + s_nr) / (P + G + s_dr)                 (times weight_c)
@@ -17,11 +18,28 @@
 //! ```
 //! `include_background = false` drops class 0 from the sums (softmax still runs over all
 //! classes). A class absent from a group has `tp = G = 0`: its Dice is `1 - s_nr / (P + s_dr)`,
-//! close to 1 unless the prediction is empty too, where the smoothing terms make it 0.
-//! Pixels whose target is `ignore_index` leave every sum and get a zero gradient. Reductions
-//! average or add the losses of all (group, class) pairs (the groups for the generalized Dice);
-//! [`Reduction::None`] returns them, `[N, C']` (`[C']` with `batch`), `[N]` (`[1]`) for the
-//! generalized Dice.
+//! close to 1 unless the prediction is empty too, where the smoothing terms make it 0. Dice's
+//! `weight` is one number for every class or one per included class (ignored for a single
+//! included class, as MONAI).
+//!
+//! **Soft labels** (Dice, Tversky; MONAI's `soft_label=True`): a float target in `[0, 1]` of the
+//! input's shape, with MONAI's formulas `tp = (|p|_1 + |g|_1 - |p - g|_1) / 2`, `P = |p|_1`,
+//! `G = |g|_1` (with `squared_pred`, the squared L2 norms), which equal the above for 0/1
+//! targets.
+//!
+//! **`ignore_index`**, MONAI's rule: a position whose label is `ignore_index` leaves every
+//! channel's sums and gets a zero gradient. An `ignore_index` inside `0..C` removes that class's
+//! positions, yet keeps its channel in the loss (with an empty target) and in the mean's count;
+//! all positions ignored gives `1 - s_nr / s_dr` per entry. MONAI's generalized Dice has no
+//! `ignore_index`; xent's follows the same rule.
+//!
+//! **`[N, C]` inputs** (no spatial dimensions): MONAI sums over every axis, so without `batch`
+//! there is one score for the whole input (a `weight` then spreads it into `C'` entries); with
+//! `batch`, one per class. The generalized Dice of `[N, C]` needs `batch`.
+//!
+//! Reductions average or add the entries; [`Reduction::None`] returns them in MONAI's shapes:
+//! Dice `[N, C', 1, ..]` (`[C', 1, ..]` with `batch`), generalized Dice `[N, 1, 1, ..]`
+//! (`[1, 1, ..]`), Tversky `[N, C']` (`[C']`); `[N, C]` inputs drop the ones.
 //!
 //! PyTorch ecosystem: `monai.losses.DiceLoss`, `GeneralizedDiceLoss`, `TverskyLoss` with
 //! `to_onehot_y=True`. The weights of the generalized Dice are computed in `f32`, as MONAI does.
@@ -43,6 +61,7 @@ pub mod binary_cross_entropy;
 pub mod cross_entropy;
 pub mod dice;
 pub mod dice_ce;
+pub mod dice_focal;
 pub mod focal;
 pub mod generalized_dice;
 pub mod nll;
@@ -179,6 +198,64 @@ impl<T: Float> WeightTensor<T> {
     /// The shape.
     pub fn shape(&self) -> &[usize] {
         &self.shape
+    }
+}
+
+/// A class weight of the MONAI losses (`weight=`): one value for every class, or one per
+/// included class. With the `serde` feature: a number or a list.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(untagged))]
+pub enum ClassWeight<T> {
+    /// The same weight for every class (MONAI's scalar `weight`).
+    Uniform(T),
+    /// One weight per included class (`C`, or `C - 1` without the background).
+    PerClass(Vec<T>),
+}
+
+impl<T> From<Vec<T>> for ClassWeight<T> {
+    fn from(w: Vec<T>) -> Self {
+        ClassWeight::PerClass(w)
+    }
+}
+
+impl<T> From<T> for ClassWeight<T> {
+    fn from(w: T) -> Self {
+        ClassWeight::Uniform(w)
+    }
+}
+
+impl<T: Float> ClassWeight<T> {
+    /// Finite and `>= 0`.
+    pub(crate) fn check(&self) -> Result<()> {
+        let v = match self {
+            ClassWeight::Uniform(w) => std::slice::from_ref(w),
+            ClassWeight::PerClass(w) => w,
+        };
+        validate::finite("weight", v)?;
+        match v.iter().position(|w| *w < T::ZERO) {
+            Some(i) => Err(Error::InvalidOption {
+                name: "weight",
+                value: format!("{} at index {i}", v[i]),
+                reason: "class weights must be >= 0",
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// One weight per included class.
+    ///
+    /// # Errors
+    /// A list whose length is not `included`.
+    pub(crate) fn expand(&self, included: usize) -> Result<Vec<T>> {
+        match self {
+            ClassWeight::Uniform(w) => Ok(vec![*w; included]),
+            ClassWeight::PerClass(w) if w.len() == included => Ok(w.clone()),
+            ClassWeight::PerClass(w) => Err(Error::ShapeMismatch {
+                what: "weight",
+                got: vec![w.len()],
+                expected: format!("[{included}], one per included class (without the background if it is excluded)"),
+            }),
+        }
     }
 }
 

@@ -1,10 +1,10 @@
 //! The engine the overlap losses share (see the [loss module docs](super#the-overlap-losses)):
-//! the per-(group, class) sums, the reduction, and the gradient pass.
+//! the per-(group, class) sums, the scores, MONAI's shapes, the reduction, and the gradient pass.
 
 use super::{check_grad_len, Backward};
 use crate::error::{Error, Result};
 use crate::float::{Float, Label};
-use crate::kernel::{self, Activation, OverlapParams};
+use crate::kernel::{self, Activation, OverlapParams, Truth};
 use crate::layout::Layout;
 use crate::par;
 use crate::reduction::{EmptyMean, LossOutput, Reducer, Reduction};
@@ -24,6 +24,29 @@ impl Sums {
         let s = &self.data[(g * self.classes + c) * 3..][..3];
         (s[0], s[1], s[2])
     }
+
+    /// All classes of each group pooled into one (MONAI's `[N, C]` inputs without `batch`).
+    fn pooled(&self) -> Sums {
+        let mut data = vec![0.0; self.groups * 3];
+        for (g, d) in data.chunks_mut(3).enumerate() {
+            for c in 0..self.classes {
+                let (tp, p, gg) = self.at(g, c);
+                d[0] += tp;
+                d[1] += p;
+                d[2] += gg;
+            }
+        }
+        Sums { groups: self.groups, classes: 1, data }
+    }
+}
+
+/// The target of an overlap loss, as given.
+#[derive(Clone, Copy)]
+pub(crate) enum Target<'a, T, L> {
+    /// Class indices `[N, d1..dk]`.
+    Labels(View<'a, L>),
+    /// Soft labels in `[0, 1]`, the input's shape `[N, C, d1..dk]` (MONAI's `soft_label=True`).
+    Soft(View<'a, T>),
 }
 
 /// What every overlap loss shares: the activation, the classes, the groups, the target.
@@ -37,14 +60,36 @@ pub(crate) struct Common {
 }
 
 impl Common {
-    /// Checks shapes and labels; returns the layout and the kernel parameters.
-    pub(crate) fn check<T, L: Label>(
+    /// Checks shapes and targets; returns the layout and the kernel parameters.
+    pub(crate) fn check<T: Float, L: Label>(
         &self,
         input: View<'_, T>,
-        target: View<'_, L>,
+        target: Target<'_, T, L>,
     ) -> Result<(Layout, OverlapParams)> {
-        let lay = validate::check_segmentation(input, target, self.ignore_index)?;
+        let lay = match target {
+            Target::Labels(t) => validate::check_segmentation(input, t, self.ignore_index, 0)?,
+            Target::Soft(y) => {
+                if self.ignore_index.is_some() {
+                    return Err(Error::InvalidOption {
+                        name: "ignore_index",
+                        value: format!("{:?}", self.ignore_index),
+                        reason: "needs class-index targets, not soft labels",
+                    });
+                }
+                if input.ndim() < 2 || y.shape() != input.shape() {
+                    return Err(Error::ShapeMismatch {
+                        what: "target",
+                        got: y.shape().to_vec(),
+                        expected: format!("{:?}, the input's shape [N, C, d1..dk] (soft labels)", input.shape()),
+                    });
+                }
+                validate::unit_interval("target", y.data())?;
+                Layout::classes_of(input.shape())?
+            }
+        };
         let first = usize::from(!self.include_background && lay.classes > 1);
+        // `[N, C]`: MONAI reduces over all axes (no `batch`) or over the batch: one group.
+        let batch = self.batch || input.ndim() == 2;
         let params = OverlapParams {
             classes: lay.classes,
             class_stride: lay.class_stride(),
@@ -53,13 +98,13 @@ impl Common {
             activation: self.activation,
             squared: self.squared,
             ignore_index: self.ignore_index,
-            batch: self.batch,
+            batch,
         };
         Ok((lay, params))
     }
 
     /// Pass 1: the sums, combined in block order.
-    fn sums<T: Float, L: Label>(&self, lay: Layout, o: &OverlapParams, x: &[T], target: &[L]) -> Sums {
+    fn sums<T: Float, L: Label>(&self, lay: Layout, o: &OverlapParams, x: &[T], truth: Truth<'_, T, L>) -> Sums {
         let groups = if o.batch { 1 } else { lay.outer };
         let ci = o.included();
         let parts = par::for_blocks::<T, _, _>(lay, &mut [], &mut [], |b, _, _| {
@@ -67,7 +112,7 @@ impl Common {
             let span = if b.len == 0 { 1 } else { o.group(b.p0 + b.len - 1) - g0 + 1 };
             let mut s = vec![0.0; span * ci * 3];
             let mut p = vec![T::ZERO; lay.classes];
-            kernel::run(kernel::OverlapSums { x, target, o, b, g0, p: &mut p, sums: &mut s });
+            kernel::run(kernel::OverlapSums { x, truth, o, b, g0, p: &mut p, sums: &mut s });
             (g0, s)
         });
         let mut data = vec![0.0; groups * ci * 3];
@@ -80,49 +125,99 @@ impl Common {
     }
 }
 
-/// A loss built from the sums: its entries, and its coefficients `(dl/dtp, dl/dP)` per (group,
-/// class) given the upstream gradient of each entry.
+/// A loss built from the sums: its scores, and its coefficients `(dl/dtp, dl/dP)` per (group,
+/// class) given the upstream gradient of each score.
 pub(crate) trait Scheme {
-    /// Entries per group: one per included class, or one.
-    fn per_group(&self, classes: usize) -> usize;
-    fn entries(&self, s: &Sums) -> Vec<f64>;
+    /// One score per (group, class) (Dice, Tversky), or one per group (generalized Dice).
+    const PER_CLASS: bool;
+    /// `none` gives MONAI's broadcastable `[.., 1, ..]` shape (Dice, generalized Dice) rather
+    /// than the scores' own (Tversky).
+    const BROADCAST: bool;
+    fn scores(&self, s: &Sums) -> Vec<f64>;
     fn coefficients(&self, s: &Sums, upstream: &[f64]) -> Vec<(f64, f64)>;
 }
 
-/// Runs an overlap loss: checks, sums, entries, reduction, and the gradient pass.
-/// `accumulate` adds the gradient to `grad_input` instead of overwriting it.
+/// Runs an overlap loss: checks, sums, scores, class weights (one per included class; `None`
+/// for one class), MONAI's shapes, reduction, and the gradient pass. `accumulate` adds the
+/// gradient to `grad_input` instead of overwriting it.
+#[allow(clippy::too_many_arguments)] // the loss's parts, each used once
 pub(crate) fn run<T: Float, L: Label, S: Scheme>(
     common: &Common,
     scheme: &S,
+    weight: Option<&[f64]>,
     reduction: Reduction,
     input: View<'_, T>,
-    target: View<'_, L>,
+    target: Target<'_, T, L>,
     backward: Option<Backward<'_, T>>,
     accumulate: bool,
 ) -> Result<LossOutput<T>> {
     let (lay, o) = common.check(input, target)?;
-    let sums = common.sums(lay, &o, input.data(), target.data());
-    let entries = scheme.entries(&sums);
-    let per = scheme.per_group(sums.classes);
-    let shape = match (per, common.batch) {
-        (1, _) => vec![sums.groups],
-        (c, true) => vec![c],
-        (c, false) => vec![sums.groups, c],
+    let truth = match target {
+        Target::Labels(t) => Truth::Labels(t.data()),
+        Target::Soft(y) => Truth::Soft(y.data()),
+    };
+    let ci = o.included();
+    let no_spatial = input.ndim() == 2;
+    if no_spatial && !common.batch && !S::PER_CLASS {
+        return Err(Error::InvalidOption {
+            name: "batch",
+            value: "false".into(),
+            reason: "the generalized Dice of [N, C] inputs needs batch = true (MONAI fails there too)",
+        });
+    }
+    let class_sums = common.sums(lay, &o, input.data(), truth);
+    // `[N, C]` without `batch`: MONAI sums over every axis, one score for the whole input.
+    let pooled = no_spatial && !common.batch;
+    let sums = if pooled { class_sums.pooled() } else { class_sums };
+    let scores = scheme.scores(&sums);
+    // MONAI's score tensor `f`, then the weight's broadcast against it.
+    let mut f_shape = match (S::PER_CLASS, o.batch) {
+        (true, true) => vec![ci],
+        (true, false) => vec![lay.outer, ci],
+        (false, true) => vec![1],
+        (false, false) => vec![lay.outer, 1],
+    };
+    if pooled {
+        f_shape.clear();
+    }
+    let entries: Vec<f64> = match weight {
+        None => scores.clone(),
+        Some(w) if pooled => {
+            f_shape = vec![ci];
+            w.iter().map(|wc| wc * scores[0]).collect()
+        }
+        Some(w) => scores.iter().enumerate().map(|(e, v)| v * w[e % ci]).collect(),
+    };
+    let shape = if S::BROADCAST {
+        let mut b: Vec<usize> = f_shape.iter().take(2).copied().collect();
+        b.resize(b.len() + input.ndim() - 2, 1);
+        b
+    } else {
+        f_shape
     };
     let reducer = Reducer { reduction, empty: EmptyMean::Nan, denominator: ExactSum::from(entries.len() as f64) };
     if let Some(Backward { grad_output: go, grad_input: grad }) = backward {
         check_grad_len(grad, input.len())?;
         let up = reducer.upstream(go, &shape)?;
-        let upstream: Vec<f64> = (0..entries.len()).map(|e| up.at(e).to_f64()).collect();
-        let ab = scheme.coefficients(&sums, &upstream);
+        let up_entry = |e: usize| up.at(e).to_f64();
+        // The upstream gradient of each score: of its entries, times their weights.
+        let upstream: Vec<f64> = match weight {
+            None => (0..scores.len()).map(up_entry).collect(),
+            Some(w) if pooled => vec![(0..ci).map(|c| up_entry(c) * w[c]).sum()],
+            Some(w) => (0..scores.len()).map(|e| up_entry(e) * w[e % ci]).collect(),
+        };
+        let mut ab = scheme.coefficients(&sums, &upstream);
+        if pooled {
+            ab = vec![ab[0]; ci];
+        }
         if !accumulate {
             grad.fill(T::ZERO);
         }
         par::for_blocks(lay, grad, &mut [], |b, g, _| {
             if let Some(grad) = g {
                 let (mut p, mut dp) = (vec![T::ZERO; lay.classes], vec![T::ZERO; lay.classes]);
-                let (x, target) = (input.data(), target.data());
-                kernel::run(kernel::OverlapBackward { x, target, o: &o, b, ab: &ab, p: &mut p, dp: &mut dp, grad });
+                let x = input.data();
+                kernel::run(kernel::OverlapBackward { x, truth, o: &o, b, ab: &ab, p: &mut p, dp: &mut dp, grad });
             }
         });
     }
@@ -133,16 +228,4 @@ pub(crate) fn run<T: Float, L: Label, S: Scheme>(
 pub(crate) fn check_smooth(nr: f64, dr: f64) -> Result<()> {
     validate::finite_option("smooth_nr", nr)?;
     validate::finite_option("smooth_dr", dr)
-}
-
-pub(crate) fn check_class_weight<T: Float>(w: &[T]) -> Result<()> {
-    validate::finite("weight", w)?;
-    match w.iter().position(|v| *v < T::ZERO) {
-        Some(i) => Err(Error::InvalidOption {
-            name: "weight",
-            value: format!("{} at index {i}", w[i]),
-            reason: "class weights must be >= 0",
-        }),
-        None => Ok(()),
-    }
 }

@@ -3,7 +3,7 @@
 //!
 //! PyTorch users: `monai.losses.TverskyLoss(to_onehot_y=True, ...)`.
 
-use super::overlap::{check_smooth, run, Common, Scheme, Sums};
+use super::overlap::{check_smooth, run, Common, Scheme, Sums, Target};
 use super::{Backward, Loss};
 use crate::error::Result;
 use crate::float::{Float, Label};
@@ -31,7 +31,8 @@ pub struct TverskyOptions {
     pub smooth_nr: f64,
     /// Added to the denominator. Default: 1e-5.
     pub smooth_dr: f64,
-    /// Target pixels with this value leave every sum. Default: none.
+    /// Positions whose target is this value leave every sum (MONAI's rule: see [the overlap
+    /// losses](crate::loss#the-overlap-losses)). Default: none.
     pub ignore_index: Option<i64>,
     /// Default: [`Reduction::Mean`] over the (group, class) losses.
     pub reduction: Reduction,
@@ -75,10 +76,9 @@ impl TverskyScheme {
 }
 
 impl Scheme for TverskyScheme {
-    fn per_group(&self, classes: usize) -> usize {
-        classes
-    }
-    fn entries(&self, s: &Sums) -> Vec<f64> {
+    const PER_CLASS: bool = true;
+    const BROADCAST: bool = false;
+    fn scores(&self, s: &Sums) -> Vec<f64> {
         (0..s.groups * s.classes)
             .map(|e| {
                 let (num, den) = self.parts(s.at(e / s.classes, e % s.classes));
@@ -101,12 +101,32 @@ impl<T: Float> TverskyLoss<T> {
     /// Checks the options once.
     ///
     /// # Errors
-    /// [`Error::InvalidOption`] for a non-finite alpha, beta or smoothing term.
+    /// [`Error::InvalidOption`](crate::Error::InvalidOption) for a non-finite alpha, beta or smoothing term.
     pub fn new(options: TverskyOptions) -> Result<Self> {
         check_smooth(options.smooth_nr, options.smooth_dr)?;
         validate::finite_option("alpha", options.alpha)?;
         validate::finite_option("beta", options.beta)?;
         Ok(TverskyLoss { options, _float: PhantomData })
+    }
+}
+
+impl<T: Float> TverskyLoss<T> {
+    fn run<L: Label>(
+        &self,
+        input: View<'_, T>,
+        target: Target<'_, T, L>,
+        backward: Option<Backward<'_, T>>,
+    ) -> Result<LossOutput<T>> {
+        let o = &self.options;
+        let common = Common {
+            activation: o.activation,
+            include_background: o.include_background,
+            squared: false,
+            batch: o.batch,
+            ignore_index: o.ignore_index,
+        };
+        let scheme = TverskyScheme { alpha: o.alpha, beta: o.beta, nr: o.smooth_nr, dr: o.smooth_dr };
+        run(&common, &scheme, None, o.reduction, input, target, backward, false)
     }
 }
 
@@ -121,15 +141,24 @@ impl<T: Float, L: Label> Loss<T, L> for TverskyLoss<T> {
         target: View<'_, L>,
         backward: Option<Backward<'_, T>>,
     ) -> Result<LossOutput<T>> {
-        let o = &self.options;
-        let common = Common {
-            activation: o.activation,
-            include_background: o.include_background,
-            squared: false,
-            batch: o.batch,
-            ignore_index: o.ignore_index,
-        };
-        let scheme = TverskyScheme { alpha: o.alpha, beta: o.beta, nr: o.smooth_nr, dr: o.smooth_dr };
-        run(&common, &scheme, o.reduction, input, target, backward, false)
+        self.run(input, Target::Labels(target), backward)
     }
 }
+
+macro_rules! soft_labels {
+    ($($t:ty),*) => {$(
+        /// Soft labels (MONAI's `soft_label=True`): `target` in `[0, 1]`, the input's shape
+        /// `[N, C, d1..dk]`; equal to the class-index loss for 0/1 targets.
+        impl Loss<$t, $t> for TverskyLoss<$t> {
+            fn evaluate(
+                &self,
+                input: View<'_, $t>,
+                target: View<'_, $t>,
+                backward: Option<Backward<'_, $t>>,
+            ) -> Result<LossOutput<$t>> {
+                self.run::<u8>(input, Target::Soft(target), backward)
+            }
+        }
+    )*};
+}
+soft_labels!(f32, f64);

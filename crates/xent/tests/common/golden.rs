@@ -129,6 +129,8 @@ fn loss_outcome<T: Float, Y: Copy>(
 fn run_typed<T: Float + serde::de::DeserializeOwned>(op: &str, c: &Case<'_>) -> xent::Result<Outcome>
 where
     CrossEntropyLoss<T>: Loss<T, T>,
+    DiceLoss<T>: Loss<T, T>,
+    TverskyLoss<T>: Loss<T, T>,
 {
     let x = c.input("input");
     match op {
@@ -212,28 +214,38 @@ where
             let w = counts.weights(scheme, AbsentClasses::Zero)?;
             Ok(Outcome::Done { shape: vec![w.len()], output: w, grad: None })
         }
-        "dice_loss" | "generalized_dice_loss" | "tversky_loss" => {
+        "dice_loss" | "generalized_dice_loss" | "tversky_loss" | "dice_focal_loss" | "dice_ce_loss" => {
             let x = x.unwrap();
             let t = c.input("target").unwrap();
             let xv = cast::<T>(&x.data);
-            let (input, target) = (View::new(&xv, &x.shape)?, View::new(&t.ints, &t.shape)?);
-            // MONAI applies no activation unless asked (xent's default is softmax).
+            let input = View::new(&xv, &x.shape)?;
+            // MONAI applies no activation unless asked (xent's default is softmax); xent's soft
+            // labels are float targets, MONAI's `soft_label: true`.
             let monai = |m: &mut Map<String, Value>| {
                 m.entry("activation").or_insert_with(|| "none".into());
+                m.remove("soft_label");
             };
             let go = c.grad_output();
+            if t.dtype != "i64" {
+                let tv = cast::<T>(&t.data);
+                let target = View::new(&tv, &t.shape)?;
+                return match op {
+                    "dice_loss" => loss_outcome(&DiceLoss::new(monai_weights(c.options(monai)?))?, input, target, go),
+                    "tversky_loss" => loss_outcome(&TverskyLoss::new(c.options(monai)?)?, input, target, go),
+                    _ => Ok(Outcome::Skip("float targets for this op")),
+                };
+            }
+            let target = View::new(&t.ints, &t.shape)?;
             match op {
                 "dice_loss" => {
-                    let mut o: DiceOptions<T> = c.options(monai)?;
-                    // MONAI keeps a list of weights as a float32 tensor (`torch.as_tensor`), so
-                    // even its f64 cases use f32-rounded weights.
-                    o.weight = o.weight.map(|w| w.iter().map(|v| T::from_f64(v.to_f64() as f32 as f64)).collect());
-                    loss_outcome(&DiceLoss::new(o)?, input, target, go)
+                    loss_outcome::<T, i64>(&DiceLoss::new(monai_weights(c.options(monai)?))?, input, target, go)
                 }
                 "generalized_dice_loss" => {
                     loss_outcome(&GeneralizedDiceLoss::new(c.options(monai)?)?, input, target, go)
                 }
-                _ => loss_outcome(&TverskyLoss::new(c.options(monai)?)?, input, target, go),
+                "dice_focal_loss" => loss_outcome(&DiceFocalLoss::new(c.options(monai)?)?, input, target, go),
+                "dice_ce_loss" => loss_outcome(&DiceCeLoss::new(c.options(monai)?)?, input, target, go),
+                _ => loss_outcome::<T, i64>(&TverskyLoss::new(c.options(monai)?)?, input, target, go),
             }
         }
         "focal_loss" => {
@@ -248,8 +260,18 @@ where
             })?;
             loss_outcome(&FocalLoss::new(o)?, input, target, c.grad_output())
         }
-        _ => panic!("unknown op {op:?}"),
+        _ => Ok(Outcome::Skip("an op this runner does not know")),
     }
+}
+
+/// MONAI keeps a list of Dice weights as a float32 tensor (`torch.as_tensor`), so even its f64
+/// cases use f32-rounded weights.
+fn monai_weights<T: Float>(mut o: DiceOptions<T>) -> DiceOptions<T> {
+    let f32 = |v: &T| T::from_f64(v.to_f64() as f32 as f64);
+    if let Some(ClassWeight::PerClass(w)) = &o.weight {
+        o.weight = Some(ClassWeight::PerClass(w.iter().map(f32).collect()));
+    }
+    o
 }
 
 /// Runs one case in the given dtype; a library error becomes `Outcome::Error`.

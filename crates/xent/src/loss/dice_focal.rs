@@ -1,0 +1,197 @@
+//! Dice plus focal (MONAI's `DiceFocalLoss`).
+//!
+//! ```text
+//! l = lambda_dice * dice(x, t) + lambda_focal * focal(x, t)
+//! ```
+//! The Dice part takes the Dice options and the activation; the focal part is always the
+//! sigmoid focal loss on the raw scores (MONAI passes it no `use_softmax`), with `gamma` and a
+//! scalar `alpha`; `weight` (one number, or one per included class) goes to both, and so does
+//! `include_background`. Beyond MONAI: `ignore_index` reaches both parts, each with MONAI's rule
+//! for it (see [`DiceLoss`] and [`FocalLoss`]). With [`Reduction::None`] the Dice part, `[N, C', 1, ..]` (`[C', 1, ..]`
+//! with `batch`), is broadcast onto the focal part's `[N, C', d1..dk]`.
+//!
+//! PyTorch users: `monai.losses.DiceFocalLoss(to_onehot_y=True, ...)`.
+//!
+//! # Example
+//! ```
+//! use xent::{DiceFocalLoss, DiceFocalOptions, Loss, View};
+//! let loss = DiceFocalLoss::new(DiceFocalOptions::default())?;
+//! let x = [2.0f32, -1.0, 0.5, -2.0, 1.0, 0.0]; // [N=1, C=2, H=1, W=3]
+//! let out = loss.forward(View::new(&x, &[1, 2, 1, 3])?, View::new(&[0u8, 1, 0], &[1, 1, 3])?)?;
+//! assert!(out.scalar().unwrap() > 0.0);
+//! # Ok::<(), xent::Error>(())
+//! ```
+
+use super::dice::{self, DiceLoss, DiceOptions};
+use super::dice_ce::check_lambdas;
+use super::focal::{FocalLoss, FocalOptions};
+use super::overlap::Target;
+use super::{check_grad_len, Backward, ClassWeight, Loss};
+use crate::error::{Error, Result};
+use crate::float::{Float, Label};
+pub use crate::kernel::Activation;
+use crate::kernel::FocalAlpha;
+use crate::reduction::{LossOutput, Reduction};
+use crate::sum::ExactSum;
+use crate::view::View;
+
+/// Options of [`DiceFocalLoss`], MONAI's names and defaults (except the activation, softmax).
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(default, deny_unknown_fields))]
+pub struct DiceFocalOptions<T> {
+    /// Of the Dice part. Default: [`Activation::Softmax`].
+    pub activation: Activation,
+    /// Keep class 0 in both parts. Default: true.
+    pub include_background: bool,
+    /// As [`DiceOptions::squared_pred`]. Default: false.
+    pub squared_pred: bool,
+    /// As [`DiceOptions::jaccard`]. Default: false.
+    pub jaccard: bool,
+    /// As [`DiceOptions::batch`]. Default: false.
+    pub batch: bool,
+    /// Default: 1e-5.
+    pub smooth_nr: f64,
+    /// Default: 1e-5.
+    pub smooth_dr: f64,
+    /// The focal part's exponent, `>= 0`. Default: 2.
+    pub gamma: f64,
+    /// The focal part's scalar alpha. Default: none.
+    pub alpha: Option<f64>,
+    /// Both parts' class weight. Default: none.
+    pub weight: Option<ClassWeight<T>>,
+    /// Weight of the Dice part, `>= 0`. Default: 1.
+    pub lambda_dice: f64,
+    /// Weight of the focal part, `>= 0`. Default: 1.
+    pub lambda_focal: f64,
+    /// Beyond MONAI: positions with this target leave both parts. Default: none.
+    pub ignore_index: Option<i64>,
+    /// Default: [`Reduction::Mean`], for both parts.
+    pub reduction: Reduction,
+}
+
+impl<T> Default for DiceFocalOptions<T> {
+    fn default() -> Self {
+        DiceFocalOptions {
+            activation: Activation::Softmax,
+            include_background: true,
+            squared_pred: false,
+            jaccard: false,
+            batch: false,
+            smooth_nr: 1e-5,
+            smooth_dr: 1e-5,
+            gamma: 2.0,
+            alpha: None,
+            weight: None,
+            lambda_dice: 1.0,
+            lambda_focal: 1.0,
+            ignore_index: None,
+            reduction: Reduction::Mean,
+        }
+    }
+}
+
+/// Dice plus focal (see the [module docs](self)).
+#[derive(Debug, Clone)]
+pub struct DiceFocalLoss<T> {
+    dice: DiceLoss<T>,
+    focal: FocalLoss<T>,
+    batch: bool,
+    reduction: Reduction,
+    lambda_dice: T,
+    lambda_focal: T,
+}
+
+impl<T: Float> DiceFocalLoss<T> {
+    /// Checks the options once.
+    ///
+    /// # Errors
+    /// Either part's errors; [`Error::InvalidOption`] for a lambda that is negative or not
+    /// finite.
+    pub fn new(o: DiceFocalOptions<T>) -> Result<Self> {
+        check_lambdas(&[("lambda_dice", o.lambda_dice), ("lambda_focal", o.lambda_focal)])?;
+        let dice = DiceLoss::new(DiceOptions {
+            activation: o.activation,
+            include_background: o.include_background,
+            squared_pred: o.squared_pred,
+            jaccard: o.jaccard,
+            batch: o.batch,
+            smooth_nr: o.smooth_nr,
+            smooth_dr: o.smooth_dr,
+            weight: o.weight.clone(),
+            ignore_index: o.ignore_index,
+            reduction: o.reduction,
+        })?;
+        let focal = FocalLoss::new(FocalOptions {
+            include_background: o.include_background,
+            gamma: o.gamma,
+            alpha: o.alpha.map_or(FocalAlpha::None, FocalAlpha::Scalar),
+            weight: o.weight,
+            activation: Activation::Sigmoid,
+            ignore_index: o.ignore_index,
+            reduction: o.reduction,
+        })?;
+        Ok(DiceFocalLoss {
+            dice,
+            focal,
+            batch: o.batch,
+            reduction: o.reduction,
+            lambda_dice: T::from_f64(o.lambda_dice),
+            lambda_focal: T::from_f64(o.lambda_focal),
+        })
+    }
+
+    /// The Dice entry each element of the focal part's `[N, C', ..]` output adds.
+    fn dice_entry(&self, i: usize, classes: usize, inner: usize) -> usize {
+        let (n, c) = (i / (inner * classes), (i / inner) % classes);
+        if self.batch {
+            c
+        } else {
+            n * classes + c
+        }
+    }
+}
+
+/// Scores `input` `[N, C, d1..dk]` (k >= 1) for class indices `target` `[N, d1..dk]` (with
+/// `C = 1`, a binary mask of 0 and 1).
+///
+/// # Errors
+/// Either part's errors, and gradient buffers of the wrong length.
+impl<T: Float, L: Label> Loss<T, L> for DiceFocalLoss<T> {
+    fn evaluate(
+        &self,
+        input: View<'_, T>,
+        target: View<'_, L>,
+        backward: Option<Backward<'_, T>>,
+    ) -> Result<LossOutput<T>> {
+        let (ld, lf) = (self.lambda_dice, self.lambda_focal);
+        if self.reduction != Reduction::None {
+            let focal = |b: Option<Backward<'_, T>>| self.focal.evaluate(input, target, b);
+            return dice::plus(&self.dice, ld, lf, input, target, backward, focal);
+        }
+        let d = self.dice.forward(input, target)?;
+        let f = self.focal.forward(input, target)?;
+        let (classes, inner) = (f.shape[1], f.shape[2..].iter().product::<usize>());
+        if let Some(Backward { grad_output, grad_input }) = backward {
+            check_grad_len(grad_input, input.len())?;
+            if grad_output.len() != f.loss.len() {
+                return Err(Error::ShapeMismatch {
+                    what: "grad_output",
+                    got: vec![grad_output.len()],
+                    expected: format!("{} elements, the output shape {:?}", f.loss.len(), f.shape),
+                });
+            }
+            let up: Vec<T> = grad_output.iter().map(|&g| g * lf).collect();
+            self.focal.evaluate(input, target, Some(Backward { grad_output: &up, grad_input }))?;
+            let mut up = vec![T::ZERO; d.loss.len()];
+            for (i, &g) in grad_output.iter().enumerate() {
+                up[self.dice_entry(i, classes, inner)] += g;
+            }
+            up.iter_mut().for_each(|g| *g *= ld);
+            self.dice.run(input, Target::Labels(target), Some(Backward { grad_output: &up, grad_input }), true)?;
+        }
+        let loss: Vec<T> =
+            f.loss.iter().enumerate().map(|(i, &v)| lf * v + ld * d.loss[self.dice_entry(i, classes, inner)]).collect();
+        let sum = crate::par::exact_sum(loss.iter().map(|v| v.to_f64()));
+        Ok(LossOutput { shape: f.shape, weighted_sum: sum, denominator: ExactSum::from(1.0), loss })
+    }
+}
