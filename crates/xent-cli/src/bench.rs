@@ -17,7 +17,7 @@ use xent::*;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// A workload (seg19, seed2, cls1k, lm32k, bce, count, copy, cls2, cls19, softmax19, probs19,
-    /// focal19, sigfocal19, tvfocal, bceprob) or all.
+    /// focal19, sigfocal19, tvfocal, bceprob, dice19, softdice19) or all.
     #[arg(long, default_value = "all")]
     pub workload: String,
     /// Threads (default: all cores).
@@ -34,8 +34,9 @@ pub struct Args {
 /// Segmentation, the seed's binary case, classification and language-model rows, BCE, class
 /// counting and a copy, then eight more that users meet: classification rows with
 /// few classes, softmax, soft labels, MONAI's focal loss with softmax and with sigmoid,
-/// torchvision's sigmoid focal loss, and BCE on probabilities.
-const WORKLOADS: [&str; 15] = [
+/// torchvision's sigmoid focal loss, BCE on probabilities, and MONAI's Dice loss on class indices
+/// and on soft labels.
+const WORKLOADS: [&str; 17] = [
     "seg19",
     "seed2",
     "cls1k",
@@ -51,6 +52,8 @@ const WORKLOADS: [&str; 15] = [
     "sigfocal19",
     "tvfocal",
     "bceprob",
+    "dice19",
+    "softdice19",
 ];
 
 use xent::testing::Rng;
@@ -311,6 +314,44 @@ fn run_one(w: &str, runs: usize) -> Result<Row> {
             });
             let workload = if w == "focal19" { "focal19" } else { "sigfocal19" };
             let digest = digest([&focal.forward(xv, tv)?.loss[..], &g]);
+            Row { workload, bytes: x.len() * 4, forward, forward_backward: Some(fb), digest }
+        }
+        "dice19" | "softdice19" => {
+            // seg19's shape: MONAI's Dice loss with softmax, mean; dice19 on class indices with 5%
+            // of the pixels ignored (255), softdice19 on soft labels (a softmax of noise).
+            let shape = [8usize, 19, 256, 512];
+            let mut rng = Rng::new(9);
+            let x: Vec<f32> = (0..shape.iter().product()).map(|_| logit(&mut rng)).collect();
+            let dice =
+                DiceLoss::new(DiceOptions { ignore_index: (w == "dice19").then_some(255), ..Default::default() })?;
+            let xv = View::new(&x, &shape)?;
+            let mut g = vec![0.0f32; x.len()];
+            let (forward, fb, loss) = if w == "dice19" {
+                let t: Vec<u8> = (0..x.len() / 19)
+                    .map(|_| if uniform(&mut rng) < 0.05 { 255 } else { (rng.next() % 19) as u8 })
+                    .collect();
+                let tv = View::new(&t, &[8, 256, 512])?;
+                let forward = time(runs, || {
+                    black_box(dice.forward(xv, tv).unwrap());
+                });
+                let fb = time(runs, || {
+                    black_box(dice.forward_backward(xv, tv, &[1.0], &mut g).unwrap());
+                });
+                (forward, fb, dice.forward(xv, tv)?.loss)
+            } else {
+                let noise: Vec<f32> = (0..x.len()).map(|_| logit(&mut rng)).collect();
+                let y = softmax(View::new(&noise, &shape)?, 1)?;
+                let yv = View::new(&y, &shape)?;
+                let forward = time(runs, || {
+                    black_box(dice.forward(xv, yv).unwrap());
+                });
+                let fb = time(runs, || {
+                    black_box(dice.forward_backward(xv, yv, &[1.0], &mut g).unwrap());
+                });
+                (forward, fb, dice.forward(xv, yv)?.loss)
+            };
+            let workload = if w == "dice19" { "dice19" } else { "softdice19" };
+            let digest = digest([&loss[..], &g]);
             Row { workload, bytes: x.len() * 4, forward, forward_backward: Some(fb), digest }
         }
         other => bail!("unknown workload {other:?}: one of {WORKLOADS:?} or all"),
