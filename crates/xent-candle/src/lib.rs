@@ -33,7 +33,7 @@
 
 mod composed;
 
-use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Result, Shape, Storage, Tensor};
 use xent::*;
 
 /// A loss and its options (class weights in `f64`, cast to the input's type).
@@ -50,13 +50,6 @@ enum Spec {
     Focal(FocalOptions<f64>),
     DiceCe(DiceCeOptions<f64>),
     DiceFocal(DiceFocalOptions<f64>),
-}
-
-/// Targets, copied to the CPU once.
-#[derive(Debug, Clone)]
-enum Targets {
-    Index(Vec<i64>, Vec<usize>),
-    Float(Vec<f64>, Vec<usize>),
 }
 
 fn cast<T: Float>(v: &[f64]) -> Vec<T> {
@@ -99,25 +92,129 @@ fn class_weight<T: Float>(w: &Option<ClassWeight<f64>>) -> Option<ClassWeight<T>
     })
 }
 
-/// The custom op: the loss of its one argument (the scores) for fixed targets.
+fn focal_opts<T: Float>(o: &FocalOptions<f64>) -> FocalOptions<T> {
+    let alpha = match &o.alpha {
+        FocalAlpha::None => FocalAlpha::None,
+        FocalAlpha::Scalar(a) => FocalAlpha::Scalar(*a),
+        FocalAlpha::PerClass(a) => FocalAlpha::PerClass(cast(a)),
+    };
+    FocalOptions {
+        include_background: o.include_background,
+        gamma: o.gamma,
+        alpha,
+        weight: class_weight(&o.weight),
+        activation: o.activation,
+        ignore_index: o.ignore_index,
+        reduction: o.reduction,
+    }
+}
+
+/// The loss of `spec` on class-index targets of type `L`; `None` if it takes float targets.
+fn index_loss<T: Float, L: Label>(spec: &Spec) -> xent::Result<Option<Box<dyn xent::Loss<T, L>>>> {
+    Ok(Some(match spec {
+        Spec::CrossEntropy(o) => Box::new(CrossEntropyLoss::<T>::new(ce_opts(o))?),
+        Spec::Nll(o) => Box::new(NllLoss::<T>::new(NllOptions {
+            weight: o.weight.as_deref().map(cast),
+            ignore_index: o.ignore_index,
+            reduction: o.reduction,
+            empty_mean: o.empty_mean,
+        })?),
+        Spec::Dice(o) => Box::new(DiceLoss::<T>::new(dice_opts(o))?),
+        Spec::GeneralizedDice(o) => Box::new(GeneralizedDiceLoss::<T>::new(o.clone())?),
+        Spec::Tversky(o) => Box::new(TverskyLoss::<T>::new(o.clone())?),
+        Spec::Focal(o) => Box::new(FocalLoss::<T>::new(focal_opts(o))?),
+        Spec::DiceCe(o) => Box::new(DiceCeLoss::<T>::new(DiceCeOptions {
+            activation: o.activation,
+            include_background: o.include_background,
+            squared_pred: o.squared_pred,
+            jaccard: o.jaccard,
+            batch: o.batch,
+            smooth_nr: o.smooth_nr,
+            smooth_dr: o.smooth_dr,
+            weight: o.weight.as_deref().map(cast),
+            lambda_dice: o.lambda_dice,
+            lambda_ce: o.lambda_ce,
+            label_smoothing: o.label_smoothing,
+            ignore_index: o.ignore_index,
+            reduction: o.reduction,
+        })?),
+        Spec::DiceFocal(o) => Box::new(DiceFocalLoss::<T>::new(DiceFocalOptions {
+            activation: o.activation,
+            include_background: o.include_background,
+            squared_pred: o.squared_pred,
+            jaccard: o.jaccard,
+            batch: o.batch,
+            smooth_nr: o.smooth_nr,
+            smooth_dr: o.smooth_dr,
+            gamma: o.gamma,
+            alpha: o.alpha,
+            weight: class_weight(&o.weight),
+            lambda_dice: o.lambda_dice,
+            lambda_focal: o.lambda_focal,
+            ignore_index: o.ignore_index,
+            reduction: o.reduction,
+        })?),
+        _ => return Ok(None),
+    }))
+}
+
+/// The loss of `spec` on float targets (probabilities, binary targets, soft labels); `None` if
+/// it takes class indices.
+fn float_loss<T: Float>(spec: &Spec) -> xent::Result<Option<Box<dyn xent::Loss<T, T>>>>
+where
+    CrossEntropyLoss<T>: xent::Loss<T, T>,
+    DiceLoss<T>: xent::Loss<T, T>,
+    TverskyLoss<T>: xent::Loss<T, T>,
+{
+    Ok(Some(match spec {
+        Spec::CrossEntropy(o) => Box::new(CrossEntropyLoss::<T>::new(ce_opts(o))?),
+        Spec::Bce(o) => Box::new(BceLoss::<T>::new(BceOptions {
+            weight: cast_tensor(&o.weight)?,
+            reduction: o.reduction,
+            empty_mean: o.empty_mean,
+        })?),
+        Spec::BceWithLogits(o) => Box::new(BceWithLogitsLoss::<T>::new(BceWithLogitsOptions {
+            weight: cast_tensor(&o.weight)?,
+            pos_weight: cast_tensor(&o.pos_weight)?,
+            reduction: o.reduction,
+            empty_mean: o.empty_mean,
+        })?),
+        Spec::SigmoidFocal(o) => Box::new(SigmoidFocalLoss::<T>::new(o.clone())?),
+        Spec::Dice(o) => Box::new(DiceLoss::<T>::new(dice_opts(o))?),
+        Spec::Tversky(o) => Box::new(TverskyLoss::<T>::new(o.clone())?),
+        _ => return Ok(None),
+    }))
+}
+
+/// The custom op: the loss of its one argument (the scores) for the targets, a CPU tensor
+/// (contiguous, of an integer type or f32 / f64) read in place.
 struct Op {
     loss: Spec,
-    targets: Targets,
+    target: Tensor,
 }
 
 type Backward<'a, T> = Option<(&'a [T], &'a mut [T])>;
 
-/// Every loss through the one trait.
-fn eval<T: Float, Y: Copy>(
-    loss: &dyn xent::Loss<T, Y>,
-    input: View<'_, T>,
-    target: View<'_, Y>,
-    back: Backward<'_, T>,
-) -> xent::Result<LossOutput<T>> {
-    loss.evaluate(input, target, back.map(|(grad_output, grad_input)| xent::Backward { grad_output, grad_input }))
+fn wrong_target(float: bool) -> xent::Error {
+    xent::Error::InvalidOption {
+        name: "target",
+        value: if float { "a float tensor" } else { "an integer tensor" }.into(),
+        reason: if float {
+            "this loss takes class indices (an integer tensor)"
+        } else {
+            "this loss takes float targets"
+        },
+    }
+}
+
+/// `v` as a slice of `T`, if `S` is `T`.
+#[allow(clippy::ptr_arg)] // `Any` can name the `Vec`, not the unsized slice
+fn as_slice_of<S: 'static, T: 'static>(v: &Vec<S>) -> Option<&[T]> {
+    (v as &dyn std::any::Any).downcast_ref::<Vec<T>>().map(Vec::as_slice)
 }
 
 impl Op {
+    /// The loss of the scores `x`, and its gradient with `back`, through [`xent::Loss`].
     fn run<T: Float>(&self, x: &[T], shape: &[usize], back: Backward<'_, T>) -> xent::Result<LossOutput<T>>
     where
         CrossEntropyLoss<T>: xent::Loss<T, T>,
@@ -125,131 +222,48 @@ impl Op {
         TverskyLoss<T>: xent::Loss<T, T>,
     {
         let input = View::new(x, shape)?;
-        macro_rules! go {
-            ($l:expr, $t:expr) => {
-                eval(&$l, input, $t, back)
-            };
+        let back = back.map(|(grad_output, grad_input)| xent::Backward { grad_output, grad_input });
+        let (storage, layout) = self.target.storage_and_layout();
+        let (Storage::Cpu(cpu), Some((a, b))) = (&*storage, layout.contiguous_offsets()) else {
+            unreachable!("the target was made a contiguous CPU tensor when the op was built")
+        };
+        let tshape = layout.dims();
+        macro_rules! index {
+            ($v:expr) => {{
+                let target = View::new(&$v[a..b], tshape)?;
+                index_loss::<T, _>(&self.loss)?.ok_or_else(|| wrong_target(false))?.evaluate(input, target, back)
+            }};
         }
-        let floats: Vec<T>;
-        match (&self.loss, &self.targets) {
-            (Spec::CrossEntropy(o), Targets::Index(t, s)) => {
-                // Named: the `where` bound would otherwise take the targets for probabilities.
-                eval::<T, i64>(&CrossEntropyLoss::<T>::new(ce_opts(o))?, input, View::new(t, s)?, back)
-            }
-            (Spec::CrossEntropy(o), Targets::Float(t, s)) => {
-                floats = cast(t);
-                go!(CrossEntropyLoss::<T>::new(ce_opts(o))?, View::new(&floats, s)?)
-            }
-            (Spec::Nll(o), Targets::Index(t, s)) => {
-                let o = NllOptions {
-                    weight: o.weight.as_deref().map(cast),
-                    ignore_index: o.ignore_index,
-                    reduction: o.reduction,
-                    empty_mean: o.empty_mean,
+        match cpu {
+            CpuStorage::U8(v) => index!(v),
+            CpuStorage::U32(v) => index!(v),
+            CpuStorage::I16(v) => index!(v),
+            CpuStorage::I32(v) => index!(v),
+            CpuStorage::I64(v) => index!(v),
+            CpuStorage::F32(_) | CpuStorage::F64(_) => {
+                let loss = float_loss::<T>(&self.loss)?.ok_or_else(|| wrong_target(true))?;
+                // In place when the target has the input's type, else widened or narrowed once.
+                let converted: Vec<T>;
+                let y: &[T] = match cpu {
+                    CpuStorage::F32(v) => match as_slice_of::<f32, T>(v) {
+                        Some(y) => &y[a..b],
+                        None => {
+                            converted = v[a..b].iter().map(|&v| T::from_f64(f64::from(v))).collect();
+                            &converted
+                        }
+                    },
+                    CpuStorage::F64(v) => match as_slice_of::<f64, T>(v) {
+                        Some(y) => &y[a..b],
+                        None => {
+                            converted = v[a..b].iter().map(|&v| T::from_f64(v)).collect();
+                            &converted
+                        }
+                    },
+                    _ => unreachable!(),
                 };
-                go!(NllLoss::<T>::new(o)?, View::new(t, s)?)
+                loss.evaluate(input, View::new(y, tshape)?, back)
             }
-            (Spec::Bce(o), Targets::Float(t, s)) => {
-                floats = cast(t);
-                let o =
-                    BceOptions { weight: cast_tensor(&o.weight)?, reduction: o.reduction, empty_mean: o.empty_mean };
-                go!(BceLoss::<T>::new(o)?, View::new(&floats, s)?)
-            }
-            (Spec::BceWithLogits(o), Targets::Float(t, s)) => {
-                floats = cast(t);
-                let o = BceWithLogitsOptions {
-                    weight: cast_tensor(&o.weight)?,
-                    pos_weight: cast_tensor(&o.pos_weight)?,
-                    reduction: o.reduction,
-                    empty_mean: o.empty_mean,
-                };
-                go!(BceWithLogitsLoss::<T>::new(o)?, View::new(&floats, s)?)
-            }
-            (Spec::SigmoidFocal(o), Targets::Float(t, s)) => {
-                floats = cast(t);
-                go!(SigmoidFocalLoss::<T>::new(o.clone())?, View::new(&floats, s)?)
-            }
-            (Spec::Dice(o), Targets::Index(t, s)) => {
-                eval::<T, i64>(&DiceLoss::<T>::new(dice_opts(o))?, input, View::new(t, s)?, back)
-            }
-            (Spec::Dice(o), Targets::Float(t, s)) => {
-                floats = cast(t);
-                go!(DiceLoss::<T>::new(dice_opts(o))?, View::new(&floats, s)?)
-            }
-            (Spec::GeneralizedDice(o), Targets::Index(t, s)) => {
-                go!(GeneralizedDiceLoss::<T>::new(o.clone())?, View::new(t, s)?)
-            }
-            (Spec::Tversky(o), Targets::Index(t, s)) => {
-                eval::<T, i64>(&TverskyLoss::<T>::new(o.clone())?, input, View::new(t, s)?, back)
-            }
-            (Spec::Tversky(o), Targets::Float(t, s)) => {
-                floats = cast(t);
-                go!(TverskyLoss::<T>::new(o.clone())?, View::new(&floats, s)?)
-            }
-            (Spec::Focal(o), Targets::Index(t, s)) => {
-                let alpha = match &o.alpha {
-                    FocalAlpha::None => FocalAlpha::None,
-                    FocalAlpha::Scalar(a) => FocalAlpha::Scalar(*a),
-                    FocalAlpha::PerClass(a) => FocalAlpha::PerClass(cast(a)),
-                };
-                let o = FocalOptions {
-                    include_background: o.include_background,
-                    gamma: o.gamma,
-                    alpha,
-                    weight: class_weight(&o.weight),
-                    activation: o.activation,
-                    ignore_index: o.ignore_index,
-                    reduction: o.reduction,
-                };
-                go!(FocalLoss::<T>::new(o)?, View::new(t, s)?)
-            }
-            (Spec::DiceCe(o), Targets::Index(t, s)) => {
-                let o = DiceCeOptions {
-                    activation: o.activation,
-                    include_background: o.include_background,
-                    squared_pred: o.squared_pred,
-                    jaccard: o.jaccard,
-                    batch: o.batch,
-                    smooth_nr: o.smooth_nr,
-                    smooth_dr: o.smooth_dr,
-                    weight: o.weight.as_deref().map(cast),
-                    lambda_dice: o.lambda_dice,
-                    lambda_ce: o.lambda_ce,
-                    label_smoothing: o.label_smoothing,
-                    ignore_index: o.ignore_index,
-                    reduction: o.reduction,
-                };
-                go!(DiceCeLoss::<T>::new(o)?, View::new(t, s)?)
-            }
-            (Spec::DiceFocal(o), Targets::Index(t, s)) => {
-                let o = DiceFocalOptions {
-                    activation: o.activation,
-                    include_background: o.include_background,
-                    squared_pred: o.squared_pred,
-                    jaccard: o.jaccard,
-                    batch: o.batch,
-                    smooth_nr: o.smooth_nr,
-                    smooth_dr: o.smooth_dr,
-                    gamma: o.gamma,
-                    alpha: o.alpha,
-                    weight: class_weight(&o.weight),
-                    lambda_dice: o.lambda_dice,
-                    lambda_focal: o.lambda_focal,
-                    ignore_index: o.ignore_index,
-                    reduction: o.reduction,
-                };
-                go!(DiceFocalLoss::<T>::new(o)?, View::new(t, s)?)
-            }
-            (_, Targets::Index(..)) => Err(xent::Error::InvalidOption {
-                name: "target",
-                value: "an integer tensor".into(),
-                reason: "this loss takes float targets",
-            }),
-            (_, Targets::Float(..)) => Err(xent::Error::InvalidOption {
-                name: "target",
-                value: "a float tensor".into(),
-                reason: "this loss takes class indices (an integer tensor)",
-            }),
+            _ => unreachable!("the target's type was checked when the op was built"),
         }
     }
 }
@@ -280,38 +294,48 @@ impl CustomOp1 for Op {
         }
     }
 
+    /// Reads the scores where candle keeps them (no copy), and writes the gradient once, with
+    /// xent's fused kernel.
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
-        let arg = arg.contiguous()?;
         let dims = arg.dims().to_vec();
+        let (storage, layout) = arg.storage_and_layout();
+        let (Storage::Cpu(cpu), Some((a, b))) = (&*storage, layout.contiguous_offsets()) else {
+            return Err(candle_core::Error::Msg("xent: the scores are not a contiguous CPU tensor".into()));
+        };
         macro_rules! grad {
-            ($t:ty) => {{
-                let x = arg.flatten_all()?.to_vec1::<$t>()?;
+            ($t:ty, $v:expr) => {{
                 let go = grad_res.flatten_all()?.to_vec1::<$t>()?;
-                let mut g = vec![0 as $t; x.len()];
-                self.run::<$t>(&x, &dims, Some((&go, &mut g))).map_err(wrap)?;
-                Tensor::from_vec(g, dims.as_slice(), arg.device())?
+                let mut g = vec![0 as $t; b - a];
+                self.run::<$t>(&$v[a..b], &dims, Some((&go, &mut g))).map_err(wrap)?;
+                g
             }};
         }
-        Ok(Some(match arg.dtype() {
-            DType::F32 => grad!(f32),
-            DType::F64 => grad!(f64),
-            d => return Err(candle_core::Error::Msg(format!("xent: input dtype {d:?} is not f32 or f64"))),
+        let device = arg.device().clone();
+        Ok(Some(match cpu {
+            CpuStorage::F32(v) => {
+                let g = grad!(f32, v);
+                drop(storage);
+                Tensor::from_vec(g, dims, &device)?
+            }
+            CpuStorage::F64(v) => {
+                let g = grad!(f64, v);
+                drop(storage);
+                Tensor::from_vec(g, dims, &device)?
+            }
+            _ => return Err(candle_core::Error::Msg(format!("xent: input dtype {:?} is not f32 or f64", arg.dtype()))),
         }))
     }
 }
 
-fn targets(target: &Tensor) -> Result<Targets> {
-    let shape = target.dims().to_vec();
-    let flat = target.flatten_all()?;
-    Ok(match target.dtype() {
-        DType::U8 => Targets::Index(flat.to_vec1::<u8>()?.into_iter().map(i64::from).collect(), shape),
-        DType::U32 => Targets::Index(flat.to_vec1::<u32>()?.into_iter().map(i64::from).collect(), shape),
-        DType::I64 => Targets::Index(flat.to_vec1::<i64>()?, shape),
-        DType::F32 | DType::F64 | DType::F16 | DType::BF16 => {
-            Targets::Float(flat.to_dtype(DType::F64)?.to_vec1::<f64>()?, shape)
-        }
-        d => return Err(candle_core::Error::Msg(format!("xent: target dtype {d:?} is not supported"))),
-    })
+/// The target as the op reads it: on the CPU, contiguous, integers as they are and floats in
+/// f32 or f64 (copied only where they are not already so).
+fn cpu_target(target: &Tensor) -> Result<Tensor> {
+    let t = target.to_device(&Device::Cpu)?.contiguous()?;
+    match t.dtype() {
+        DType::U8 | DType::U32 | DType::I16 | DType::I32 | DType::I64 | DType::F32 | DType::F64 => Ok(t),
+        DType::F16 | DType::BF16 => t.to_dtype(DType::F32),
+        d => Err(candle_core::Error::Msg(format!("xent: target dtype {d:?} is not supported"))),
+    }
 }
 
 /// Runs `loss` on `input` through xent's kernels on the CPU (input moved there and back if
@@ -330,12 +354,12 @@ fn apply(input: &Tensor, target: &Tensor, loss: Spec, composed: bool) -> Result<
             Some(t) => t,
             None => {
                 let cpu = x.to_device(&Device::Cpu)?;
-                let op = Op { loss, targets: targets(target)? };
+                let op = Op { loss, target: cpu_target(target)? };
                 cpu.contiguous()?.apply_op1(op)?.to_device(&device)?
             }
         }
     } else {
-        let op = Op { loss, targets: targets(target)? };
+        let op = Op { loss, target: cpu_target(target)? };
         x.contiguous()?.apply_op1(op)?
     };
     if out.dtype() == dtype {

@@ -17,7 +17,7 @@ use xent::*;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// A workload (seg19, seed2, cls1k, lm32k, bce, count, copy, cls2, cls19, softmax19, probs19,
-    /// focal19, sigfocal19, tvfocal, bceprob, dice19, softdice19) or all.
+    /// focal19, sigfocal19, tvfocal, bceprob, dice19, softdice19, candle19, candle-grads) or all.
     #[arg(long, default_value = "all")]
     pub workload: String,
     /// Threads (default: all cores).
@@ -36,7 +36,7 @@ pub struct Args {
 /// few classes, softmax, soft labels, MONAI's focal loss with softmax and with sigmoid,
 /// torchvision's sigmoid focal loss, BCE on probabilities, and MONAI's Dice loss on class indices
 /// and on soft labels.
-const WORKLOADS: [&str; 17] = [
+const WORKLOADS: [&str; 19] = [
     "seg19",
     "seed2",
     "cls1k",
@@ -54,6 +54,8 @@ const WORKLOADS: [&str; 17] = [
     "bceprob",
     "dice19",
     "softdice19",
+    "candle19",
+    "candle-grads",
 ];
 
 use xent::testing::Rng;
@@ -353,6 +355,49 @@ fn run_one(w: &str, runs: usize) -> Result<Row> {
             let workload = if w == "dice19" { "dice19" } else { "softdice19" };
             let digest = digest([&loss[..], &g]);
             Row { workload, bytes: x.len() * 4, forward, forward_backward: Some(fb), digest }
+        }
+        "candle19" | "candle-grads" => {
+            // seg19 through candle: xent_candle::cross_entropy and candle's backward() on a leaf
+            // (candle19); candle's own gradient bookkeeping for such a leaf alone, the
+            // `zeros_like` and `add` its backward pass does (candle-grads, as "forward").
+            use candle_core::{Device, Tensor, Var};
+            let shape = [8usize, 19, 256, 512];
+            let mut rng = Rng::new(10);
+            let x: Vec<f32> = (0..shape.iter().product()).map(|_| logit(&mut rng)).collect();
+            let t: Vec<u8> = (0..x.len() / 19)
+                .map(|_| if uniform(&mut rng) < 0.05 { 255 } else { (rng.next() % 19) as u8 })
+                .collect();
+            let weight: Vec<f64> = (0..19).map(|i| 0.5 + 1.5 * f64::from(i) / 19.0).collect();
+            let dev = Device::Cpu;
+            let xv = Var::from_tensor(&Tensor::from_vec(x, &shape[..], &dev)?)?;
+            let tt = Tensor::from_vec(t, &[8usize, 256, 512][..], &dev)?;
+            let opts = CrossEntropyOptions { weight: Some(weight), ignore_index: 255, ..Default::default() };
+            let loss = || xent_candle::cross_entropy(xv.as_tensor(), &tt, &opts).unwrap();
+            if w == "candle-grads" {
+                let g = xv.as_tensor().ones_like()?;
+                let forward = time(runs, || {
+                    black_box(xv.as_tensor().zeros_like().unwrap().add(&g).unwrap());
+                });
+                let digest = digest([&[0.0f32][..]]);
+                Row {
+                    workload: "candle-grads",
+                    bytes: shape.iter().product::<usize>() * 4,
+                    forward,
+                    forward_backward: None,
+                    digest,
+                }
+            } else {
+                let forward = time(runs, || {
+                    black_box(loss());
+                });
+                let fb = time(runs, || {
+                    black_box(loss().backward().unwrap());
+                });
+                let grads = loss().backward()?;
+                let g = grads.get(xv.as_tensor()).unwrap().flatten_all()?.to_vec1::<f32>()?;
+                let digest = digest([&[loss().to_scalar::<f32>()?][..], &g]);
+                Row { workload: "candle19", bytes: g.len() * 4, forward, forward_backward: Some(fb), digest }
+            }
         }
         other => bail!("unknown workload {other:?}: one of {WORKLOADS:?} or all"),
     })
