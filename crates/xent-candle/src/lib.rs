@@ -1,16 +1,19 @@
 //! # xent-candle: xent's losses on candle tensors, with autograd
 //!
-//! Every loss of [`xent`] as a function on candle [`Tensor`]s that takes part in candle's
-//! autograd. On the CPU the forward and backward passes are xent's own kernels, run through
-//! candle's custom-op mechanism (the backward pass reads the logits once more and writes the
-//! gradient with xent's fused kernel). On other devices every loss is a composition of candle
-//! ops, so GPU users are not locked out (the `*_composed` functions run it on any device, and
-//! the tests check it against the kernels on the CPU); the few option sets without a composition
-//! (probability targets, `EmptyMean::Zero`, empty inputs) copy the input to the CPU and the
+//! Every loss of [`xent`], and [`softmax`] / [`log_softmax`], as a function on candle
+//! [`Tensor`]s that takes part in candle's autograd (candle 0.11). On the CPU the forward and
+//! backward passes are xent's own kernels, run through candle's custom-op mechanism: both read
+//! the scores and the targets where candle keeps them (no copy), and the backward pass writes the
+//! gradient once with xent's fused kernel. On other devices every loss is a composition of
+//! candle ops, so GPU users are not locked out (the `*_composed` functions run it on any device,
+//! and the tests check it against the kernels on the CPU); the option sets without a
+//! composition (probability targets, soft labels, `[N, C]` overlap inputs, DiceFocal,
+//! one-channel DiceCE, `EmptyMean::Zero`, empty inputs) copy the input to the CPU and the
 //! gradient back. f32 and f64 are computed as they are; f16 and bf16 in f32.
 //!
 //! Options are xent's option structs, with `f64` class weights; targets are candle integer
-//! tensors (u8, u32, i64) for class indices, float tensors for probabilities and binary targets.
+//! tensors (u8, u32, i16, i32, i64) for class indices, read in their own type, and float tensors
+//! for probabilities, binary targets and soft labels.
 //!
 //! # Example: one training step with weighted cross-entropy
 //! ```
@@ -336,6 +339,137 @@ fn cpu_target(target: &Tensor) -> Result<Tensor> {
         DType::F16 | DType::BF16 => t.to_dtype(DType::F32),
         d => Err(candle_core::Error::Msg(format!("xent: target dtype {d:?} is not supported"))),
     }
+}
+
+/// Softmax or log-softmax over `dim` (PyTorch's: negative counts from the end).
+struct SoftmaxOp {
+    dim: i64,
+    log: bool,
+}
+
+/// The contiguous CPU values of a tensor's storage, as `T`, and the guard that keeps them.
+macro_rules! cpu_slice {
+    ($tensor:expr) => {{
+        let (storage, layout) = $tensor.storage_and_layout();
+        let (a, b) = layout
+            .contiguous_offsets()
+            .ok_or_else(|| candle_core::Error::Msg("xent: the tensor is not contiguous".into()))?;
+        (storage, a, b)
+    }};
+}
+
+impl SoftmaxOp {
+    fn forward<T: Float>(&self, x: &[T], dims: &[usize]) -> xent::Result<Vec<T>> {
+        let v = View::new(x, dims)?;
+        if self.log {
+            xent::log_softmax(v, self.dim)
+        } else {
+            xent::softmax(v, self.dim)
+        }
+    }
+
+    fn backward<T: Float>(&self, y: &[T], go: &[T], dims: &[usize]) -> xent::Result<Vec<T>> {
+        let (y, go) = (View::new(y, dims)?, View::new(go, dims)?);
+        let mut g = vec![T::ZERO; y.len()];
+        if self.log {
+            xent::log_softmax_backward_into(y, go, self.dim, &mut g)?;
+        } else {
+            xent::softmax_backward_into(y, go, self.dim, &mut g)?;
+        }
+        Ok(g)
+    }
+}
+
+impl CustomOp1 for SoftmaxOp {
+    fn name(&self) -> &'static str {
+        "xent-softmax"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (a, b) = layout
+            .contiguous_offsets()
+            .ok_or_else(|| candle_core::Error::Msg("xent: input is not contiguous".into()))?;
+        let out = match storage {
+            CpuStorage::F32(v) => CpuStorage::F32(self.forward(&v[a..b], layout.dims()).map_err(wrap)?),
+            CpuStorage::F64(v) => CpuStorage::F64(self.forward(&v[a..b], layout.dims()).map_err(wrap)?),
+            _ => return Err(candle_core::Error::Msg("xent: the input is not f32 or f64".into())),
+        };
+        Ok((out, layout.shape().clone()))
+    }
+
+    /// From the output (read in place) and the upstream gradient.
+    fn bwd(&self, arg: &Tensor, res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        let dims = res.dims().to_vec();
+        let go = grad_res.contiguous()?;
+        let (ys, ya, yb) = cpu_slice!(res);
+        let (gs, ga, gb) = cpu_slice!(go);
+        let g = match (&*ys, &*gs) {
+            (Storage::Cpu(CpuStorage::F32(y)), Storage::Cpu(CpuStorage::F32(g))) => {
+                CpuStorage::F32(self.backward(&y[ya..yb], &g[ga..gb], &dims).map_err(wrap)?)
+            }
+            (Storage::Cpu(CpuStorage::F64(y)), Storage::Cpu(CpuStorage::F64(g))) => {
+                CpuStorage::F64(self.backward(&y[ya..yb], &g[ga..gb], &dims).map_err(wrap)?)
+            }
+            _ => {
+                return Err(candle_core::Error::Msg(
+                    "xent: softmax's output and gradient are not f32 / f64 on the CPU".into(),
+                ))
+            }
+        };
+        drop((ys, gs));
+        let g = match g {
+            CpuStorage::F32(v) => Tensor::from_vec(v, dims, arg.device())?,
+            CpuStorage::F64(v) => Tensor::from_vec(v, dims, arg.device())?,
+            _ => unreachable!(),
+        };
+        Ok(Some(g))
+    }
+}
+
+/// Softmax (or log-softmax) of `input` over `dim`, as PyTorch's: xent's kernels on the CPU
+/// (output and gradient), candle-nn's ops elsewhere; f16 and bf16 computed in f32.
+fn softmax_op(input: &Tensor, dim: i64, log: bool) -> Result<Tensor> {
+    let rank = input.rank() as i64;
+    if !(-rank.max(1)..rank.max(1)).contains(&dim) {
+        return Err(candle_core::Error::Msg(format!("xent: dim {dim} is out of range for a {rank}-d input")));
+    }
+    let dtype = input.dtype();
+    let x = match dtype {
+        DType::F32 | DType::F64 => input.clone(),
+        DType::F16 | DType::BF16 => input.to_dtype(DType::F32)?,
+        d => return Err(candle_core::Error::Msg(format!("xent: input dtype {d:?} is not a float type"))),
+    };
+    let out = if x.device().is_cpu() {
+        x.contiguous()?.apply_op1(SoftmaxOp { dim, log })?
+    } else {
+        let d = if dim < 0 { (dim + rank) as usize } else { dim as usize };
+        if log {
+            candle_nn::ops::log_softmax(&x, d)?
+        } else {
+            candle_nn::ops::softmax(&x, d)?
+        }
+    };
+    if out.dtype() == dtype {
+        Ok(out)
+    } else {
+        out.to_dtype(dtype)
+    }
+}
+
+/// Softmax over `dim` (`torch.softmax`), with autograd.
+///
+/// # Errors
+/// A `dim` out of range, a non-float input, and candle's own errors.
+pub fn softmax(input: &Tensor, dim: i64) -> Result<Tensor> {
+    softmax_op(input, dim, false)
+}
+
+/// Log-softmax over `dim` (`torch.log_softmax`), with autograd.
+///
+/// # Errors
+/// As [`softmax`].
+pub fn log_softmax(input: &Tensor, dim: i64) -> Result<Tensor> {
+    softmax_op(input, dim, true)
 }
 
 /// Runs `loss` on `input` through xent's kernels on the CPU (input moved there and back if

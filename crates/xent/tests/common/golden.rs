@@ -1,6 +1,6 @@
 //! Reading golden files and running their cases against the library.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::path::Path;
 use xent::*;
 
@@ -60,7 +60,42 @@ impl Tally {
 }
 
 struct Case<'a> {
+    op: &'a str,
     v: &'a Value,
+}
+
+/// A case's options as the library's option struct (its `serde` form: PyTorch's names, the
+/// library's defaults for what is absent), after rewriting what MONAI names or defaults
+/// differently: MONAI applies no activation unless asked (xent's default is softmax), its
+/// `use_softmax` is xent's `activation`, and its `soft_label: true` is xent's float target.
+pub fn options<O: serde::de::DeserializeOwned>(op: &str, v: &Value) -> xent::Result<O> {
+    let mut m = v["options"].as_object().cloned().unwrap_or_default();
+    match op {
+        "dice_loss" | "generalized_dice_loss" | "tversky_loss" | "dice_focal_loss" | "dice_ce_loss" => {
+            m.entry("activation").or_insert_with(|| "none".into());
+            m.remove("soft_label");
+        }
+        "focal_loss" => {
+            let softmax = m.remove("use_softmax").is_some_and(|v| v.as_bool().unwrap());
+            m.insert("activation".into(), if softmax { "softmax" } else { "sigmoid" }.into());
+        }
+        _ => {}
+    }
+    serde_json::from_value(Value::Object(m)).map_err(|e| xent::Error::InvalidOption {
+        name: "options",
+        value: e.to_string(),
+        reason: "not options of this loss",
+    })
+}
+
+/// MONAI keeps a list of Dice weights as a float32 tensor (`torch.as_tensor`), so even its f64
+/// cases use f32-rounded weights.
+pub fn monai_weights<T: Float>(mut o: DiceOptions<T>) -> DiceOptions<T> {
+    let f32 = |v: &T| T::from_f64(v.to_f64() as f32 as f64);
+    if let Some(ClassWeight::PerClass(w)) = &o.weight {
+        o.weight = Some(ClassWeight::PerClass(w.iter().map(f32).collect()));
+    }
+    o
 }
 
 impl Case<'_> {
@@ -73,17 +108,9 @@ impl Case<'_> {
     fn opt_i64(&self, k: &str, default: i64) -> i64 {
         self.opt(k).map_or(default, |v| v.as_i64().unwrap())
     }
-    /// The case's options as the library's option struct (its `serde` form: PyTorch's names, the
-    /// library's defaults for what is absent), after `adjust` rewrote what MONAI names or
-    /// defaults differently.
-    fn options<O: serde::de::DeserializeOwned>(&self, adjust: impl FnOnce(&mut Map<String, Value>)) -> xent::Result<O> {
-        let mut m = self.v["options"].as_object().cloned().unwrap_or_default();
-        adjust(&mut m);
-        serde_json::from_value(Value::Object(m)).map_err(|e| xent::Error::InvalidOption {
-            name: "options",
-            value: e.to_string(),
-            reason: "not options of this loss",
-        })
+    /// The case's options as the library's option struct (see [`options`]).
+    fn options<O: serde::de::DeserializeOwned>(&self) -> xent::Result<O> {
+        options(self.op, self.v)
     }
     fn grad_output(&self) -> Option<GTensor> {
         self.v.get("grad_output").map(tensor)
@@ -164,11 +191,11 @@ where
             let input = View::new(&xv, &x.shape)?;
             let weight = c.input("weight").map(|w| cast::<T>(&w.data));
             if op == "nll_loss" {
-                let loss = NllLoss::new(NllOptions { weight, ..c.options(|_| {})? })?;
+                let loss = NllLoss::new(NllOptions { weight, ..c.options()? })?;
                 let target = View::new(&t.ints, &t.shape)?;
                 return loss_outcome(&loss, input, target, c.grad_output());
             }
-            let loss = CrossEntropyLoss::new(CrossEntropyOptions { weight, ..c.options(|_| {})? })?;
+            let loss = CrossEntropyLoss::new(CrossEntropyOptions { weight, ..c.options()? })?;
             if t.dtype == "i64" {
                 let target = View::new(&t.ints, &t.shape)?;
                 loss_outcome::<T, i64>(&loss, input, target, c.grad_output())
@@ -186,17 +213,16 @@ where
             let weight = owned::<T>(&c.input("weight"))?;
             match op {
                 "binary_cross_entropy" => {
-                    let loss = BceLoss::new(BceOptions { weight, ..c.options(|_| {})? })?;
+                    let loss = BceLoss::new(BceOptions { weight, ..c.options()? })?;
                     loss_outcome(&loss, input, target, c.grad_output())
                 }
                 "binary_cross_entropy_with_logits" => {
                     let pos_weight = owned::<T>(&c.input("pos_weight"))?;
-                    let loss =
-                        BceWithLogitsLoss::new(BceWithLogitsOptions { weight, pos_weight, ..c.options(|_| {})? })?;
+                    let loss = BceWithLogitsLoss::new(BceWithLogitsOptions { weight, pos_weight, ..c.options()? })?;
                     loss_outcome(&loss, input, target, c.grad_output())
                 }
                 _ => {
-                    let loss = SigmoidFocalLoss::new(c.options(|_| {})?)?;
+                    let loss = SigmoidFocalLoss::new(c.options()?)?;
                     loss_outcome(&loss, input, target, c.grad_output())
                 }
             }
@@ -219,33 +245,23 @@ where
             let t = c.input("target").unwrap();
             let xv = cast::<T>(&x.data);
             let input = View::new(&xv, &x.shape)?;
-            // MONAI applies no activation unless asked (xent's default is softmax); xent's soft
-            // labels are float targets, MONAI's `soft_label: true`.
-            let monai = |m: &mut Map<String, Value>| {
-                m.entry("activation").or_insert_with(|| "none".into());
-                m.remove("soft_label");
-            };
             let go = c.grad_output();
             if t.dtype != "i64" {
                 let tv = cast::<T>(&t.data);
                 let target = View::new(&tv, &t.shape)?;
                 return match op {
-                    "dice_loss" => loss_outcome(&DiceLoss::new(monai_weights(c.options(monai)?))?, input, target, go),
-                    "tversky_loss" => loss_outcome(&TverskyLoss::new(c.options(monai)?)?, input, target, go),
+                    "dice_loss" => loss_outcome(&DiceLoss::new(monai_weights(c.options()?))?, input, target, go),
+                    "tversky_loss" => loss_outcome(&TverskyLoss::new(c.options()?)?, input, target, go),
                     _ => Ok(Outcome::Skip("float targets for this op")),
                 };
             }
             let target = View::new(&t.ints, &t.shape)?;
             match op {
-                "dice_loss" => {
-                    loss_outcome::<T, i64>(&DiceLoss::new(monai_weights(c.options(monai)?))?, input, target, go)
-                }
-                "generalized_dice_loss" => {
-                    loss_outcome(&GeneralizedDiceLoss::new(c.options(monai)?)?, input, target, go)
-                }
-                "dice_focal_loss" => loss_outcome(&DiceFocalLoss::new(c.options(monai)?)?, input, target, go),
-                "dice_ce_loss" => loss_outcome(&DiceCeLoss::new(c.options(monai)?)?, input, target, go),
-                _ => loss_outcome::<T, i64>(&TverskyLoss::new(c.options(monai)?)?, input, target, go),
+                "dice_loss" => loss_outcome::<T, i64>(&DiceLoss::new(monai_weights(c.options()?))?, input, target, go),
+                "generalized_dice_loss" => loss_outcome(&GeneralizedDiceLoss::new(c.options()?)?, input, target, go),
+                "dice_focal_loss" => loss_outcome(&DiceFocalLoss::new(c.options()?)?, input, target, go),
+                "dice_ce_loss" => loss_outcome(&DiceCeLoss::new(c.options()?)?, input, target, go),
+                _ => loss_outcome::<T, i64>(&TverskyLoss::new(c.options()?)?, input, target, go),
             }
         }
         "focal_loss" => {
@@ -253,30 +269,16 @@ where
             let t = c.input("target").unwrap();
             let xv = cast::<T>(&x.data);
             let (input, target) = (View::new(&xv, &x.shape)?, View::new(&t.ints, &t.shape)?);
-            // MONAI's `use_softmax` is xent's `activation`.
-            let o: FocalOptions<T> = c.options(|m| {
-                let softmax = m.remove("use_softmax").is_some_and(|v| v.as_bool().unwrap());
-                m.insert("activation".into(), if softmax { "softmax" } else { "sigmoid" }.into());
-            })?;
+            let o: FocalOptions<T> = c.options()?;
             loss_outcome(&FocalLoss::new(o)?, input, target, c.grad_output())
         }
         _ => Ok(Outcome::Skip("an op this runner does not know")),
     }
 }
 
-/// MONAI keeps a list of Dice weights as a float32 tensor (`torch.as_tensor`), so even its f64
-/// cases use f32-rounded weights.
-fn monai_weights<T: Float>(mut o: DiceOptions<T>) -> DiceOptions<T> {
-    let f32 = |v: &T| T::from_f64(v.to_f64() as f32 as f64);
-    if let Some(ClassWeight::PerClass(w)) = &o.weight {
-        o.weight = Some(ClassWeight::PerClass(w.iter().map(f32).collect()));
-    }
-    o
-}
-
 /// Runs one case in the given dtype; a library error becomes `Outcome::Error`.
 pub fn run_case(op: &str, v: &Value) -> Outcome {
-    let c = Case { v };
+    let c = Case { op, v };
     let r = match v["dtype"].as_str().unwrap_or("f64") {
         "f32" => run_typed::<f32>(op, &c),
         _ => run_typed::<f64>(op, &c),
@@ -342,9 +344,9 @@ fn bits(o: &Outcome) -> Vec<u64> {
     }
 }
 
-/// Runs every case of a golden file on 1 and on 4 threads; returns the op, the tally and the
-/// failure messages.
-pub fn run_file(path: &Path) -> (String, Tally, Vec<String>) {
+/// Runs every case of a golden file through `run_case` on 1 and on 4 threads; returns the op,
+/// the tally and the failure messages.
+pub fn run_file(path: &Path, run_case: impl Fn(&str, &Value) -> Outcome + Sync) -> (String, Tally, Vec<String>) {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let doc: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let op = doc["op"].as_str().unwrap().to_string();
@@ -371,7 +373,7 @@ pub fn run_file(path: &Path) -> (String, Tally, Vec<String>) {
             Ok(false) => {
                 tally.skipped += 1;
                 if let Outcome::Skip(why) = outcomes[0] {
-                    tally.skip_reason = format!("not implemented yet: {why}");
+                    tally.skip_reason = why.to_string();
                 }
             }
             Err(msg) => {
@@ -387,4 +389,43 @@ pub fn run_file(path: &Path) -> (String, Tally, Vec<String>) {
         f.write_all(digests.as_bytes()).expect("XENT_GOLDEN_BITS: cannot write");
     }
     (op, tally, failures)
+}
+
+/// Runs every case of every `*.json` file in `tests/golden/` (or in `XENT_GOLDEN_DIR`) through
+/// `run_case`, prints `OP: N passed, M failed` per file (and what was skipped, with why), and
+/// fails on any failure.
+pub fn run_all(run_case: impl Fn(&str, &Value) -> Outcome + Copy + Sync) -> std::process::ExitCode {
+    use std::path::PathBuf;
+    let dir = std::env::var_os("XENT_GOLDEN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/golden"));
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot read golden folder {}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no *.json golden files in {}", dir.display());
+    let mut total = Tally::default();
+    let mut problems = Vec::new();
+    for f in &files {
+        let (op, tally, failures) = run_file(f, run_case);
+        let skipped = if tally.skipped > 0 {
+            format!(", {} skipped ({})", tally.skipped, tally.skip_reason)
+        } else {
+            String::new()
+        };
+        println!("{op}: {} passed, {} failed{skipped}", tally.passed, tally.failed);
+        for msg in failures.iter().take(20) {
+            println!("  FAIL {msg}");
+        }
+        problems.extend(failures);
+        total.add(&tally);
+    }
+    println!("golden: {} passed, {} failed, {} skipped", total.passed, total.failed, total.skipped);
+    if problems.is_empty() {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    }
 }

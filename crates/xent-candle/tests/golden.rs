@@ -1,0 +1,111 @@
+//! The golden runner through candle: every case of every `*.json` file in `tests/golden/` (or in
+//! `XENT_GOLDEN_DIR`), the loss from xent-candle's forward and the gradient from candle's
+//! `backward()`, checked with the tolerances of `tests/golden/README.md`, on 1 and 4 threads.
+//! Prints `OP: N passed, M failed` per file; an op xent-candle does not have is reported as
+//! skipped, with why.
+
+#[path = "../../xent/tests/common/golden.rs"]
+#[allow(dead_code)] // reason: the core runner's own dispatch is not used here
+mod golden;
+
+use candle_core::{DType, Device, Tensor, Var};
+use golden::{monai_weights, options, tensor, GTensor, Outcome};
+use serde_json::Value;
+use xent::*;
+
+fn candle(t: &GTensor, dtype: DType) -> candle_core::Result<Tensor> {
+    let dev = Device::Cpu;
+    if t.dtype == "i64" {
+        return Tensor::from_vec(t.ints.clone(), t.shape.as_slice(), &dev);
+    }
+    Tensor::from_vec(t.data.clone(), t.shape.as_slice(), &dev)?.to_dtype(dtype)
+}
+
+fn values(t: &Tensor) -> candle_core::Result<Vec<f64>> {
+    t.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()
+}
+
+fn weight_tensor(t: Option<GTensor>) -> xent::Result<Option<WeightTensor<f64>>> {
+    t.map(|t| WeightTensor::new(t.data, t.shape)).transpose()
+}
+
+/// The case through xent-candle; `Err` for an error of the library (or of candle).
+fn run(op: &str, v: &Value) -> Result<Outcome, String> {
+    if op == "class_weights" {
+        return Ok(Outcome::Skip("class weights are not a candle op (xent::weights computes them)"));
+    }
+    let err = |e: xent::Error| e.to_string();
+    let dtype = match v["dtype"].as_str().unwrap_or("f64") {
+        "f32" => DType::F32,
+        "f64" => DType::F64,
+        _ => return Ok(Outcome::Skip("a dtype this runner does not know")),
+    };
+    let input = |k: &str| v["inputs"].get(k).map(tensor);
+    let x = Var::from_tensor(&candle(&input("input").ok_or("no input")?, dtype).map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?;
+    let target = match input("target") {
+        Some(t) => Some(candle(&t, dtype).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let t = || target.as_ref().ok_or("no target".to_string());
+    let xt = x.as_tensor();
+    let out = match op {
+        "softmax" | "log_softmax" => {
+            let dim = v["options"].get("dim").and_then(Value::as_i64).unwrap_or(-1);
+            if op == "softmax" {
+                xent_candle::softmax(xt, dim)
+            } else {
+                xent_candle::log_softmax(xt, dim)
+            }
+        }
+        "cross_entropy" => {
+            let weight = input("weight").map(|w| w.data);
+            xent_candle::cross_entropy(xt, t()?, &CrossEntropyOptions { weight, ..options(op, v).map_err(err)? })
+        }
+        "nll_loss" => {
+            let weight = input("weight").map(|w| w.data);
+            xent_candle::nll_loss(xt, t()?, &NllOptions { weight, ..options(op, v).map_err(err)? })
+        }
+        "binary_cross_entropy" => {
+            let weight = weight_tensor(input("weight")).map_err(err)?;
+            xent_candle::binary_cross_entropy(xt, t()?, &BceOptions { weight, ..options(op, v).map_err(err)? })
+        }
+        "binary_cross_entropy_with_logits" => {
+            let weight = weight_tensor(input("weight")).map_err(err)?;
+            let pos_weight = weight_tensor(input("pos_weight")).map_err(err)?;
+            let o = BceWithLogitsOptions { weight, pos_weight, ..options(op, v).map_err(err)? };
+            xent_candle::binary_cross_entropy_with_logits(xt, t()?, &o)
+        }
+        "sigmoid_focal_loss" => xent_candle::sigmoid_focal_loss(xt, t()?, &options(op, v).map_err(err)?),
+        "dice_loss" => xent_candle::dice_loss(xt, t()?, &monai_weights(options(op, v).map_err(err)?)),
+        "generalized_dice_loss" => xent_candle::generalized_dice_loss(xt, t()?, &options(op, v).map_err(err)?),
+        "tversky_loss" => xent_candle::tversky_loss(xt, t()?, &options(op, v).map_err(err)?),
+        "focal_loss" => xent_candle::focal_loss(xt, t()?, &options(op, v).map_err(err)?),
+        "dice_focal_loss" => xent_candle::dice_focal(xt, t()?, &options(op, v).map_err(err)?),
+        "dice_ce_loss" => xent_candle::dice_ce(xt, t()?, &options(op, v).map_err(err)?),
+        _ => return Ok(Outcome::Skip("an op xent-candle does not have")),
+    }
+    .map_err(|e| e.to_string())?;
+    let output = values(&out).map_err(|e| e.to_string())?;
+    let grad = match v.get("grad_output") {
+        Some(go) => {
+            let go = candle(&tensor(go), out.dtype()).map_err(|e| e.to_string())?;
+            let total = (&out * &go).and_then(|p| p.sum_all()).map_err(|e| e.to_string())?;
+            let grads = total.backward().map_err(|e| e.to_string())?;
+            match grads.get(xt) {
+                Some(g) => Some(values(g).map_err(|e| e.to_string())?),
+                None => Some(vec![0.0; xt.elem_count()]),
+            }
+        }
+        None => None,
+    };
+    Ok(Outcome::Done { output, shape: out.dims().to_vec(), grad })
+}
+
+fn run_case(op: &str, v: &Value) -> Outcome {
+    run(op, v).unwrap_or_else(Outcome::Error)
+}
+
+fn main() -> std::process::ExitCode {
+    golden::run_all(run_case)
+}
