@@ -35,25 +35,7 @@ pub(crate) fn loss(x: &Tensor, target: &Tensor, loss: &Spec) -> Result<Option<Te
         Spec::Tversky(o) if index => overlap(x, target, &Overlap::tversky(o))?,
         Spec::Focal(o) if index => focal(x, target, o)?,
         Spec::DiceCe(o) if index && o.reduction != Reduction::None && x.dim(1)? > 1 => {
-            let dice = DiceOptions {
-                activation: o.activation,
-                include_background: o.include_background,
-                squared_pred: o.squared_pred,
-                jaccard: o.jaccard,
-                batch: o.batch,
-                smooth_nr: o.smooth_nr,
-                smooth_dr: o.smooth_dr,
-                weight: o.weight.as_ref().map(|w| w[usize::from(!o.include_background).min(w.len())..].to_vec().into()),
-                ignore_index: o.ignore_index,
-                reduction: o.reduction,
-            };
-            let ce = CrossEntropyOptions {
-                weight: o.weight.clone(),
-                ignore_index: o.ignore_index.unwrap_or(-100),
-                reduction: o.reduction,
-                label_smoothing: o.label_smoothing,
-                empty_mean: EmptyMean::Nan,
-            };
+            let (dice, ce) = (o.dice_part(), o.cross_entropy_part());
             let d = overlap(x, target, &Overlap::dice(&dice))?;
             let c = cross_entropy(x, target, &ce, true)?;
             ((d * o.lambda_dice)? + (c * o.lambda_ce)?)?

@@ -39,6 +39,17 @@ mod composed;
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Result, Shape, Storage, Tensor};
 use xent::*;
 
+/// The contiguous CPU values of a tensor's storage, as `T`, and the guard that keeps them.
+macro_rules! cpu_slice {
+    ($tensor:expr) => {{
+        let (storage, layout) = $tensor.storage_and_layout();
+        let (a, b) = layout
+            .contiguous_offsets()
+            .ok_or_else(|| candle_core::Error::Msg("xent: the tensor is not contiguous".into()))?;
+        (storage, a, b)
+    }};
+}
+
 /// A loss and its options (class weights in `f64`, cast to the input's type).
 #[derive(Debug, Clone)]
 enum Spec {
@@ -301,32 +312,33 @@ impl CustomOp1 for Op {
     /// xent's fused kernel.
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
         let dims = arg.dims().to_vec();
-        let (storage, layout) = arg.storage_and_layout();
-        let (Storage::Cpu(cpu), Some((a, b))) = (&*storage, layout.contiguous_offsets()) else {
-            return Err(candle_core::Error::Msg("xent: the scores are not a contiguous CPU tensor".into()));
+        let (storage, a, b) = cpu_slice!(arg);
+        let g = match &*storage {
+            Storage::Cpu(CpuStorage::F32(v)) => {
+                let go = grad_res.flatten_all()?.to_vec1::<f32>()?;
+                let mut g = vec![0f32; b - a];
+                self.run(&v[a..b], &dims, Some((&go, &mut g))).map_err(wrap)?;
+                CpuStorage::F32(g)
+            }
+            Storage::Cpu(CpuStorage::F64(v)) => {
+                let go = grad_res.flatten_all()?.to_vec1::<f64>()?;
+                let mut g = vec![0f64; b - a];
+                self.run(&v[a..b], &dims, Some((&go, &mut g))).map_err(wrap)?;
+                CpuStorage::F64(g)
+            }
+            _ => return Err(candle_core::Error::Msg("xent: the scores are not f32 or f64 on the CPU".into())),
         };
-        macro_rules! grad {
-            ($t:ty, $v:expr) => {{
-                let go = grad_res.flatten_all()?.to_vec1::<$t>()?;
-                let mut g = vec![0 as $t; b - a];
-                self.run::<$t>(&$v[a..b], &dims, Some((&go, &mut g))).map_err(wrap)?;
-                g
-            }};
-        }
-        let device = arg.device().clone();
-        Ok(Some(match cpu {
-            CpuStorage::F32(v) => {
-                let g = grad!(f32, v);
-                drop(storage);
-                Tensor::from_vec(g, dims, &device)?
-            }
-            CpuStorage::F64(v) => {
-                let g = grad!(f64, v);
-                drop(storage);
-                Tensor::from_vec(g, dims, &device)?
-            }
-            _ => return Err(candle_core::Error::Msg(format!("xent: input dtype {:?} is not f32 or f64", arg.dtype()))),
-        }))
+        drop(storage);
+        Ok(Some(tensor_of(g, dims, arg.device())?))
+    }
+}
+
+/// A tensor owning `g` (no copy).
+fn tensor_of(g: CpuStorage, dims: Vec<usize>, device: &Device) -> Result<Tensor> {
+    match g {
+        CpuStorage::F32(v) => Tensor::from_vec(v, dims, device),
+        CpuStorage::F64(v) => Tensor::from_vec(v, dims, device),
+        _ => unreachable!("gradients are f32 or f64"),
     }
 }
 
@@ -345,17 +357,6 @@ fn cpu_target(target: &Tensor) -> Result<Tensor> {
 struct SoftmaxOp {
     dim: i64,
     log: bool,
-}
-
-/// The contiguous CPU values of a tensor's storage, as `T`, and the guard that keeps them.
-macro_rules! cpu_slice {
-    ($tensor:expr) => {{
-        let (storage, layout) = $tensor.storage_and_layout();
-        let (a, b) = layout
-            .contiguous_offsets()
-            .ok_or_else(|| candle_core::Error::Msg("xent: the tensor is not contiguous".into()))?;
-        (storage, a, b)
-    }};
 }
 
 impl SoftmaxOp {
@@ -417,12 +418,7 @@ impl CustomOp1 for SoftmaxOp {
             }
         };
         drop((ys, gs));
-        let g = match g {
-            CpuStorage::F32(v) => Tensor::from_vec(v, dims, arg.device())?,
-            CpuStorage::F64(v) => Tensor::from_vec(v, dims, arg.device())?,
-            _ => unreachable!(),
-        };
-        Ok(Some(g))
+        Ok(Some(tensor_of(g, dims, arg.device())?))
     }
 }
 

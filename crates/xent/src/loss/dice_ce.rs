@@ -90,6 +90,36 @@ impl<T> Default for DiceCeOptions<T> {
     }
 }
 
+impl<T: Clone> DiceCeOptions<T> {
+    /// The options of the Dice part: the Dice options, `weight[1..]` without the background.
+    pub fn dice_part(&self) -> DiceOptions<T> {
+        let skip = usize::from(!self.include_background);
+        DiceOptions {
+            activation: self.activation,
+            include_background: self.include_background,
+            squared_pred: self.squared_pred,
+            jaccard: self.jaccard,
+            batch: self.batch,
+            smooth_nr: self.smooth_nr,
+            smooth_dr: self.smooth_dr,
+            weight: self.weight.as_ref().map(|w| ClassWeight::PerClass(w.get(skip..).unwrap_or(&[]).to_vec())),
+            ignore_index: self.ignore_index,
+            reduction: self.reduction,
+        }
+    }
+
+    /// The options of the cross-entropy part (more than one channel).
+    pub fn cross_entropy_part(&self) -> CrossEntropyOptions<T> {
+        CrossEntropyOptions {
+            weight: self.weight.clone(),
+            ignore_index: self.ignore_index.unwrap_or(-100),
+            label_smoothing: self.label_smoothing,
+            reduction: self.reduction,
+            ..Default::default()
+        }
+    }
+}
+
 /// Dice plus cross-entropy (see the [module docs](self)).
 #[derive(Debug, Clone)]
 pub struct DiceCeLoss<T> {
@@ -127,30 +157,8 @@ impl<T: Float> DiceCeLoss<T> {
                 reason: "DiceCeLoss reduces to a scalar: mean or sum (MONAI refuses none too)",
             });
         }
-        let dice_weight = match &o.weight {
-            Some(w) if !o.include_background => Some(ClassWeight::PerClass(w.get(1..).unwrap_or(&[]).to_vec())),
-            Some(w) => Some(ClassWeight::PerClass(w.clone())),
-            None => None,
-        };
-        let dice = DiceLoss::new(DiceOptions {
-            activation: o.activation,
-            include_background: o.include_background,
-            squared_pred: o.squared_pred,
-            jaccard: o.jaccard,
-            batch: o.batch,
-            smooth_nr: o.smooth_nr,
-            smooth_dr: o.smooth_dr,
-            weight: dice_weight,
-            ignore_index: o.ignore_index,
-            reduction: o.reduction,
-        })?;
-        let ce = CrossEntropyLoss::new(CrossEntropyOptions {
-            weight: o.weight.clone(),
-            ignore_index: o.ignore_index.unwrap_or(-100),
-            label_smoothing: o.label_smoothing,
-            reduction: o.reduction,
-            ..Default::default()
-        })?;
+        let dice = DiceLoss::new(o.dice_part())?;
+        let ce = CrossEntropyLoss::new(o.cross_entropy_part())?;
         let pos_weight = o.weight.map(|w| WeightTensor::new(w.clone(), vec![w.len()])).transpose()?;
         let bce =
             BceWithLogitsLoss::new(BceWithLogitsOptions { pos_weight, reduction: o.reduction, ..Default::default() })?;

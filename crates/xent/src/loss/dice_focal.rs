@@ -90,6 +90,37 @@ impl<T> Default for DiceFocalOptions<T> {
     }
 }
 
+impl<T: Clone> DiceFocalOptions<T> {
+    /// The options of the Dice part.
+    pub fn dice_part(&self) -> DiceOptions<T> {
+        DiceOptions {
+            activation: self.activation,
+            include_background: self.include_background,
+            squared_pred: self.squared_pred,
+            jaccard: self.jaccard,
+            batch: self.batch,
+            smooth_nr: self.smooth_nr,
+            smooth_dr: self.smooth_dr,
+            weight: self.weight.clone(),
+            ignore_index: self.ignore_index,
+            reduction: self.reduction,
+        }
+    }
+
+    /// The options of the focal part: the sigmoid focal loss on the raw scores.
+    pub fn focal_part(&self) -> FocalOptions<T> {
+        FocalOptions {
+            include_background: self.include_background,
+            gamma: self.gamma,
+            alpha: self.alpha.map_or(FocalAlpha::None, FocalAlpha::Scalar),
+            weight: self.weight.clone(),
+            activation: Activation::Sigmoid,
+            ignore_index: self.ignore_index,
+            reduction: self.reduction,
+        }
+    }
+}
+
 /// Dice plus focal (see the [module docs](self)).
 #[derive(Debug, Clone)]
 pub struct DiceFocalLoss<T> {
@@ -109,27 +140,7 @@ impl<T: Float> DiceFocalLoss<T> {
     /// finite.
     pub fn new(o: DiceFocalOptions<T>) -> Result<Self> {
         check_lambdas(&[("lambda_dice", o.lambda_dice), ("lambda_focal", o.lambda_focal)])?;
-        let dice = DiceLoss::new(DiceOptions {
-            activation: o.activation,
-            include_background: o.include_background,
-            squared_pred: o.squared_pred,
-            jaccard: o.jaccard,
-            batch: o.batch,
-            smooth_nr: o.smooth_nr,
-            smooth_dr: o.smooth_dr,
-            weight: o.weight.clone(),
-            ignore_index: o.ignore_index,
-            reduction: o.reduction,
-        })?;
-        let focal = FocalLoss::new(FocalOptions {
-            include_background: o.include_background,
-            gamma: o.gamma,
-            alpha: o.alpha.map_or(FocalAlpha::None, FocalAlpha::Scalar),
-            weight: o.weight,
-            activation: Activation::Sigmoid,
-            ignore_index: o.ignore_index,
-            reduction: o.reduction,
-        })?;
+        let (dice, focal) = (DiceLoss::new(o.dice_part())?, FocalLoss::new(o.focal_part())?);
         Ok(DiceFocalLoss {
             dice,
             focal,
