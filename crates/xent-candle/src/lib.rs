@@ -43,9 +43,7 @@ use xent::*;
 macro_rules! cpu_slice {
     ($tensor:expr) => {{
         let (storage, layout) = $tensor.storage_and_layout();
-        let (a, b) = layout
-            .contiguous_offsets()
-            .ok_or_else(|| candle_core::Error::Msg("xent: the tensor is not contiguous".into()))?;
+        let (a, b) = offsets(layout)?;
         (storage, a, b)
     }};
 }
@@ -282,6 +280,11 @@ impl Op {
     }
 }
 
+/// Where a contiguous tensor's values lie in its storage.
+fn offsets(layout: &Layout) -> Result<(usize, usize)> {
+    layout.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("xent: the tensor is not contiguous".into()))
+}
+
 fn wrap(e: xent::Error) -> candle_core::Error {
     candle_core::Error::Msg(format!("xent: {e}"))
 }
@@ -292,9 +295,7 @@ impl CustomOp1 for Op {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (a, b) = layout
-            .contiguous_offsets()
-            .ok_or_else(|| candle_core::Error::Msg("xent: input is not contiguous".into()))?;
+        let (a, b) = offsets(layout)?;
         match storage {
             CpuStorage::F32(v) => {
                 let out = self.run::<f32>(&v[a..b], layout.dims(), None).map_err(wrap)?;
@@ -387,9 +388,7 @@ impl CustomOp1 for SoftmaxOp {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (a, b) = layout
-            .contiguous_offsets()
-            .ok_or_else(|| candle_core::Error::Msg("xent: input is not contiguous".into()))?;
+        let (a, b) = offsets(layout)?;
         let out = match storage {
             CpuStorage::F32(v) => CpuStorage::F32(self.forward(&v[a..b], layout.dims()).map_err(wrap)?),
             CpuStorage::F64(v) => CpuStorage::F64(self.forward(&v[a..b], layout.dims()).map_err(wrap)?),

@@ -48,14 +48,15 @@ fn shape(c: usize) -> [usize; 4] {
     [SHAPE[0], c, SHAPE[2], SHAPE[3]]
 }
 
-macro_rules! fb {
-    ($loss:expr, $t:expr, $c:expr) => {{
+/// `f(x, go)` of `loss` on scores of shape `xs` and targets `t` of shape `ts`.
+macro_rules! fb_shaped {
+    ($loss:expr, $t:expr, $xs:expr, $ts:expr) => {{
         let loss = $loss;
         let t = $t.clone();
-        let s = shape($c);
+        let (xs, ts): (Vec<usize>, Vec<usize>) = ($xs.to_vec(), $ts.to_vec());
         Box::new(move |x: &[f64], go: &[f64]| {
             let mut g = vec![0.0; x.len()];
-            let (xv, tv) = (View::new(x, &s).unwrap(), View::new(&t, &TSHAPE).unwrap());
+            let (xv, tv) = (View::new(x, &xs).unwrap(), View::new(&t, &ts).unwrap());
             if go.is_empty() {
                 return (loss.forward(xv, tv).unwrap().loss, vec![]);
             }
@@ -63,6 +64,13 @@ macro_rules! fb {
             (out.loss, g)
         }) as Fb<'static>
     }};
+}
+
+/// [`fb_shaped!`] for `[2, c, 3, 4]` scores and `[2, 3, 4]` class indices.
+macro_rules! fb {
+    ($loss:expr, $t:expr, $c:expr) => {
+        fb_shaped!($loss, $t, shape($c), TSHAPE)
+    };
 }
 
 #[test]
@@ -392,24 +400,6 @@ fn imbalance_losses_are_bit_identical_for_any_thread_count() {
     };
     let results: Vec<_> = pools.iter().map(|p| p.install(run)).collect();
     assert!(results.windows(2).all(|w| w[0] == w[1]));
-}
-
-/// `fb!` for any target type and shapes.
-macro_rules! fb_shaped {
-    ($loss:expr, $t:expr, $xs:expr, $ts:expr) => {{
-        let loss = $loss;
-        let t = $t.clone();
-        let (xs, ts): (Vec<usize>, Vec<usize>) = ($xs.to_vec(), $ts.to_vec());
-        Box::new(move |x: &[f64], go: &[f64]| {
-            let mut g = vec![0.0; x.len()];
-            let (xv, tv) = (View::new(x, &xs).unwrap(), View::new(&t, &ts).unwrap());
-            if go.is_empty() {
-                return (loss.forward(xv, tv).unwrap().loss, vec![]);
-            }
-            let out = loss.forward_backward(xv, tv, &go, &mut g).unwrap();
-            (out.loss, g)
-        }) as Fb<'static>
-    }};
 }
 
 /// Soft labels in [0, 1] (MONAI's `soft_label=True`): Dice (plain, squared, Jaccard) and
