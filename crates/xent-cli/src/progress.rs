@@ -1,4 +1,5 @@
-//! Progress bars on a terminal, nothing otherwise.
+//! Progress: bars on a terminal; elsewhere (a file, a pipe, CI) plain lines where a long job
+//! reports them.
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
@@ -13,4 +14,11 @@ pub fn bar(len: u64, what: &str) -> ProgressBar {
         .expect("a fixed template parses");
     bar.set_style(style);
     bar
+}
+
+/// A line on standard error when it is not a terminal (where a bar shows the progress instead).
+pub fn line(text: &str) {
+    if !std::io::stderr().is_terminal() {
+        eprintln!("{text}");
+    }
 }

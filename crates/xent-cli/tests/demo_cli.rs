@@ -18,6 +18,24 @@ fn check_outputs(dir: &std::path::Path, losses: usize) {
         let b = std::fs::read(dir.join(p)).unwrap();
         assert_eq!(&b[1..4], b"PNG", "{p}");
     }
+    // report.html: HTML5 without a parse error, the table with one row per loss (its name and
+    // F1 as in summary.json), the curves as inline SVG, the samples as an embedded PNG.
+    let page = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    let doc = scraper::Html::parse_document(&page);
+    assert!(doc.errors.is_empty(), "report.html: {:?}", doc.errors);
+    let sel = |s: &str| scraper::Selector::parse(s).unwrap();
+    let rows: Vec<Vec<String>> = doc
+        .select(&sel("table tbody tr"))
+        .map(|r| r.select(&sel("td")).map(|c| c.text().collect::<String>()).collect())
+        .collect();
+    assert_eq!(rows.len(), losses);
+    for (row, e) in rows.iter().zip(l) {
+        assert_eq!(row[0], e["name"].as_str().unwrap());
+        assert_eq!(row[4], format!("{:.3}", e["f1"].as_f64().unwrap()));
+    }
+    assert_eq!(doc.select(&sel("svg")).count(), 1);
+    let img = doc.select(&sel("img")).next().unwrap();
+    assert!(img.value().attr("src").unwrap().starts_with("data:image/png;base64,"));
 }
 
 #[test]
@@ -25,7 +43,15 @@ fn demo_writes_the_table_summary_and_pictures() {
     let dir = tempfile::tempdir().unwrap();
     let out = xent(&["demo", "--epochs", "1", "--size", "16", "--out", dir.path().to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Off a terminal, one progress line per loss and epoch on standard error.
+    let progress = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        progress.lines().filter(|l| l.contains("epoch 1/1") && l.contains("held-out F1")).count(),
+        6,
+        "{progress}"
+    );
     let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("report.html"), "{text}");
     for name in ["ce", "ce_batch_inverse_freq", "ce_dataset_weights", "bce_pos_weight", "focal", "dice_ce"] {
         assert!(text.lines().any(|l| l.starts_with(&format!("{name} "))), "{name} in {text}");
     }

@@ -48,7 +48,8 @@ pub(super) struct Trained {
     pub(super) pred: Vec<u8>,
 }
 
-/// Trains one network with loss `name` and scores it on `test` after every epoch.
+/// Trains one network with loss `name` and scores it on `test` after every epoch; off a
+/// terminal, reports each epoch in a line (seconds since `start`).
 pub(super) fn train(
     name: &'static str,
     colour: [u8; 3],
@@ -56,6 +57,7 @@ pub(super) fn train(
     test: &Data,
     epochs: usize,
     seed: u64,
+    start: std::time::Instant,
 ) -> Result<Trained> {
     let dev = Device::Cpu;
     let mut rng = Rng::new(seed);
@@ -72,7 +74,8 @@ pub(super) fn train(
     let bar = progress::bar((epochs * tr.n) as u64, name);
     let mut curve = Vec::new();
     let mut order: Vec<usize> = (0..tr.n).collect();
-    for _ in 0..epochs {
+    for epoch in 1..=epochs {
+        let (mut total, mut batches) = (0.0, 0);
         for i in (1..order.len()).rev() {
             order.swap(i, rng.below(i + 1));
         }
@@ -127,9 +130,17 @@ pub(super) fn train(
                 other => bail!("unknown loss {other:?}"),
             };
             opt.backward_step(&loss)?;
+            total += f64::from(loss.to_dtype(DType::F32)?.to_scalar::<f32>()?);
+            batches += 1;
             bar.inc(b as u64);
         }
-        curve.push(scores(&predict(&net, test, binary, &dev)?, &test.masks).f1);
+        let f1 = scores(&predict(&net, test, binary, &dev)?, &test.masks).f1;
+        curve.push(f1);
+        progress::line(&format!(
+            "{name:<22} epoch {epoch}/{epochs}  training loss {:.4}  held-out F1 {f1:.3}  {:.1} s",
+            total / batches.max(1) as f64,
+            start.elapsed().as_secs_f64()
+        ));
     }
     bar.finish_and_clear();
     let pred = predict(&net, test, binary, &dev)?;
