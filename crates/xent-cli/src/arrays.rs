@@ -13,6 +13,10 @@ pub struct Source {
     pub dtype: Dtype,
     pub shape: Vec<usize>,
     offset: u64,
+    /// `.npy` elements stored big-endian.
+    big_endian: bool,
+    /// `.npy` data in Fortran order: read whole (rows are not contiguous).
+    pub fortran: bool,
 }
 
 /// Opens `spec`: `FILE.npy`, `FILE.safetensors:NAME`, or `FILE.safetensors` holding one tensor.
@@ -24,16 +28,20 @@ pub fn open(spec: &str, max_elements: usize) -> Result<Source> {
     };
     let path = Path::new(path);
     let ctx = || path.display().to_string();
+    // Never open a FIFO, socket or device: opening a FIFO blocks until a writer comes.
+    let md = std::fs::metadata(path).with_context(|| format!("{}: cannot open", path.display()))?;
+    ensure!(md.is_file(), "{}: not a regular file (a FIFO, socket, device or folder)", path.display());
     let file = std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
     let len = file.metadata().with_context(ctx)?.len();
     let mut r = BufReader::new(file);
     let is_st = path.extension().is_some_and(|e| e == "safetensors");
-    let (dtype, shape, offset) = if is_st {
-        safetensors_header(&mut r, name).with_context(ctx)?
+    let (dtype, shape, offset, big_endian, fortran) = if is_st {
+        let (d, s, o) = safetensors_header(&mut r, name).with_context(ctx)?;
+        (d, s, o, false, false)
     } else {
         ensure!(name.is_none(), "{}: only .safetensors files hold named tensors", path.display());
         let h = npy::read_header(&mut r).with_context(ctx)?;
-        (h.dtype, h.shape, h.offset as u64)
+        (h.dtype, h.shape, h.offset as u64, h.big_endian, h.fortran)
     };
     let n = xent::numel(&shape).with_context(ctx)?;
     ensure!(
@@ -48,7 +56,7 @@ pub fn open(spec: &str, max_elements: usize) -> Result<Source> {
         path.display(),
         dtype.name()
     );
-    Ok(Source { path: path.to_path_buf(), dtype, shape, offset })
+    Ok(Source { path: path.to_path_buf(), dtype, shape, offset, big_endian, fortran })
 }
 
 /// The dtype, shape and data offset of tensor `name` (or of the only tensor) of a
@@ -133,14 +141,23 @@ impl Source {
         self.shape.first().copied().unwrap_or(1)
     }
 
-    /// Reads rows `r0 .. r0 + rows` as `T`.
+    /// Reads rows `r0 .. r0 + rows` as `T` (a Fortran-order array is read whole, then cut).
     pub fn read_rows<T: Element>(&self, r0: usize, rows: usize) -> Result<Vec<T>> {
         let ctx = || self.path.display().to_string();
         let per = self.row_len() * self.dtype.size();
+        let (first, count) = if self.fortran { (0, self.rows()) } else { (r0, rows) };
         let mut f = std::fs::File::open(&self.path).with_context(ctx)?;
-        f.seek(SeekFrom::Start(self.offset + (r0 * per) as u64)).with_context(ctx)?;
-        let mut bytes = vec![0u8; rows * per];
+        f.seek(SeekFrom::Start(self.offset + (first * per) as u64)).with_context(ctx)?;
+        let mut bytes = vec![0u8; count * per];
         f.read_exact(&mut bytes).with_context(|| format!("{}: truncated data", self.path.display()))?;
+        let shape =
+            if self.fortran { self.shape.clone() } else { [&[count][..], self.shape.get(1..).unwrap_or(&[])].concat() };
+        let layout =
+            npy::Header { dtype: self.dtype, shape, offset: 0, big_endian: self.big_endian, fortran: self.fortran };
+        let mut bytes = layout.to_native(bytes);
+        if self.fortran {
+            bytes = bytes[r0 * per..(r0 + rows) * per].to_vec();
+        }
         T::decode(self.dtype, &bytes).with_context(ctx)
     }
 

@@ -124,6 +124,7 @@ impl Reader {
         );
         let mut bytes = vec![0u8; n * header.dtype.size()];
         r.read_exact(&mut bytes).context("truncated data")?;
+        let bytes = header.to_native(bytes);
         let labels = match header.dtype {
             Dtype::U8 => Labels::U8(bytes),
             Dtype::U16 => Labels::U16(npy::decode(&bytes, u16::from_le_bytes)),

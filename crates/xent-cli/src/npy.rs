@@ -1,4 +1,5 @@
-//! A reader for NumPy's `.npy` format (versions 1 to 3, little-endian, C order).
+//! A reader for NumPy's `.npy` format: versions 1 to 3, either byte order, C or Fortran order
+//! ([`Header::to_native`] turns the data into little-endian C order).
 
 use anyhow::{bail, ensure, Context, Result};
 use std::io::Read;
@@ -15,17 +16,25 @@ pub enum Dtype {
 }
 
 impl Dtype {
-    fn parse(descr: &str) -> Result<Dtype> {
-        Ok(match descr {
-            "|u1" | "<u1" => Dtype::U8,
-            "<u2" => Dtype::U16,
-            "<i4" => Dtype::I32,
-            "<i8" => Dtype::I64,
-            "<f4" => Dtype::F32,
-            "<f8" => Dtype::F64,
-            d if d.starts_with('>') => bail!("big-endian dtype {d:?} is not supported"),
-            d => bail!("dtype {d:?} is not supported (u1, u2, i4, i8, f4, f8)"),
-        })
+    /// The type and whether it is big-endian (`>`); `|`, `<` and `=` (this machine's, which
+    /// xent reads only on little-endian machines) are little-endian.
+    fn parse(descr: &str) -> Result<(Dtype, bool)> {
+        let (order, code) = descr.split_at(descr.len().min(1));
+        let big = match order {
+            ">" => true,
+            "<" | "|" | "=" => false,
+            _ => bail!("dtype {descr:?} is not supported (u1, u2, i4, i8, f4, f8)"),
+        };
+        let dtype = match code {
+            "u1" => Dtype::U8,
+            "u2" => Dtype::U16,
+            "i4" => Dtype::I32,
+            "i8" => Dtype::I64,
+            "f4" => Dtype::F32,
+            "f8" => Dtype::F64,
+            _ => bail!("dtype {descr:?} is not supported (u1, u2, i4, i8, f4, f8)"),
+        };
+        Ok((dtype, big))
     }
 
     /// Bytes per element.
@@ -58,9 +67,49 @@ pub struct Header {
     pub shape: Vec<usize>,
     /// Byte offset of the data.
     pub offset: usize,
+    /// Elements stored big-endian.
+    pub big_endian: bool,
+    /// Stored in Fortran (column-major) order.
+    pub fortran: bool,
 }
 
 impl Header {
+    /// Whether the data is already little-endian C order, as the readers use it.
+    pub fn is_native(&self) -> bool {
+        !self.big_endian && !self.fortran
+    }
+
+    /// The whole data as stored, in little-endian C order.
+    pub fn to_native(&self, mut bytes: Vec<u8>) -> Vec<u8> {
+        let size = self.dtype.size();
+        if self.big_endian {
+            bytes.chunks_exact_mut(size).for_each(<[u8]>::reverse);
+        }
+        if !self.fortran || self.shape.len() < 2 {
+            return bytes;
+        }
+        // Element (i0, .., ik) lies at sum i_j * (d0 .. d_{j-1}) in Fortran order.
+        let shape = &self.shape;
+        let mut strides = vec![1usize; shape.len()];
+        for j in 1..shape.len() {
+            strides[j] = strides[j - 1] * shape[j - 1];
+        }
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut index = vec![0usize; shape.len()];
+        for _ in 0..bytes.len() / size.max(1) {
+            let at: usize = index.iter().zip(&strides).map(|(i, s)| i * s).sum();
+            out.extend_from_slice(&bytes[at * size..(at + 1) * size]);
+            for j in (0..shape.len()).rev() {
+                index[j] += 1;
+                if index[j] < shape[j] {
+                    break;
+                }
+                index[j] = 0;
+            }
+        }
+        out
+    }
+
     /// The element count, checked against `max_elements` before anything is allocated.
     pub fn elements(&self, max_elements: usize) -> Result<usize> {
         let n = xent::numel(&self.shape).with_context(|| format!("shape {:?}", self.shape))?;
@@ -111,8 +160,12 @@ pub fn read_header(r: &mut impl Read) -> Result<Header> {
     r.read_exact(&mut dict).context("truncated header")?;
     let dict = String::from_utf8(dict).context("header is not text")?;
     let descr = field(&dict, "descr")?.trim_matches('\'');
-    let dtype = Dtype::parse(descr)?;
-    ensure!(field(&dict, "fortran_order")? == "False", "Fortran-order arrays are not supported");
+    let (dtype, big_endian) = Dtype::parse(descr)?;
+    let fortran = match field(&dict, "fortran_order")? {
+        "False" => false,
+        "True" => true,
+        v => bail!("fortran_order {v:?} is neither True nor False"),
+    };
     let shape_text = field(&dict, "shape")?;
     let inner = shape_text.strip_prefix('(').and_then(|s| s.strip_suffix(')')).context("malformed shape")?;
     let shape = inner
@@ -121,7 +174,7 @@ pub fn read_header(r: &mut impl Read) -> Result<Header> {
         .filter(|s| !s.is_empty())
         .map(|s| s.parse::<usize>().with_context(|| format!("malformed shape {shape_text}")))
         .collect::<Result<Vec<_>>>()?;
-    Ok(Header { dtype, shape, offset: pre + len })
+    Ok(Header { dtype, shape, offset: pre + len, big_endian, fortran })
 }
 
 /// Decodes little-endian elements.
@@ -162,7 +215,16 @@ mod tests {
     fn header_round_trips() {
         let bytes = encode("<i8", &[2, 3], &[0u8; 48]);
         let h = read_header(&mut &bytes[..]).unwrap();
-        assert_eq!(h, Header { dtype: Dtype::I64, shape: vec![2, 3], offset: bytes.len() - 48 });
+        assert_eq!(
+            h,
+            Header {
+                dtype: Dtype::I64,
+                shape: vec![2, 3],
+                offset: bytes.len() - 48,
+                big_endian: false,
+                fortran: false
+            }
+        );
         assert_eq!(h.offset % 64, 0);
         let scalar = encode("<f4", &[], &[0u8; 4]);
         assert_eq!(read_header(&mut &scalar[..]).unwrap().shape, Vec::<usize>::new());
@@ -176,7 +238,7 @@ mod tests {
         assert!(read_header(&mut &b"PK\x03\x04...."[..]).is_err());
         let f = encode("<c8", &[1], &[0u8; 8]);
         assert!(read_header(&mut &f[..]).is_err());
-        let big = encode(">i4", &[1], &[0u8; 4]);
-        assert!(read_header(&mut &big[..]).is_err());
+        let bad = encode(">c8", &[1], &[0u8; 8]);
+        assert!(read_header(&mut &bad[..]).is_err());
     }
 }

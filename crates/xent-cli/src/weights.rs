@@ -68,39 +68,74 @@ fn absent_parser() -> impl clap::builder::TypedValueParser<Value = AbsentClasses
     clap::builder::PossibleValuesParser::new(["zero", "largest", "error"]).try_map(|s| s.parse::<AbsentClasses>())
 }
 
-/// Every mask file under `paths`, sorted within each folder.
-fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-            .with_context(|| format!("{}: cannot read folder", dir.display()))?
-            .map(|e| e.map(|e| e.path()))
-            .collect::<std::io::Result<_>>()
-            .with_context(|| format!("{}: cannot read folder", dir.display()))?;
-        entries.sort();
-        for p in entries {
-            if p.is_dir() {
-                walk(&p, out)?;
-            } else if p
-                .extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| e.eq_ignore_ascii_case("png") || e.eq_ignore_ascii_case("npy"))
-            {
-                out.push(p);
+/// What a walk found: the mask files, each once, and what it passed over (with why).
+#[derive(Default)]
+struct Found {
+    files: Vec<PathBuf>,
+    skipped: Vec<(PathBuf, String)>,
+    /// `(device, inode)` of every folder and file reached, so that each is visited once however
+    /// it is reached (hard links, symbolic links, a link back up the tree).
+    seen: std::collections::HashSet<(u64, u64)>,
+}
+
+fn is_mask(p: &Path) -> bool {
+    p.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("png") || e.eq_ignore_ascii_case("npy"))
+}
+
+impl Found {
+    /// Visits `p` (`named`: given on the command line, so counted whatever its extension):
+    /// folders recursively in sorted order, regular files once each; FIFOs, sockets and devices
+    /// are listed as skipped and never opened, and a folder reached again (a symbolic link loop)
+    /// is listed once and not followed.
+    fn visit(&mut self, p: &Path, named: bool) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let md = std::fs::metadata(p)
+            .with_context(|| format!("{}: no such file or folder (or a dangling link)", p.display()))?;
+        if !self.seen.insert((md.dev(), md.ino())) {
+            if md.is_dir() {
+                self.skipped.push((
+                    p.to_path_buf(),
+                    format!("{}: a folder reached again (a link loop), not followed", p.display()),
+                ));
             }
+            return Ok(());
+        }
+        if md.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
+                .with_context(|| format!("{}: cannot read folder", p.display()))?
+                .map(|e| e.map(|e| e.path()))
+                .collect::<std::io::Result<_>>()
+                .with_context(|| format!("{}: cannot read folder", p.display()))?;
+            entries.sort();
+            for e in entries {
+                if std::fs::metadata(&e).is_ok() {
+                    self.visit(&e, false)?;
+                } else if is_mask(&e) {
+                    // A dangling link: the reader names it (or --skip-bad lists it).
+                    self.files.push(e);
+                }
+            }
+        } else if !md.is_file() {
+            self.skipped.push((
+                p.to_path_buf(),
+                format!("{}: not a regular file (a FIFO, socket or device), not read", p.display()),
+            ));
+        } else if named || is_mask(p) {
+            self.files.push(p.to_path_buf());
         }
         Ok(())
     }
-    let mut out = Vec::new();
+}
+
+/// Every mask file under `paths`, each once, sorted within each folder; and what was skipped.
+fn collect(paths: &[PathBuf]) -> Result<Found> {
+    let mut found = Found::default();
     for p in paths {
-        if p.is_dir() {
-            walk(p, &mut out)?;
-        } else if p.exists() {
-            out.push(p.clone());
-        } else {
-            bail!("{}: no such file or folder", p.display());
-        }
+        found.visit(p, true)?;
     }
-    Ok(out)
+    Ok(found)
 }
 
 /// Runs the command; returns what to print.
@@ -118,7 +153,7 @@ pub fn run(args: &Args) -> Result<String> {
         (None, None) => bail!("--classes K is required (or --counts files to take it from)"),
     };
     let ignore = Some(args.ignore_index);
-    let files = collect(&args.paths)?;
+    let Found { files, skipped: mut skipped_paths, .. } = collect(&args.paths)?;
     if files.is_empty() && shards.is_empty() {
         bail!("no mask files (.png, .npy) found in {:?}", args.paths);
     }
@@ -139,6 +174,7 @@ pub fn run(args: &Args) -> Result<String> {
         total.merge(s).context("merging --counts files")?;
     }
     let mut skipped = Vec::new();
+    skipped.append(&mut skipped_paths);
     for (f, r) in files.iter().zip(results) {
         match r {
             Ok(c) => total.merge(&c)?,
@@ -147,7 +183,7 @@ pub fn run(args: &Args) -> Result<String> {
         }
     }
     if !skipped.is_empty() {
-        eprintln!("xent: skipped {} bad file(s):", skipped.len());
+        eprintln!("xent: skipped {} file(s):", skipped.len());
         for (_, e) in &skipped {
             eprintln!("  {e}");
         }

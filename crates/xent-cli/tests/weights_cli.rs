@@ -234,7 +234,7 @@ fn bad_files_are_one_line_errors_naming_the_file() {
     let v = json(&out);
     assert_eq!(v["counts"], serde_json::json!([2, 2, 2, 1]));
     assert_eq!(v["skipped"].as_array().unwrap().len(), 8);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("skipped 8 bad file(s)"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("skipped 8 file(s)"));
 }
 
 #[test]
@@ -268,4 +268,131 @@ fn rgb_masks_map_through_a_colormap() {
         ]),
         "colour [9, 9, 9]",
     );
+}
+
+/// The walk visits each folder and file once however it is reached: a link back up the tree is
+/// listed once and not followed, a hard link and a symbolic link to a counted file add nothing;
+/// a FIFO named like a mask is listed as skipped, never opened (the run does not block).
+#[test]
+fn the_walk_counts_each_file_once_and_never_opens_a_fifo() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("masks");
+    std::fs::create_dir_all(d.join("sub")).unwrap();
+    png(&d.join("a.png"), 4, 4, ColorType::Grayscale, BitDepth::Eight, &[1; 16], None);
+    png(&d.join("sub/b.png"), 4, 4, ColorType::Grayscale, BitDepth::Eight, &[0; 16], None);
+    std::os::unix::fs::symlink("..", d.join("sub/loop")).unwrap();
+    std::os::unix::fs::symlink(d.join("a.png"), d.join("sub/again.png")).unwrap();
+    std::fs::hard_link(d.join("a.png"), d.join("hard.png")).unwrap();
+    let fifo = d.join("x.png");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let out = xent(&["weights", d.to_str().unwrap(), "--classes", "2", "--format", "json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v = json(&out);
+    assert_eq!(v["images"], 2, "{v}");
+    assert_eq!(v["counts"], serde_json::json!([16, 16]), "{v}");
+    let skipped: Vec<String> = v["skipped"].as_array().unwrap().iter().map(|s| s["error"].to_string()).collect();
+    assert_eq!(skipped.len(), 2, "{skipped:?}");
+    assert!(skipped.iter().any(|s| s.contains("x.png") && s.contains("not a regular file")), "{skipped:?}");
+    assert!(skipped.iter().any(|s| s.contains("loop") && s.contains("link loop")), "{skipped:?}");
+    // `xent loss` refuses a FIFO as an input rather than waiting for a writer.
+    let t = d.join("t.npy");
+    npy(&t, "<i8", &[1], &0i64.to_le_bytes());
+    let f = fifo.to_str().unwrap();
+    assert_fails(
+        &xent(&["loss", "--loss", "cross-entropy", "--input", f, "--target", t.to_str().unwrap()]),
+        "not a regular file",
+    );
+}
+
+/// `[N, H, W]` in Fortran order (`np.save(x.T)`'s layout for `x.T.T`) and big-endian count as the
+/// same labels in C order, and `xent loss` reads `>f4` and Fortran-order logits as NumPy does.
+#[test]
+fn npy_in_fortran_order_and_big_endian_read_as_numpy_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (n, h, w) = (2usize, 3usize, 4usize);
+    let labels: Vec<u8> = (0..n * h * w).map(|i| ((i * 7 + i / 5) % 3) as u8).collect();
+    // Element (a, b, c) at a + n (b + h c) in Fortran order.
+    let fortran = |v: &[u8], size: usize| -> Vec<u8> {
+        let mut out = vec![0u8; v.len()];
+        for a in 0..n {
+            for b in 0..h {
+                for c in 0..w {
+                    let (ci, fi) = ((a * h + b) * w + c, a + n * (b + h * c));
+                    out[fi * size..(fi + 1) * size].copy_from_slice(&v[ci * size..(ci + 1) * size]);
+                }
+            }
+        }
+        out
+    };
+    let i4_be: Vec<u8> = labels.iter().flat_map(|&v| i32::from(v).to_be_bytes()).collect();
+    npy(&d.join("c.npy"), "|u1", &[n, h, w], &labels);
+    npy_ordered(&d.join("f.npy"), "|u1", true, &[n, h, w], &fortran(&labels, 1));
+    npy(&d.join("be.npy"), ">i4", &[n, h, w], &i4_be);
+    npy_ordered(&d.join("fbe.npy"), ">i4", true, &[n, h, w], &fortran(&i4_be, 4));
+    let count = |f: &str| {
+        let out = xent(&[
+            "weights",
+            d.join(f).to_str().unwrap(),
+            "--classes",
+            "3",
+            "--scheme",
+            "median_frequency",
+            "--format",
+            "json",
+        ]);
+        assert!(out.status.success(), "{f}: {}", String::from_utf8_lossy(&out.stderr));
+        let v = json(&out);
+        (v["counts"].clone(), v["image_pixels"].clone(), v["weights"].clone())
+    };
+    let want = count("c.npy");
+    for f in ["f.npy", "be.npy", "fbe.npy"] {
+        assert_eq!(count(f), want, "{f}");
+    }
+    // Logits [n, 3, w] for targets [n, w]: the same loss and gradient from every layout.
+    let x: Vec<f32> = (0..n * 3 * w).map(|i| (i as f32 * 0.37).sin() * 3.0).collect();
+    let t: Vec<u8> = (0..n * w).map(|i| (i % 3) as u8).collect();
+    let le: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let be: Vec<u8> = x.iter().flat_map(|v| v.to_be_bytes()).collect();
+    let xf = {
+        // [n, 3, w] in Fortran order: (a, b, c) at a + n (b + 3 c).
+        let mut out = vec![0u8; le.len()];
+        for a in 0..n {
+            for b in 0..3 {
+                for c in 0..w {
+                    let (ci, fi) = ((a * 3 + b) * w + c, a + n * (b + 3 * c));
+                    out[fi * 4..(fi + 1) * 4].copy_from_slice(&le[ci * 4..(ci + 1) * 4]);
+                }
+            }
+        }
+        out
+    };
+    npy(&d.join("t.npy"), "|u1", &[n, w], &t);
+    npy(&d.join("x.npy"), "<f4", &[n, 3, w], &le);
+    npy(&d.join("xbe.npy"), ">f4", &[n, 3, w], &be);
+    npy_ordered(&d.join("xf.npy"), "<f4", true, &[n, 3, w], &xf);
+    let loss = |f: &str| {
+        let g = d.join(format!("g_{f}"));
+        let out = xent(&[
+            "loss",
+            "--loss",
+            "cross-entropy",
+            "--input",
+            d.join(f).to_str().unwrap(),
+            "--target",
+            d.join("t.npy").to_str().unwrap(),
+            "--format",
+            "json",
+            "--chunk-mb",
+            "1",
+            "--grad-out",
+            g.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{f}: {}", String::from_utf8_lossy(&out.stderr));
+        (json(&out)["loss"].clone(), std::fs::read(g).unwrap())
+    };
+    let want = loss("x.npy");
+    for f in ["xbe.npy", "xf.npy"] {
+        assert_eq!(loss(f), want, "{f}");
+    }
 }

@@ -233,7 +233,11 @@ pub(crate) fn class_weights<T: Float + Element>(a: &Args) -> Result<Option<Vec<T
 }
 
 /// Rows per chunk: about `chunk_mb` of input, a multiple of `multiple`.
-pub(crate) fn chunk_rows(a: &Args, src: &Source, multiple: usize) -> usize {
+/// A Fortran-order input or target is read whole: one chunk.
+pub(crate) fn chunk_rows(a: &Args, src: &Source, t: &Source, multiple: usize) -> usize {
+    if src.fortran || t.fortran {
+        return src.rows();
+    }
     let row_bytes = (src.row_len() * src.dtype.size()).max(1);
     let budget = (a.chunk_mb.unwrap_or(64).max(1) << 20) / row_bytes;
     (budget / multiple).max(1) * multiple

@@ -135,7 +135,7 @@ where
     );
     let classes = if unbatched { x.shape[0] } else { x.shape[1] };
     let n = if unbatched { 1 } else { x.rows() };
-    let rows = if unbatched { 1 } else { chunk_rows(a, x, chunk_rows_multiple(&x.shape, true)) };
+    let rows = if unbatched { 1 } else { chunk_rows(a, x, t, chunk_rows_multiple(&x.shape, true)) };
     // The shapes of the chunk of rows r0 .. r0 + m.
     let shapes = |m: usize| -> (Vec<usize>, Vec<usize>) {
         if unbatched {
@@ -224,7 +224,7 @@ where
         ..Default::default()
     })?;
     let unbatched = x.shape.len() == 1;
-    let rows = if unbatched { 1 } else { chunk_rows(a, x, chunk_rows_multiple(&x.shape, true)) };
+    let rows = if unbatched { 1 } else { chunk_rows(a, x, t, chunk_rows_multiple(&x.shape, true)) };
     let n = x.rows();
     let positions = if unbatched { 1 } else { n * x.row_len() / x.shape[1].max(1) };
     let scale = if red == Reduction::Mean { T::from_f64(1.0 / positions as f64) } else { T::ONE };
@@ -273,7 +273,7 @@ pub(super) fn binary_loss<T: Float + Element>(a: &Args, x: &Source, t: &Source) 
         w.as_ref()
             .is_some_and(|w| w.shape().len() == x.shape.len() && !x.shape.is_empty() && w.shape()[0] == n && n > 1)
     };
-    let rows = if x.shape.is_empty() { 1 } else { chunk_rows(a, x, chunk_rows_multiple(&x.shape, false)) };
+    let rows = if x.shape.is_empty() { 1 } else { chunk_rows(a, x, t, chunk_rows_multiple(&x.shape, false)) };
     let slice = |w: &Option<WeightTensor<T>>, r0: usize, m: usize| -> Result<Option<WeightTensor<T>>> {
         Ok(match w {
             Some(w) if batched(&Some(w.clone())) => {

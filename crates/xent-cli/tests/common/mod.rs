@@ -19,9 +19,15 @@ pub fn assert_fails(out: &Output, needle: &str) {
 }
 
 pub fn npy(path: &Path, descr: &str, shape: &[usize], data: &[u8]) {
+    npy_ordered(path, descr, false, shape, data);
+}
+
+/// An `.npy` file whose `data` is in Fortran order when `fortran`.
+pub fn npy_ordered(path: &Path, descr: &str, fortran: bool, shape: &[usize], data: &[u8]) {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
     let shape = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
-    let mut dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    let order = if fortran { "True" } else { "False" };
+    let mut dict = format!("{{'descr': '{descr}', 'fortran_order': {order}, 'shape': {shape}, }}");
     while (10 + dict.len() + 1) % 64 != 0 {
         dict.push(' ');
     }
