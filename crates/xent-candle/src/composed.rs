@@ -257,7 +257,7 @@ fn overlap(x: &Tensor, t: &Tensor, o: &Overlap) -> Result<Tensor> {
             let f = (num / den)?.affine(-1.0, 1.0)?;
             match weight {
                 Some(w) if c - first != 1 => {
-                    let w = expand(w, c - first)?;
+                    let w = w.expand(c - first).map_err(super::wrap)?;
                     f.broadcast_mul(&Tensor::new(w.as_slice(), x.device())?.to_dtype(x.dtype())?)?
                 }
                 _ => f,
@@ -294,17 +294,6 @@ fn overlap(x: &Tensor, t: &Tensor, o: &Overlap) -> Result<Tensor> {
             f.reshape(shape)
         }
         _ => reduce(f, o.reduction, None),
-    }
-}
-
-/// One weight per included class.
-fn expand(w: &ClassWeight<f64>, included: usize) -> Result<Vec<f64>> {
-    match w {
-        ClassWeight::Uniform(v) => Ok(vec![*v; included]),
-        ClassWeight::PerClass(v) if v.len() == included => Ok(v.clone()),
-        ClassWeight::PerClass(v) => {
-            Err(candle_core::Error::Msg(format!("xent: weight has {} values, want {included}", v.len())))
-        }
     }
 }
 
@@ -347,7 +336,7 @@ fn focal(x: &Tensor, t: &Tensor, o: &FocalOptions<f64>) -> Result<Tensor> {
         l
     };
     if let Some(w) = &o.weight {
-        l = l.broadcast_mul(&along_classes(&expand(w, ci)?, nd, &l)?)?;
+        l = l.broadcast_mul(&along_classes(&w.expand(ci).map_err(super::wrap)?, nd, &l)?)?;
     }
     let l = l.broadcast_mul(&keep)?;
     match o.reduction {

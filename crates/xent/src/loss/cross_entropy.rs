@@ -172,21 +172,10 @@ impl<T: Float, L: Label> Loss<T, L> for CrossEntropyLoss<T> {
     }
 }
 
-macro_rules! probability_targets {
-    ($($t:ty),*) => {$(
-        /// Probability targets, the input's shape (any real values, as in PyTorch): the mean
-        /// divides by the number of samples `N * d1..dk`. `ignore_index >= 0` is an error, as in
-        /// PyTorch (a negative one, like the default -100, ignores nothing).
-        impl Loss<$t, $t> for CrossEntropyLoss<$t> {
-            fn evaluate(
-                &self,
-                input: View<'_, $t>,
-                target: View<'_, $t>,
-                backward: Option<Backward<'_, $t>>,
-            ) -> Result<LossOutput<$t>> {
-                self.probs(input, target, backward)
-            }
-        }
-    )*};
-}
-probability_targets!(f32, f64);
+super::float_targets!(
+    CrossEntropyLoss,
+    probs,
+    "Probability targets, the input's shape (any real values, as in PyTorch): the mean divides by \
+     the number of samples `N * d1..dk`. `ignore_index >= 0` is an error, as in PyTorch (a negative \
+     one, like the default -100, ignores nothing)."
+);

@@ -160,6 +160,17 @@ impl<T: Float> DiceLoss<T> {
     }
 }
 
+impl<T: Float> DiceLoss<T> {
+    fn soft(
+        &self,
+        input: View<'_, T>,
+        target: View<'_, T>,
+        backward: Option<Backward<'_, T>>,
+    ) -> Result<LossOutput<T>> {
+        self.run::<u8>(input, Target::Soft(target), backward, false)
+    }
+}
+
 /// Scores `input` `[N, C, d1..dk]` for class indices `target` `[N, d1..dk]`.
 ///
 /// # Errors
@@ -175,23 +186,12 @@ impl<T: Float, L: Label> Loss<T, L> for DiceLoss<T> {
     }
 }
 
-macro_rules! soft_labels {
-    ($($t:ty),*) => {$(
-        /// Soft labels (MONAI's `soft_label=True`): `target` in `[0, 1]`, the input's shape
-        /// `[N, C, d1..dk]`; equal to the class-index loss for 0/1 targets.
-        impl Loss<$t, $t> for DiceLoss<$t> {
-            fn evaluate(
-                &self,
-                input: View<'_, $t>,
-                target: View<'_, $t>,
-                backward: Option<Backward<'_, $t>>,
-            ) -> Result<LossOutput<$t>> {
-                self.run::<u8>(input, Target::Soft(target), backward, false)
-            }
-        }
-    )*};
-}
-soft_labels!(f32, f64);
+super::float_targets!(
+    DiceLoss,
+    soft,
+    "Soft labels (MONAI's `soft_label=True`): `target` in `[0, 1]`, the input's shape \
+     `[N, C, d1..dk]`; equal to the class-index loss for 0/1 targets."
+);
 
 /// `lambda_dice * dice + lambda_other * other`, both reduced to scalars: the other part writes
 /// the gradient first, the Dice part adds its own. The output's `weighted_sum` is the loss and

@@ -26,8 +26,8 @@ use super::dice::{self, DiceLoss, DiceOptions};
 use super::dice_ce::check_lambdas;
 use super::focal::{FocalLoss, FocalOptions};
 use super::overlap::Target;
-use super::{check_grad_len, Backward, ClassWeight, Loss};
-use crate::error::{Error, Result};
+use super::{Backward, ClassWeight, Loss};
+use crate::error::Result;
 use crate::float::{Float, Label};
 pub use crate::kernel::Activation;
 use crate::kernel::FocalAlpha;
@@ -136,7 +136,7 @@ impl<T: Float> DiceFocalLoss<T> {
     /// Checks the options once.
     ///
     /// # Errors
-    /// Either part's errors; [`Error::InvalidOption`] for a lambda that is negative or not
+    /// Either part's errors; [`Error::InvalidOption`](crate::Error::InvalidOption) for a lambda that is negative or not
     /// finite.
     pub fn new(o: DiceFocalOptions<T>) -> Result<Self> {
         check_lambdas(&[("lambda_dice", o.lambda_dice), ("lambda_focal", o.lambda_focal)])?;
@@ -180,26 +180,25 @@ impl<T: Float, L: Label> Loss<T, L> for DiceFocalLoss<T> {
             return dice::plus(&self.dice, ld, lf, input, target, backward, focal);
         }
         let d = self.dice.forward(input, target)?;
-        let f = self.focal.forward(input, target)?;
-        let (classes, inner) = (f.shape[1], f.shape[2..].iter().product::<usize>());
-        if let Some(Backward { grad_output, grad_input }) = backward {
-            check_grad_len(grad_input, input.len())?;
-            if grad_output.len() != f.loss.len() {
-                return Err(Error::ShapeMismatch {
-                    what: "grad_output",
-                    got: vec![grad_output.len()],
-                    expected: format!("{} elements, the output shape {:?}", f.loss.len(), f.shape),
-                });
+        let classes_inner = |f: &LossOutput<T>| (f.shape[1], f.shape[2..].iter().product::<usize>());
+        let f = match backward {
+            None => self.focal.forward(input, target)?,
+            Some(Backward { grad_output, grad_input }) => {
+                // The focal part checks both buffers' lengths and writes the gradient first; its
+                // output is the loss itself, whatever the upstream gradient.
+                let up: Vec<T> = grad_output.iter().map(|&g| g * lf).collect();
+                let f = self.focal.evaluate(input, target, Some(Backward { grad_output: &up, grad_input }))?;
+                let (classes, inner) = classes_inner(&f);
+                let mut up = vec![T::ZERO; d.loss.len()];
+                for (i, &g) in grad_output.iter().enumerate() {
+                    up[self.dice_entry(i, classes, inner)] += g;
+                }
+                up.iter_mut().for_each(|g| *g *= ld);
+                self.dice.run(input, Target::Labels(target), Some(Backward { grad_output: &up, grad_input }), true)?;
+                f
             }
-            let up: Vec<T> = grad_output.iter().map(|&g| g * lf).collect();
-            self.focal.evaluate(input, target, Some(Backward { grad_output: &up, grad_input }))?;
-            let mut up = vec![T::ZERO; d.loss.len()];
-            for (i, &g) in grad_output.iter().enumerate() {
-                up[self.dice_entry(i, classes, inner)] += g;
-            }
-            up.iter_mut().for_each(|g| *g *= ld);
-            self.dice.run(input, Target::Labels(target), Some(Backward { grad_output: &up, grad_input }), true)?;
-        }
+        };
+        let (classes, inner) = classes_inner(&f);
         let loss: Vec<T> =
             f.loss.iter().enumerate().map(|(i, &v)| lf * v + ld * d.loss[self.dice_entry(i, classes, inner)]).collect();
         let sum = crate::par::exact_sum(loss.iter().map(|v| v.to_f64()));

@@ -57,6 +57,29 @@
 //! # Ok::<(), xent::Error>(())
 //! ```
 
+/// `impl Loss<T, T>` for `f32` and `f64` (float targets: probabilities, soft labels) through the
+/// loss's own `$method(input, target, backward)`, documented by `$doc`.
+macro_rules! float_targets {
+    ($loss:ident, $method:ident, $doc:literal) => {
+        $crate::loss::float_targets!(@one $loss, $method, $doc, f32);
+        $crate::loss::float_targets!(@one $loss, $method, $doc, f64);
+    };
+    (@one $loss:ident, $method:ident, $doc:literal, $t:ty) => {
+        #[doc = $doc]
+        impl Loss<$t, $t> for $loss<$t> {
+            fn evaluate(
+                &self,
+                input: View<'_, $t>,
+                target: View<'_, $t>,
+                backward: Option<Backward<'_, $t>>,
+            ) -> Result<LossOutput<$t>> {
+                self.$method(input, target, backward)
+            }
+        }
+    };
+}
+pub(crate) use float_targets;
+
 pub mod binary_cross_entropy;
 pub mod cross_entropy;
 pub mod dice;
@@ -242,11 +265,11 @@ impl<T: Float> ClassWeight<T> {
         }
     }
 
-    /// One weight per included class.
+    /// One weight per included class (`included` of them).
     ///
     /// # Errors
-    /// A list whose length is not `included`.
-    pub(crate) fn expand(&self, included: usize) -> Result<Vec<T>> {
+    /// [`Error::ShapeMismatch`] for a list whose length is not `included`.
+    pub fn expand(&self, included: usize) -> Result<Vec<T>> {
         match self {
             ClassWeight::Uniform(w) => Ok(vec![*w; included]),
             ClassWeight::PerClass(w) if w.len() == included => Ok(w.clone()),

@@ -128,6 +128,15 @@ impl<T: Float> TverskyLoss<T> {
         let scheme = TverskyScheme { alpha: o.alpha, beta: o.beta, nr: o.smooth_nr, dr: o.smooth_dr };
         run(&common, &scheme, None, o.reduction, input, target, backward, false)
     }
+
+    fn soft(
+        &self,
+        input: View<'_, T>,
+        target: View<'_, T>,
+        backward: Option<Backward<'_, T>>,
+    ) -> Result<LossOutput<T>> {
+        self.run::<u8>(input, Target::Soft(target), backward)
+    }
 }
 
 /// Scores `input` `[N, C, d1..dk]` for class indices `target` `[N, d1..dk]`.
@@ -145,20 +154,9 @@ impl<T: Float, L: Label> Loss<T, L> for TverskyLoss<T> {
     }
 }
 
-macro_rules! soft_labels {
-    ($($t:ty),*) => {$(
-        /// Soft labels (MONAI's `soft_label=True`): `target` in `[0, 1]`, the input's shape
-        /// `[N, C, d1..dk]`; equal to the class-index loss for 0/1 targets.
-        impl Loss<$t, $t> for TverskyLoss<$t> {
-            fn evaluate(
-                &self,
-                input: View<'_, $t>,
-                target: View<'_, $t>,
-                backward: Option<Backward<'_, $t>>,
-            ) -> Result<LossOutput<$t>> {
-                self.run::<u8>(input, Target::Soft(target), backward)
-            }
-        }
-    )*};
-}
-soft_labels!(f32, f64);
+super::float_targets!(
+    TverskyLoss,
+    soft,
+    "Soft labels (MONAI's `soft_label=True`): `target` in `[0, 1]`, the input's shape \
+     `[N, C, d1..dk]`; equal to the class-index loss for 0/1 targets."
+);
