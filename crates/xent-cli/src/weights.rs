@@ -91,8 +91,18 @@ impl Found {
     /// is listed once and not followed.
     fn visit(&mut self, p: &Path, named: bool) -> Result<()> {
         use std::os::unix::fs::MetadataExt;
-        let md = std::fs::metadata(p)
-            .with_context(|| format!("{}: no such file or folder (or a dangling link)", p.display()))?;
+        let md = match std::fs::metadata(p) {
+            Ok(md) => md,
+            // A dangling link inside a folder: the reader names it (or --skip-bad lists it).
+            Err(_) if !named && is_mask(p) => {
+                self.files.push(p.to_path_buf());
+                return Ok(());
+            }
+            Err(_) if !named => return Ok(()),
+            Err(e) => {
+                return Err(e).with_context(|| format!("{}: no such file or folder (or a dangling link)", p.display()))
+            }
+        };
         if !self.seen.insert((md.dev(), md.ino())) {
             if md.is_dir() {
                 self.skipped.push((
@@ -110,12 +120,7 @@ impl Found {
                 .with_context(|| format!("{}: cannot read folder", p.display()))?;
             entries.sort();
             for e in entries {
-                if std::fs::metadata(&e).is_ok() {
-                    self.visit(&e, false)?;
-                } else if is_mask(&e) {
-                    // A dangling link: the reader names it (or --skip-bad lists it).
-                    self.files.push(e);
-                }
+                self.visit(&e, false)?;
             }
         } else if !md.is_file() {
             self.skipped.push((
