@@ -99,7 +99,7 @@ fn run(op: &str, v: &Value) -> Result<Outcome, String> {
         }
         None => None,
     };
-    Ok(Outcome::Done { output, shape: out.dims().to_vec(), grad })
+    Ok(Outcome::Done { output, shape: out.dims().to_vec(), grad, more: vec![] })
 }
 
 fn run_case(op: &str, v: &Value) -> Outcome {

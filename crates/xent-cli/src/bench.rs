@@ -17,7 +17,8 @@ use xent::*;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// A workload (seg19, seed2, cls1k, lm32k, bce, count, copy, cls2, cls19, softmax19, probs19,
-    /// focal19, sigfocal19, tvfocal, bceprob, dice19, softdice19, candle19, candle-grads) or all.
+    /// focal19, sigfocal19, tvfocal, bceprob, dice19, softdice19, candle19, candle-grads, lmhead,
+    /// lmhead-gemm) or all.
     #[arg(long, default_value = "all")]
     pub workload: String,
     /// Threads (default: all cores).
@@ -35,8 +36,9 @@ pub struct Args {
 /// counting and a copy, then eight more that users meet: classification rows with
 /// few classes, softmax, soft labels, MONAI's focal loss with softmax and with sigmoid,
 /// torchvision's sigmoid focal loss, BCE on probabilities, and MONAI's Dice loss on class indices
-/// and on soft labels.
-const WORKLOADS: [&str; 19] = [
+/// and on soft labels; through candle; the language-model head of `linear_cross_entropy` and its
+/// three matrix products alone.
+const WORKLOADS: [&str; 21] = [
     "seg19",
     "seed2",
     "cls1k",
@@ -56,6 +58,8 @@ const WORKLOADS: [&str; 19] = [
     "softdice19",
     "candle19",
     "candle-grads",
+    "lmhead",
+    "lmhead-gemm",
 ];
 
 use xent::testing::Rng;
@@ -399,8 +403,67 @@ fn run_one(w: &str, runs: usize) -> Result<Row> {
                 Row { workload: "candle19", bytes: g.len() * 4, forward, forward_backward: Some(fb), digest }
             }
         }
+        "lmhead" | "lmhead-gemm" => {
+            // linear_cross_entropy of N = 2048 tokens, D = 1024, a vocabulary of 32000, 10% of
+            // the targets ignored (lmhead); the three products z = x W^T, dx = z W, dW = z^T x
+            // of the same sizes by faer, unchunked, as the bound (lmhead-gemm: the first as
+            // "forward", all three as "fwd+bwd"). At most 3 runs: each takes seconds.
+            let (n, d, c) = (2048usize, 1024usize, 32000usize);
+            let runs = runs.min(3);
+            let mut rng = Rng::new(11);
+            let x: Vec<f32> = (0..n * d).map(|_| rng.normal(1.0) as f32).collect();
+            let wt: Vec<f32> = (0..c * d).map(|_| rng.normal(0.02) as f32).collect();
+            let t: Vec<i64> =
+                (0..n).map(|_| if uniform(&mut rng) < 0.1 { -100 } else { (rng.next() % c as u64) as i64 }).collect();
+            let bytes = (x.len() + wt.len()) * 4;
+            let (mut gx, mut gw) = (vec![0.0f32; x.len()], vec![0.0f32; wt.len()]);
+            if w == "lmhead-gemm" {
+                use faer::{linalg::matmul::matmul, Accum, MatMut, MatRef, Par};
+                let par = if threads_now() > 1 { Par::rayon(threads_now()) } else { Par::Seq };
+                let (xm, wm) = (MatRef::from_row_major_slice(&x, n, d), MatRef::from_row_major_slice(&wt, c, d));
+                let mut z = vec![0.0f32; n * c];
+                let fwd = |z: &mut [f32]| {
+                    matmul(MatMut::from_row_major_slice_mut(z, n, c), Accum::Replace, xm, wm.transpose(), 1.0, par)
+                };
+                let forward = time(runs, || fwd(&mut z));
+                let fb = time(runs, || {
+                    fwd(&mut z);
+                    let zm = MatRef::from_row_major_slice(&z, n, c);
+                    matmul(MatMut::from_row_major_slice_mut(&mut gx, n, d), Accum::Replace, zm, wm, 1.0, par);
+                    matmul(
+                        MatMut::from_row_major_slice_mut(&mut gw, c, d),
+                        Accum::Replace,
+                        zm.transpose(),
+                        xm,
+                        1.0,
+                        par,
+                    );
+                });
+                let digest = digest([&gx[..], &gw]);
+                return Ok(Row { workload: "lmhead-gemm", bytes, forward, forward_backward: Some(fb), digest });
+            }
+            let lce = LinearCrossEntropy::new(LinearCrossEntropyOptions::default())?;
+            let (xs, ws, ts) = ([n, d], [c, d], [n]);
+            let linear = Linear { input: View::new(&x, &xs)?, weight: View::new(&wt, &ws)?, bias: None };
+            let tv = View::new(&t, &ts)?;
+            let forward = time(runs, || {
+                black_box(lce.forward(linear, tv).unwrap());
+            });
+            let mut loss = 0.0;
+            let fb = time(runs, || {
+                let g = LinearGrads { grad_output: &[1.0], input: &mut gx, weight: &mut gw, bias: None };
+                loss = lce.evaluate(linear, tv, Some(g)).unwrap().loss[0];
+            });
+            let digest = digest([&[loss][..], &gx, &gw]);
+            Row { workload: "lmhead", bytes, forward, forward_backward: Some(fb), digest }
+        }
         other => bail!("unknown workload {other:?}: one of {WORKLOADS:?} or all"),
     })
+}
+
+/// The threads of the pool the workloads run in.
+fn threads_now() -> usize {
+    rayon::current_num_threads()
 }
 
 /// Runs the command; returns what to print.

@@ -107,6 +107,9 @@ pub use loss::dice_ce::{DiceCeLoss, DiceCeOptions};
 pub use loss::dice_focal::{DiceFocalLoss, DiceFocalOptions};
 pub use loss::focal::{FocalAlpha, FocalLoss, FocalOptions};
 pub use loss::generalized_dice::{GeneralizedDiceLoss, GeneralizedDiceOptions, WeightType};
+pub use loss::linear_cross_entropy::{
+    Linear, LinearCrossEntropy, LinearCrossEntropyOptions, LinearGrads, LinearTarget,
+};
 pub use loss::nll::{NllLoss, NllOptions};
 pub use loss::sigmoid_focal::{SigmoidFocalLoss, SigmoidFocalOptions};
 pub use loss::softmax::{

@@ -27,6 +27,19 @@ mod storage {
         fn f32s(v: &[Self]) -> Option<&[f32]>;
         /// The values as `f32`s, if `Self` is `f32`.
         fn f32s_mut(v: &mut [Self]) -> Option<&mut [f32]>;
+        /// `dst = a b` or `dst += a b` (see `kernel::gemm::matmul`).
+        fn matmul(dst: &mut [Self], a: Operand<'_, Self>, b: Operand<'_, Self>, accumulate: bool);
+    }
+    use crate::kernel::gemm::{par, Operand};
+    macro_rules! faer_matmul {
+        () => {
+            fn matmul(dst: &mut [Self], a: Operand<'_, Self>, b: Operand<'_, Self>, accumulate: bool) {
+                let (a, b) = (a.faer(), b.faer());
+                let dst = faer::MatMut::from_row_major_slice_mut(dst, a.nrows(), b.ncols());
+                let accum = if accumulate { faer::Accum::Add } else { faer::Accum::Replace };
+                faer::linalg::matmul::matmul(dst, accum, a, b, 1.0, par());
+            }
+        };
     }
     impl Storage for f32 {
         #[inline(always)]
@@ -37,6 +50,7 @@ mod storage {
         fn f32s_mut(v: &mut [f32]) -> Option<&mut [f32]> {
             Some(v)
         }
+        faer_matmul!();
     }
     impl Storage for f64 {
         #[inline(always)]
@@ -47,6 +61,7 @@ mod storage {
         fn f32s_mut(_: &mut [f64]) -> Option<&mut [f32]> {
             None
         }
+        faer_matmul!();
     }
 }
 

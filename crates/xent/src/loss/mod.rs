@@ -87,6 +87,7 @@ pub mod dice_ce;
 pub mod dice_focal;
 pub mod focal;
 pub mod generalized_dice;
+pub mod linear_cross_entropy;
 pub mod nll;
 mod overlap;
 pub mod sigmoid_focal;

@@ -37,7 +37,14 @@ pub fn tensor(v: &Value) -> GTensor {
 /// What running a case gave.
 #[derive(Debug)]
 pub enum Outcome {
-    Done { output: Vec<f64>, shape: Vec<usize>, grad: Option<Vec<f64>> },
+    /// The output, and the gradients: `grad` of `input`, `more` of other arguments by name
+    /// (`linear_weight`, `linear_bias`).
+    Done {
+        output: Vec<f64>,
+        shape: Vec<usize>,
+        grad: Option<Vec<f64>>,
+        more: Vec<(&'static str, Vec<f64>)>,
+    },
     Error(String),
     Skip(&'static str),
 }
@@ -150,14 +157,57 @@ fn loss_outcome<T: Float, Y: Copy>(
         }
         None => None,
     };
-    Ok(Outcome::Done { output: widen(&out.loss), shape: out.shape, grad })
+    Ok(Outcome::Done { output: widen(&out.loss), shape: out.shape, grad, more: vec![] })
 }
 
-fn run_typed<T: Float + serde::de::DeserializeOwned>(op: &str, c: &Case<'_>) -> xent::Result<Outcome>
+/// `linear_cross_entropy`: the loss, and with a `grad_output` the gradients of all three float
+/// arguments.
+fn linear_outcome<T: Float + serde::de::DeserializeOwned, Y: LinearTarget<T>>(
+    c: &Case<'_>,
+    target: View<'_, Y>,
+) -> xent::Result<Outcome>
 where
+    CrossEntropyLoss<T>: Loss<T, Y>,
+{
+    let (x, w, b) = (c.input("input").unwrap(), c.input("linear_weight").unwrap(), c.input("linear_bias"));
+    let (xv, wv) = (cast::<T>(&x.data), cast::<T>(&w.data));
+    let bv = b.as_ref().map(|b| cast::<T>(&b.data));
+    let linear = Linear {
+        input: View::new(&xv, &x.shape)?,
+        weight: View::new(&wv, &w.shape)?,
+        bias: match (&b, &bv) {
+            (Some(b), Some(bv)) => Some(View::new(bv, &b.shape)?),
+            _ => None,
+        },
+    };
+    let weight = c.input("weight").map(|w| cast::<T>(&w.data));
+    let lce = LinearCrossEntropy::new(LinearCrossEntropyOptions { weight, ..c.options()? })?;
+    let out = lce.forward(linear, target)?;
+    let Some(go) = c.grad_output() else {
+        return Ok(Outcome::Done { output: widen(&out.loss), shape: out.shape, grad: None, more: vec![] });
+    };
+    let (mut gx, mut gw) = (vec![T::ZERO; xv.len()], vec![T::ZERO; wv.len()]);
+    let mut gb = bv.as_ref().map(|b| vec![T::ZERO; b.len()]);
+    let gov = cast::<T>(&go.data);
+    let grads = LinearGrads { grad_output: &gov, input: &mut gx, weight: &mut gw, bias: gb.as_deref_mut() };
+    let again = lce.evaluate(linear, target, Some(grads))?;
+    assert_eq!(
+        widen(&again.loss).iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        widen(&out.loss).iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        "the loss with gradients differs from the loss alone"
+    );
+    let mut more = vec![("linear_weight", widen(&gw))];
+    more.extend(gb.map(|g| ("linear_bias", widen(&g))));
+    Ok(Outcome::Done { output: widen(&out.loss), shape: out.shape, grad: Some(widen(&gx)), more })
+}
+
+fn run_typed<T>(op: &str, c: &Case<'_>) -> xent::Result<Outcome>
+where
+    T: Float + serde::de::DeserializeOwned,
     CrossEntropyLoss<T>: Loss<T, T>,
     DiceLoss<T>: Loss<T, T>,
     TverskyLoss<T>: Loss<T, T>,
+    T: LinearTarget<T>,
 {
     let x = c.input("input");
     match op {
@@ -182,7 +232,7 @@ where
                 }
                 None => None,
             };
-            Ok(Outcome::Done { output: widen(&y), shape: x.shape, grad })
+            Ok(Outcome::Done { output: widen(&y), shape: x.shape, grad, more: vec![] })
         }
         "nll_loss" | "cross_entropy" => {
             let x = x.unwrap();
@@ -238,7 +288,7 @@ where
             let scheme = c.opt("scheme").and_then(|v| v.as_str()).unwrap().parse::<Scheme>()?;
             let scheme = scheme.with_parameters(c.opt("c").map(num), c.opt("beta").map(num))?;
             let w = counts.weights(scheme, AbsentClasses::Zero)?;
-            Ok(Outcome::Done { shape: vec![w.len()], output: w, grad: None })
+            Ok(Outcome::Done { shape: vec![w.len()], output: w, grad: None, more: vec![] })
         }
         "dice_loss" | "generalized_dice_loss" | "tversky_loss" | "dice_focal_loss" | "dice_ce_loss" => {
             let x = x.unwrap();
@@ -271,6 +321,15 @@ where
             let (input, target) = (View::new(&xv, &x.shape)?, View::new(&t.ints, &t.shape)?);
             let o: FocalOptions<T> = c.options()?;
             loss_outcome(&FocalLoss::new(o)?, input, target, c.grad_output())
+        }
+        "linear_cross_entropy" => {
+            let t = c.input("target").unwrap();
+            if t.dtype == "i64" {
+                linear_outcome::<T, i64>(c, View::new(&t.ints, &t.shape)?)
+            } else {
+                let tv = cast::<T>(&t.data);
+                linear_outcome::<T, T>(c, View::new(&tv, &t.shape)?)
+            }
         }
         _ => Ok(Outcome::Skip("an op this runner does not know")),
     }
@@ -322,7 +381,7 @@ pub fn check(v: &Value, got: &Outcome) -> Result<bool, String> {
         (Outcome::Error(_), Some(_)) => Ok(true),
         (Outcome::Error(e), None) => Err(format!("unexpected error: {e}")),
         (Outcome::Done { .. }, Some(want)) => Err(format!("no error, want one like {want}")),
-        (Outcome::Done { output, shape, grad }, None) => {
+        (Outcome::Done { output, shape, grad, more }, None) => {
             let want = tensor(&v["output"]);
             if *shape != want.shape {
                 return Err(format!("output shape {shape:?}, want {:?}", want.shape));
@@ -332,6 +391,12 @@ pub fn check(v: &Value, got: &Outcome) -> Result<bool, String> {
                 let g = grad.as_ref().ok_or("no gradient computed")?;
                 compare("grad", g, &tensor(wg), f32)?;
             }
+            for (name, want) in v.get("grad").and_then(|g| g.as_object()).into_iter().flatten() {
+                if name != "input" {
+                    let got = more.iter().find(|(n, _)| n == name).ok_or(format!("no gradient of {name} computed"))?;
+                    compare(&format!("grad of {name}"), &got.1, &tensor(want), f32)?;
+                }
+            }
             Ok(true)
         }
     }
@@ -339,7 +404,12 @@ pub fn check(v: &Value, got: &Outcome) -> Result<bool, String> {
 
 fn bits(o: &Outcome) -> Vec<u64> {
     match o {
-        Outcome::Done { output, grad, .. } => output.iter().chain(grad.iter().flatten()).map(|v| v.to_bits()).collect(),
+        Outcome::Done { output, grad, more, .. } => output
+            .iter()
+            .chain(grad.iter().flatten())
+            .chain(more.iter().flat_map(|(_, g)| g))
+            .map(|v| v.to_bits())
+            .collect(),
         _ => vec![],
     }
 }
