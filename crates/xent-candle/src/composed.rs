@@ -15,6 +15,20 @@ pub(crate) fn loss(x: &Tensor, target: &Tensor, loss: &Spec) -> Result<Option<Te
     // `[N, C]` overlap inputs, soft labels, one-channel DiceCE and DiceFocal run on the kernels.
     let spatial = x.rank() >= 3;
     let index = index && spatial;
+    if index {
+        let ignore = match loss {
+            Spec::CrossEntropy(o) => Some(o.ignore_index),
+            Spec::Nll(o) => Some(o.ignore_index),
+            Spec::Dice(o) => o.ignore_index,
+            Spec::GeneralizedDice(o) => o.ignore_index,
+            Spec::Tversky(o) => o.ignore_index,
+            Spec::Focal(o) => o.ignore_index,
+            Spec::DiceCe(o) => o.ignore_index,
+            Spec::DiceFocal(o) => o.ignore_index,
+            Spec::Bce(_) | Spec::BceWithLogits(_) | Spec::SigmoidFocal(_) => None,
+        };
+        check_index_target(x, target, ignore)?;
+    }
     Ok(Some(match loss {
         Spec::CrossEntropy(o) if o.empty_mean == EmptyMean::Nan && index => cross_entropy(x, target, o, true)?,
         Spec::Nll(o) if o.empty_mean == EmptyMean::Nan && index => {
@@ -42,6 +56,33 @@ pub(crate) fn loss(x: &Tensor, target: &Tensor, loss: &Spec) -> Result<Option<Te
         }
         _ => return Ok(None),
     }))
+}
+
+/// Class-index targets as the kernels take them: the input's shape without dimension 1, each
+/// value in `[0, C)` or the ignore value (one reduction, read back), so that no shape or label
+/// the kernels refuse gives a number here.
+fn check_index_target(x: &Tensor, t: &Tensor, ignore: Option<i64>) -> Result<()> {
+    let mut want = x.dims().to_vec();
+    let c = want.remove(1);
+    if t.dims() != want {
+        return Err(candle_core::Error::Msg(format!(
+            "xent: target has shape {:?}, expected {want:?} (the input's without the class dimension)",
+            t.dims()
+        )));
+    }
+    let t = t.to_dtype(DType::I64)?;
+    let inside = t.ge(0.0)?.mul(&t.lt(c as f64)?)?;
+    let ok = match ignore {
+        Some(i) => inside.maximum(&t.eq(i as f64)?)?,
+        None => inside,
+    };
+    if ok.min_all()?.to_scalar::<u8>()? == 0 {
+        let ignore = ignore.map_or(String::new(), |i| format!(" or the ignore value {i}"));
+        return Err(candle_core::Error::Msg(format!(
+            "xent: a target value is out of range: labels must lie in [0, {c}){ignore}"
+        )));
+    }
+    Ok(())
 }
 
 /// `ln sigmoid(x)`: `-ln(1 + e^-x)` for `x >= 0`, `x - ln(1 + e^x)` below, each branch fed only

@@ -35,6 +35,9 @@
 #![deny(missing_docs)]
 
 mod composed;
+mod linear;
+
+pub use linear::{linear_cross_entropy, linear_cross_entropy_composed};
 
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Result, Shape, Storage, Tensor};
 use xent::*;
@@ -47,6 +50,7 @@ macro_rules! cpu_slice {
         (storage, a, b)
     }};
 }
+pub(crate) use cpu_slice;
 
 /// A loss and its options (class weights in `f64`, cast to the input's type).
 #[derive(Debug, Clone)]

@@ -411,7 +411,7 @@ fn every_loss_composed_matches_its_kernel() {
     for (name, (kernel, composed), input, target) in cases {
         let run = |f: fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>| {
             let v = Var::from_tensor(input).unwrap();
-            let out = f(v.as_tensor(), target).unwrap();
+            let out = f(v.as_tensor(), target).unwrap_or_else(|e| panic!("{name}: {e}"));
             let g = out.sum_all().unwrap().backward().unwrap();
             (values(&out), values(g.get(v.as_tensor()).unwrap()))
         };
@@ -422,4 +422,51 @@ fn every_loss_composed_matches_its_kernel() {
         assert!(near(&ca, &ka), "{name}: {ca:?} vs {ka:?}");
         assert!(near(&cg, &kg), "{name} gradient");
     }
+}
+
+/// Every case of `linear_cross_entropy.json` through the composition (the path off the CPU):
+/// the loss and the gradients of input, weight and bias; the error cases are errors.
+#[test]
+fn linear_composed_path_matches_the_golden_vectors() {
+    let dev = Device::Cpu;
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/golden/linear_cross_entropy.json");
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut n = 0;
+    for c in doc["cases"].as_array().unwrap() {
+        let f32 = c["dtype"] == "f32";
+        let var = |k: &str| c["inputs"].get(k).map(|t| Var::from_tensor(&tensor(t, &dev)).unwrap());
+        let (x, w, b) = (var("input").unwrap(), var("linear_weight").unwrap(), var("linear_bias"));
+        let t = tensor(&c["inputs"]["target"], &dev);
+        let o = &c["options"];
+        let opts = LinearCrossEntropyOptions {
+            weight: weight(c),
+            ignore_index: o.get("ignore_index").map(|v| v.as_i64().unwrap()),
+            reduction: o.get("reduction").and_then(|v| v.as_str()).unwrap_or("mean").parse().unwrap(),
+            label_smoothing: o.get("label_smoothing").map_or(0.0, num),
+            ..Default::default()
+        };
+        let out = xent_candle::linear_cross_entropy_composed(
+            x.as_tensor(),
+            w.as_tensor(),
+            b.as_ref().map(Var::as_tensor),
+            &t,
+            &opts,
+        );
+        if c.get("error").is_some() {
+            assert!(out.is_err(), "{}: no error", c["name"]);
+            continue;
+        }
+        let out = out.unwrap_or_else(|e| panic!("{}: {e}", c["name"]));
+        assert!(close(&values(&out), &values(&tensor(&c["output"], &dev)), f32), "{} output", c["name"]);
+        let go = tensor(&c["grad_output"], &dev);
+        let grads = (out * go).unwrap().sum_all().unwrap().backward().unwrap();
+        for (name, v) in [("input", Some(&x)), ("linear_weight", Some(&w)), ("linear_bias", b.as_ref())] {
+            let Some(v) = v else { continue };
+            let got = grads.get(v.as_tensor()).map_or_else(|| vec![0.0; v.elem_count()], values);
+            let want = values(&tensor(&c["grad"][name], &dev));
+            assert!(close(&got, &want, f32), "{} grad of {name}", c["name"]);
+        }
+        n += 1;
+    }
+    assert!(n > 70, "{n} cases");
 }

@@ -49,6 +49,7 @@ fn run(op: &str, v: &Value) -> Result<Outcome, String> {
     };
     let t = || target.as_ref().ok_or("no target".to_string());
     let xt = x.as_tensor();
+    let mut linear: Option<(Var, Option<Var>)> = None;
     let out = match op {
         "softmax" | "log_softmax" => {
             let dim = v["options"].get("dim").and_then(Value::as_i64).unwrap_or(-1);
@@ -83,23 +84,45 @@ fn run(op: &str, v: &Value) -> Result<Outcome, String> {
         "focal_loss" => xent_candle::focal_loss(xt, t()?, &options(op, v).map_err(err)?),
         "dice_focal_loss" => xent_candle::dice_focal(xt, t()?, &options(op, v).map_err(err)?),
         "dice_ce_loss" => xent_candle::dice_ce(xt, t()?, &options(op, v).map_err(err)?),
+        "linear_cross_entropy" => {
+            let var = |k: &str| -> Result<Option<Var>, String> {
+                input(k)
+                    .map(|t| candle(&t, dtype).and_then(|t| Var::from_tensor(&t)).map_err(|e| e.to_string()))
+                    .transpose()
+            };
+            let (w, b) = (var("linear_weight")?.ok_or("no linear_weight")?, var("linear_bias")?);
+            let weight = input("weight").map(|w| w.data);
+            let o = LinearCrossEntropyOptions { weight, ..options(op, v).map_err(err)? };
+            let out = xent_candle::linear_cross_entropy(xt, w.as_tensor(), b.as_ref().map(Var::as_tensor), t()?, &o)
+                .map_err(|e| e.to_string())?;
+            linear = Some((w, b));
+            Ok(out)
+        }
         _ => return Ok(Outcome::Skip("an op xent-candle does not have")),
     }
     .map_err(|e| e.to_string())?;
     let output = values(&out).map_err(|e| e.to_string())?;
+    let mut more = vec![];
     let grad = match v.get("grad_output") {
         Some(go) => {
             let go = candle(&tensor(go), out.dtype()).map_err(|e| e.to_string())?;
             let total = (&out * &go).and_then(|p| p.sum_all()).map_err(|e| e.to_string())?;
             let grads = total.backward().map_err(|e| e.to_string())?;
-            match grads.get(xt) {
-                Some(g) => Some(values(g).map_err(|e| e.to_string())?),
-                None => Some(vec![0.0; xt.elem_count()]),
+            let of = |t: &Tensor| match grads.get(t) {
+                Some(g) => values(g).map_err(|e| e.to_string()),
+                None => Ok(vec![0.0; t.elem_count()]),
+            };
+            if let Some((w, b)) = &linear {
+                more.push(("linear_weight", of(w.as_tensor())?));
+                if let Some(b) = b {
+                    more.push(("linear_bias", of(b.as_tensor())?));
+                }
             }
+            Some(of(xt)?)
         }
         None => None,
     };
-    Ok(Outcome::Done { output, shape: out.dims().to_vec(), grad, more: vec![] })
+    Ok(Outcome::Done { output, shape: out.dims().to_vec(), grad, more })
 }
 
 fn run_case(op: &str, v: &Value) -> Outcome {

@@ -141,24 +141,33 @@ impl Source {
         self.shape.first().copied().unwrap_or(1)
     }
 
-    /// Reads rows `r0 .. r0 + rows` as `T` (a Fortran-order array is read whole, then cut).
+    /// Reads rows `r0 .. r0 + rows` as `T`, a MiB or so of the file at a time (a Fortran-order
+    /// array is read whole, then cut).
     pub fn read_rows<T: Element>(&self, r0: usize, rows: usize) -> Result<Vec<T>> {
         let ctx = || self.path.display().to_string();
         let per = self.row_len() * self.dtype.size();
         let (first, count) = if self.fortran { (0, self.rows()) } else { (r0, rows) };
         let mut f = std::fs::File::open(&self.path).with_context(ctx)?;
         f.seek(SeekFrom::Start(self.offset + (first * per) as u64)).with_context(ctx)?;
-        let mut bytes = vec![0u8; count * per];
-        f.read_exact(&mut bytes).with_context(|| format!("{}: truncated data", self.path.display()))?;
-        let shape =
-            if self.fortran { self.shape.clone() } else { [&[count][..], self.shape.get(1..).unwrap_or(&[])].concat() };
-        let layout =
-            npy::Header { dtype: self.dtype, shape, offset: 0, big_endian: self.big_endian, fortran: self.fortran };
-        let mut bytes = layout.to_native(bytes);
-        if self.fortran {
-            bytes = bytes[r0 * per..(r0 + rows) * per].to_vec();
+        let step = if self.fortran { count.max(1) } else { ((1 << 20) / per.max(1)).max(1) };
+        let mut out = Vec::with_capacity(rows * self.row_len());
+        let mut done = 0;
+        while done < count {
+            let k = step.min(count - done);
+            let mut bytes = vec![0u8; k * per];
+            f.read_exact(&mut bytes).with_context(|| format!("{}: truncated data", self.path.display()))?;
+            let shape =
+                if self.fortran { self.shape.clone() } else { [&[k][..], self.shape.get(1..).unwrap_or(&[])].concat() };
+            let layout =
+                npy::Header { dtype: self.dtype, shape, offset: 0, big_endian: self.big_endian, fortran: self.fortran };
+            let mut bytes = layout.to_native(bytes);
+            if self.fortran {
+                bytes = bytes[r0 * per..(r0 + rows) * per].to_vec();
+            }
+            out.extend(T::decode(self.dtype, &bytes).with_context(ctx)?);
+            done += k;
         }
-        T::decode(self.dtype, &bytes).with_context(ctx)
+        Ok(out)
     }
 
     /// The whole array as `T`.

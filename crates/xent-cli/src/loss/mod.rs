@@ -9,6 +9,7 @@
 //! run through [`xent::Loss`] ([`eval`]). Each flag belongs to the losses it applies to: a flag
 //! given to another loss is an error naming it, before any file is read.
 
+mod linear;
 mod report;
 mod stream;
 mod whole;
@@ -45,6 +46,7 @@ pub enum Name {
     Focal,
     DiceFocal,
     DiceCe,
+    LinearCrossEntropy,
 }
 
 /// `--activation` of the overlap and focal losses.
@@ -68,7 +70,8 @@ pub struct Args {
     /// The loss.
     #[arg(long, value_enum)]
     pub loss: Name,
-    /// Scores: FILE.npy, or FILE.safetensors[:TENSOR] (float32 or float64).
+    /// Scores: FILE.npy, or FILE.safetensors[:TENSOR] (float32 or float64); for
+    /// linear-cross-entropy the features `[N, D]` or `[D]`.
     #[arg(long)]
     pub input: String,
     /// Targets: class indices (integers) or probabilities (floats), FILE.npy or FILE.safetensors[:TENSOR].
@@ -136,6 +139,18 @@ pub struct Args {
     /// Write d(loss)/d(input) to this .npy file (atomically).
     #[arg(long)]
     pub grad_out: Option<PathBuf>,
+    /// The projection of linear-cross-entropy, `[C, D]` or `[C, d1..dk, D]` (the input's type).
+    #[arg(long)]
+    pub linear_weight: Option<String>,
+    /// Its bias, `[C]` or `[C, d1..dk]`.
+    #[arg(long)]
+    pub linear_bias: Option<String>,
+    /// Write d(loss)/d(linear weight) to this .npy file (atomically).
+    #[arg(long)]
+    pub linear_weight_grad_out: Option<PathBuf>,
+    /// Write d(loss)/d(linear bias) to this .npy file (atomically).
+    #[arg(long)]
+    pub linear_bias_grad_out: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -171,15 +186,20 @@ pub(crate) fn scheme_parser() -> impl TypedValueParser<Value = Scheme> {
 /// Checks that every flag given applies to the loss (before any file is read).
 fn check_flags(a: &Args) -> Result<()> {
     use Name::*;
-    let class_weighted: &[Name] = &[CrossEntropy, Nll, Dice, Focal, DiceFocal, DiceCe];
+    let class_weighted: &[Name] = &[CrossEntropy, Nll, Dice, Focal, DiceFocal, DiceCe, LinearCrossEntropy];
     let overlap_focal: &[Name] = &[Dice, GeneralizedDice, Tversky, Focal, DiceFocal, DiceCe];
-    let weighted: &[Name] = &[CrossEntropy, Nll, Bce, BceWithLogits, Dice, Focal, DiceFocal, DiceCe];
-    let ignoring: &[Name] = &[CrossEntropy, Nll, Dice, GeneralizedDice, Tversky, Focal, DiceFocal, DiceCe];
-    let flags: [(&str, bool, &[Name]); 17] = [
+    let weighted: &[Name] =
+        &[CrossEntropy, Nll, Bce, BceWithLogits, Dice, Focal, DiceFocal, DiceCe, LinearCrossEntropy];
+    let ignoring: &[Name] =
+        &[CrossEntropy, Nll, Dice, GeneralizedDice, Tversky, Focal, DiceFocal, DiceCe, LinearCrossEntropy];
+    if a.loss == LinearCrossEntropy && a.linear_weight.is_none() {
+        bail!("--loss linear-cross-entropy needs --linear-weight");
+    }
+    let flags: [(&str, bool, &[Name]); 20] = [
         ("--weight", a.weight.is_some(), weighted),
         ("--weights-from", a.weights_from.is_some(), class_weighted),
         ("--ignore-index", a.ignore_index.is_some(), ignoring),
-        ("--label-smoothing", a.label_smoothing.is_some(), &[CrossEntropy, DiceCe]),
+        ("--label-smoothing", a.label_smoothing.is_some(), &[CrossEntropy, DiceCe, LinearCrossEntropy]),
         ("--pos-weight", a.pos_weight.is_some(), &[BceWithLogits]),
         ("--alpha", a.alpha.is_some(), &[SigmoidFocal, Focal, Tversky, DiceFocal]),
         ("--beta", a.beta.is_some(), &[Tversky]),
@@ -192,7 +212,10 @@ fn check_flags(a: &Args) -> Result<()> {
         ("--lambda-focal", a.lambda_focal.is_some(), &[DiceFocal]),
         ("--lambda-ce", a.lambda_ce.is_some(), &[DiceCe]),
         ("--chunk-mb", a.chunk_mb.is_some(), &[CrossEntropy, Nll, Bce, BceWithLogits, SigmoidFocal]),
-        ("--weights-from", a.weights_from.is_some(), class_weighted),
+        ("--linear-weight", a.linear_weight.is_some(), &[LinearCrossEntropy]),
+        ("--linear-bias", a.linear_bias.is_some(), &[LinearCrossEntropy]),
+        ("--linear-weight-grad-out", a.linear_weight_grad_out.is_some(), &[LinearCrossEntropy]),
+        ("--linear-bias-grad-out", a.linear_bias_grad_out.is_some(), &[LinearCrossEntropy]),
     ];
     let name = |n: &Name| clap::ValueEnum::to_possible_value(n).map_or(String::new(), |v| v.get_name().to_string());
     for (flag, given, losses) in flags {
@@ -248,10 +271,12 @@ where
     CrossEntropyLoss<T>: Loss<T, T>,
     DiceLoss<T>: Loss<T, T>,
     TverskyLoss<T>: Loss<T, T>,
+    T: LinearTarget<T>,
 {
     match a.loss {
         Name::CrossEntropy | Name::Nll => stream::index_loss::<T>(a, x, t),
         Name::Bce | Name::BceWithLogits | Name::SigmoidFocal => stream::binary_loss::<T>(a, x, t),
+        Name::LinearCrossEntropy => linear::linear_loss::<T>(a, x, t),
         _ => whole::whole_loss::<T>(a, x, t),
     }
 }

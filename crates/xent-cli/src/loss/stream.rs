@@ -25,17 +25,19 @@ impl GradOut {
     }
     pub(super) fn write<T: Float>(&mut self, g: &[T]) -> Result<()> {
         if let Some(f) = &mut self.0 {
-            let bytes: Vec<u8> = g
-                .iter()
-                .flat_map(|v| {
+            // A MiB or so at a time: a large gradient is not copied whole.
+            let mut bytes = Vec::with_capacity(1 << 20);
+            for part in g.chunks(1 << 17) {
+                bytes.clear();
+                for v in part {
                     if T::NAME == "f32" {
-                        (v.to_f64() as f32).to_le_bytes().to_vec()
+                        bytes.extend_from_slice(&(v.to_f64() as f32).to_le_bytes());
                     } else {
-                        v.to_f64().to_le_bytes().to_vec()
+                        bytes.extend_from_slice(&v.to_f64().to_le_bytes());
                     }
-                })
-                .collect();
-            f.write_all(&bytes)?;
+                }
+                f.write_all(&bytes)?;
+            }
         }
         Ok(())
     }

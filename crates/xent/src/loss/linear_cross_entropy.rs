@@ -12,8 +12,8 @@
 //! The logits are never stored whole: rows are taken in chunks, each chunk's logits by one
 //! matrix product, its loss and logit gradient by the fused [cross-entropy](super::cross_entropy)
 //! kernel, then the two gradient products (`dW` accumulated chunk after chunk). Extra memory is
-//! two chunks of logits, about [`CHUNK_BYTES`]; the chunk size depends on the shape only, so the
-//! result is the same bits for any thread count.
+//! one chunk of logits, about [`CHUNK_BYTES`], plus the products' packing buffers; the chunk size
+//! depends on the shape only, so the result is the same bits for any thread count.
 //!
 //! # Shapes
 //! `input` `[N, D]` or unbatched `[D]`; `linear_weight` `[C, D]`, or `[C, d1..dk, D]` for
@@ -50,9 +50,13 @@ use crate::reduction::{EmptyMean, LossOutput, Reducer, Reduction};
 use crate::sum::ExactSum;
 use crate::view::View;
 
-/// About the bytes the two chunk buffers (logits and their gradient) take together: a chunk has
-/// `max(1, CHUNK_BYTES / (2 C' size_of::<T>()))` rows, `C' = C d1..dk`.
-pub const CHUNK_BYTES: usize = 48 << 20;
+/// About the bytes of a chunk of logits (which their gradient then replaces): a chunk has
+/// `max(1, CHUNK_BYTES / (C' size_of::<T>()))` rows, `C' = C d1..dk`.
+pub const CHUNK_BYTES: usize = 16 << 20;
+
+/// About the bytes of logits the cross-entropy kernel takes in one pass (the gradient of a pass
+/// goes to a buffer this size, then over the pass's logits).
+const PASS_BYTES: usize = 1 << 20;
 
 /// Options of [`LinearCrossEntropy`], PyTorch's names and defaults.
 #[derive(Debug, Clone, PartialEq)]
@@ -256,9 +260,11 @@ impl<T: Float> LinearCrossEntropy<T> {
         let (x, w) = (linear.input.data(), linear.weight.data());
         let per_row_targets = target.len() / d.rows.max(1);
         let per_row_out = out_shape.iter().skip(1).product::<usize>();
-        let chunk_rows = (CHUNK_BYTES / (2 * d.width.max(1) * std::mem::size_of::<T>())).clamp(1, d.rows.max(1));
+        let row_bytes = d.width.max(1) * std::mem::size_of::<T>();
+        let chunk_rows = (CHUNK_BYTES / row_bytes).clamp(1, d.rows.max(1));
+        let pass_rows = (PASS_BYTES / row_bytes).clamp(1, chunk_rows);
         let mut z = vec![T::ZERO; chunk_rows * d.width];
-        let mut dz = if backward.is_some() { vec![T::ZERO; chunk_rows * d.width] } else { vec![] };
+        let mut pass = if backward.is_some() { vec![T::ZERO; pass_rows * d.width] } else { vec![] };
         if let Some(g) = &mut backward {
             g.weight.fill(T::ZERO);
             if let Some(gb) = &mut g.bias {
@@ -268,51 +274,64 @@ impl<T: Float> LinearCrossEntropy<T> {
         let mut per =
             Vec::with_capacity(if self.options.reduction == Reduction::None { d.rows * per_row_out } else { 0 });
         let mut sum = ExactSum::default();
+        let wm = Operand::new(w, d.width, d.features);
         let mut r0 = 0;
         while r0 < d.rows {
             let m = chunk_rows.min(d.rows - r0);
-            let xc = &x[r0 * d.features..(r0 + m) * d.features];
+            let xm = Operand::new(&x[r0 * d.features..(r0 + m) * d.features], m, d.features);
             let zc = &mut z[..m * d.width];
             if let Some(b) = linear.bias {
                 zc.chunks_exact_mut(d.width).for_each(|row| row.copy_from_slice(b.data()));
             }
-            let xm = Operand::new(xc, m, d.features);
-            let wm = Operand::new(w, d.width, d.features);
             matmul(zc, xm, wm.t(), linear.bias.is_some());
-            let mut shape = d.logits.clone();
-            if d.batched {
-                shape[0] = m;
-            }
-            let logits = View::new(zc, &shape)?;
-            let tshape: Vec<usize> =
-                target.shape().iter().enumerate().map(|(i, &s)| if i == 0 && d.batched { m } else { s }).collect();
-            let tc = View::new(&target.data()[r0 * per_row_targets..(r0 + m) * per_row_targets], &tshape)?;
-            let out = match (&mut backward, up) {
-                (Some(g), Some(up)) => {
-                    let dzc = &mut dz[..m * d.width];
-                    let go = match up {
-                        Upstream::All(s) => vec![s],
-                        // (`upstream` gives `Each` for `none`, never `PerSample`)
-                        Upstream::Each(go) | Upstream::PerSample(go) => {
-                            go[r0 * per_row_out..(r0 + m) * per_row_out].to_vec()
-                        }
-                    };
-                    let out = self.chunk.evaluate(logits, tc, Some(Backward { grad_output: &go, grad_input: dzc }))?;
-                    let dzm = Operand::new(&*dzc, m, d.width);
-                    matmul(&mut g.input[r0 * d.features..(r0 + m) * d.features], dzm, wm, false);
-                    matmul(g.weight, dzm.t(), xm, true);
-                    if let Some(gb) = &mut g.bias {
-                        for row in dzc.chunks_exact(d.width) {
-                            gb.iter_mut().zip(row).for_each(|(a, &b)| *a += b);
-                        }
-                    }
-                    out
+            // The chunk's loss, a pass of rows at a time; with gradients, each pass's logit
+            // gradient replaces its logits, so that one buffer holds the chunk.
+            let mut p0 = 0;
+            while p0 < m {
+                let k = pass_rows.min(m - p0);
+                let rows = r0 + p0..r0 + p0 + k;
+                let zp = &mut zc[p0 * d.width..(p0 + k) * d.width];
+                let mut shape = d.logits.clone();
+                let mut tshape = target.shape().to_vec();
+                if d.batched {
+                    (shape[0], tshape[0]) = (k, k);
                 }
-                _ => self.chunk.evaluate(logits, tc, None)?,
-            };
-            sum.merge(&out.weighted_sum);
-            if self.options.reduction == Reduction::None {
-                per.extend_from_slice(&out.loss);
+                let tp = View::new(&target.data()[rows.start * per_row_targets..rows.end * per_row_targets], &tshape)?;
+                let out = match up {
+                    Some(up) => {
+                        let go = match up {
+                            Upstream::All(s) => vec![s],
+                            // (`upstream` gives `Each` for `none`, never `PerSample`)
+                            Upstream::Each(go) | Upstream::PerSample(go) => {
+                                go[rows.start * per_row_out..rows.end * per_row_out].to_vec()
+                            }
+                        };
+                        let dzp = &mut pass[..k * d.width];
+                        let out = self.chunk.evaluate(
+                            View::new(zp, &shape)?,
+                            tp,
+                            Some(Backward { grad_output: &go, grad_input: dzp }),
+                        )?;
+                        zp.copy_from_slice(dzp);
+                        out
+                    }
+                    None => self.chunk.evaluate(View::new(zp, &shape)?, tp, None)?,
+                };
+                sum.merge(&out.weighted_sum);
+                if self.options.reduction == Reduction::None {
+                    per.extend_from_slice(&out.loss);
+                }
+                p0 += k;
+            }
+            if let Some(g) = &mut backward {
+                let dzm = Operand::new(&*zc, m, d.width);
+                matmul(&mut g.input[r0 * d.features..(r0 + m) * d.features], dzm, wm, false);
+                matmul(g.weight, dzm.t(), xm, true);
+                if let Some(gb) = &mut g.bias {
+                    for row in zc.chunks_exact(d.width) {
+                        gb.iter_mut().zip(row).for_each(|(a, &b)| *a += b);
+                    }
+                }
             }
             r0 += m;
         }
