@@ -27,9 +27,8 @@ enum Command {
     /// Class counts and weights over label masks (PNG, .npy), mergeable across shards.
     Weights(weights::Args),
     /// Any loss on saved arrays (.npy, .safetensors), streamed in chunks, with its gradient.
-    Loss(loss::Args),
-    /// Time the losses on realistic shapes (seg19, seed2, cls1k, lm32k, bce, count, copy, cls2,
-    /// cls19, softmax19, probs19, focal19, sigfocal19, tvfocal, bceprob).
+    Loss(Box<loss::Args>),
+    /// Time the losses on realistic shapes (seg19, lm32k, lmhead, ...: `xent bench --help`).
     Bench(bench::Args),
 }
 

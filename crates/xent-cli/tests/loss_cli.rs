@@ -345,3 +345,77 @@ fn bad_input_is_a_one_line_error_and_leaves_no_gradient_file() {
     let nan = json(&ce(&s("x.npy"), &s("ign.npy"), &["--format", "json"]));
     assert!(nan["loss"].is_null());
 }
+
+/// The values of a little-endian f64 `.npy` file.
+fn read_f64s(path: &std::path::Path) -> Vec<f64> {
+    let b = std::fs::read(path).unwrap();
+    let start = 10 + u16::from_le_bytes([b[8], b[9]]) as usize;
+    b[start..].chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect()
+}
+
+#[test]
+fn linear_cross_entropy_writes_the_three_gradients_the_library_computes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (n, dd, c) = (5usize, 3usize, 7usize);
+    let x: Vec<f64> = (0..n * dd).map(|i| (i as f64 * 0.37).sin()).collect();
+    let w: Vec<f64> = (0..c * dd).map(|i| (i as f64 * 0.91).cos()).collect();
+    let b: Vec<f64> = (0..c).map(|i| 0.1 * i as f64).collect();
+    let t = [3i64, -100, 0, 6, 2];
+    npy(&d.join("x.npy"), "<f8", &[n, dd], &f64_bytes(&x));
+    npy(&d.join("w.npy"), "<f8", &[c, dd], &f64_bytes(&w));
+    npy(&d.join("b.npy"), "<f8", &[c], &f64_bytes(&b));
+    npy(&d.join("t.npy"), "<i8", &[n], &i64_bytes(&t));
+    let s = |p: &str| d.join(p).to_str().unwrap().to_string();
+    let (sx, sw, sb, st, gx, gw, gb) =
+        (s("x.npy"), s("w.npy"), s("b.npy"), s("t.npy"), s("gx.npy"), s("gw.npy"), s("gb.npy"));
+    let base = ["loss", "--loss", "linear-cross-entropy", "--input", &sx, "--linear-weight", &sw, "--target", &st];
+    let mut args = base.to_vec();
+    args.extend([
+        "--linear-bias",
+        &sb,
+        "--label-smoothing",
+        "0.1",
+        "--format",
+        "json",
+        "--grad-out",
+        &gx,
+        "--linear-weight-grad-out",
+        &gw,
+        "--linear-bias-grad-out",
+        &gb,
+    ]);
+    let v = json(&xent(&args));
+    let lce =
+        xent::LinearCrossEntropy::new(xent::LinearCrossEntropyOptions { label_smoothing: 0.1, ..Default::default() })
+            .unwrap();
+    let (xs, ws, bs) = ([n, dd], [c, dd], [c]);
+    let linear = xent::Linear {
+        input: xent::View::new(&x, &xs).unwrap(),
+        weight: xent::View::new(&w, &ws).unwrap(),
+        bias: Some(xent::View::new(&b, &bs).unwrap()),
+    };
+    let (mut ex, mut ew, mut eb) = (vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; b.len()]);
+    let grads = xent::LinearGrads { grad_output: &[1.0], input: &mut ex, weight: &mut ew, bias: Some(&mut eb) };
+    let out = lce.evaluate(linear, xent::View::new(&t, &[n]).unwrap(), Some(grads)).unwrap();
+    assert_eq!(v["loss"].as_f64().unwrap(), out.loss[0]);
+    assert_eq!(read_f64s(&d.join("gx.npy")), ex);
+    assert_eq!(read_f64s(&d.join("gw.npy")), ew);
+    assert_eq!(read_f64s(&d.join("gb.npy")), eb);
+
+    // Without a bias its gradient has no source; without --linear-weight there is no layer.
+    let g2 = s("g2.npy");
+    let mut args = base.to_vec();
+    args.extend(["--grad-out", &g2, "--linear-bias-grad-out", &gb]);
+    std::fs::remove_file(d.join("gb.npy")).unwrap();
+    assert_fails(&xent(&args), "--linear-bias-grad-out needs --linear-bias");
+    assert!(!d.join("g2.npy").exists() && !d.join("gb.npy").exists(), "a failed run left a gradient file");
+    assert_fails(
+        &xent(&["loss", "--loss", "linear-cross-entropy", "--input", &sx, "--target", &st]),
+        "needs --linear-weight",
+    );
+    assert_fails(
+        &xent(&["loss", "--loss", "cross-entropy", "--input", &sx, "--target", &st, "--linear-weight", &sw]),
+        "--linear-weight does not apply",
+    );
+}

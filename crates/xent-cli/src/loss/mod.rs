@@ -266,12 +266,12 @@ pub(crate) fn chunk_rows(a: &Args, src: &Source, t: &Source, multiple: usize) ->
     (budget / multiple).max(1) * multiple
 }
 
-fn run_typed<T: Float + Element>(a: &Args, x: &Source, t: &Source) -> Result<report::Report>
+fn run_typed<T>(a: &Args, x: &Source, t: &Source) -> Result<report::Report>
 where
     CrossEntropyLoss<T>: Loss<T, T>,
     DiceLoss<T>: Loss<T, T>,
     TverskyLoss<T>: Loss<T, T>,
-    T: LinearTarget<T>,
+    T: Float + Element + LinearTarget<T>,
 {
     match a.loss {
         Name::CrossEntropy | Name::Nll => stream::index_loss::<T>(a, x, t),
