@@ -4,6 +4,7 @@
 use std::fmt::{Debug, Display};
 use std::ops::{Add, AddAssign, Div, Mul, MulAssign, Neg, Sub, SubAssign};
 
+pub(crate) mod gemm;
 pub(crate) mod math;
 
 mod sealed {
@@ -27,10 +28,10 @@ mod storage {
         fn f32s(v: &[Self]) -> Option<&[f32]>;
         /// The values as `f32`s, if `Self` is `f32`.
         fn f32s_mut(v: &mut [Self]) -> Option<&mut [f32]>;
-        /// `dst = a b` or `dst += a b` (see `kernel::gemm::matmul`).
+        /// `dst = a b` or `dst += a b` (see `gemm::matmul`).
         fn matmul(dst: &mut [Self], a: Operand<'_, Self>, b: Operand<'_, Self>, accumulate: bool);
     }
-    use crate::kernel::gemm::{par, Operand};
+    use super::gemm::{par, Operand};
     macro_rules! faer_matmul {
         () => {
             fn matmul(dst: &mut [Self], a: Operand<'_, Self>, b: Operand<'_, Self>, accumulate: bool) {

@@ -12,7 +12,6 @@ mod block;
 mod count;
 mod cross_entropy;
 mod focal;
-pub(crate) mod gemm;
 mod overlap;
 mod simd;
 mod softmax;

@@ -42,8 +42,8 @@
 
 use super::{Backward, Loss};
 use crate::error::{Error, Result};
+use crate::float::gemm::{matmul, Operand};
 use crate::float::{Float, Label};
-use crate::kernel::gemm::{matmul, Operand};
 use crate::kernel::Upstream;
 use crate::loss::cross_entropy::{CrossEntropyLoss, CrossEntropyOptions};
 use crate::reduction::{EmptyMean, LossOutput, Reducer, Reduction};

@@ -1,9 +1,10 @@
 //! Matrix products for [`LinearCrossEntropy`](crate::loss::linear_cross_entropy), by `faer`
 //! (AVX-512 or AVX2 micro-kernels chosen at run time).
 //!
-//! `faer` splits a product over threads by blocks of the output only: each output element is
-//! summed over `k` in the same order on any number of threads, so results are the same bits
-//! for any thread count (the linear cross-entropy tests check it).
+//! `faer` splits a product over threads by blocks of the output, each element summed over `k` in
+//! an order set by the cache sizes, not by the threads: the same bits on any number of threads
+//! (`tests/linear.rs` checks 1, 2 and 3 threads, the golden runner 1 and 4). A machine with other
+//! cache sizes may block `k` otherwise, so bits are not promised across machines.
 
 /// A row-major matrix `[rows, cols]`, used as it is or transposed (public only for the sealed
 /// `Float` trait; not reachable outside the crate).
