@@ -66,12 +66,5 @@ where
     for f in files {
         f.commit()?;
     }
-    Ok(Report {
-        loss: out.loss[0].to_f64(),
-        sum: out.weighted_sum.value(),
-        denominator: out.denominator.value(),
-        ignored: None,
-        per_class: None,
-        chunks: 1,
-    })
+    Ok(Report::whole(&out))
 }

@@ -15,6 +15,20 @@ pub(super) struct Report {
     pub chunks: usize,
 }
 
+impl Report {
+    /// A loss computed in one piece: its value, sum and denominator, no per-class table.
+    pub(super) fn whole<T: Float>(out: &xent::LossOutput<T>) -> Report {
+        Report {
+            loss: out.loss[0].to_f64(),
+            sum: out.weighted_sum.value(),
+            denominator: out.denominator.value(),
+            ignored: None,
+            per_class: None,
+            chunks: 1,
+        }
+    }
+}
+
 /// The reduced value, as the library forms it: `T(sum / D)` (NaN for `D = 0`) or `T(sum)`.
 pub(super) fn reduce<T: Float>(r: Reduction, sum: &ExactSum, den: &ExactSum) -> f64 {
     match r {

@@ -150,12 +150,5 @@ where
     let mut grad = GradOut::new::<T>(&a.grad_out, &x.shape)?;
     grad.write(&g)?;
     grad.commit()?;
-    Ok(Report {
-        loss: out.loss[0].to_f64(),
-        sum: out.weighted_sum.value(),
-        denominator: out.denominator.value(),
-        ignored: None,
-        per_class: None,
-        chunks: 1,
-    })
+    Ok(Report::whole(&out))
 }
