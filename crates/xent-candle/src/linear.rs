@@ -1,6 +1,6 @@
 //! [`linear_cross_entropy`]: PyTorch 2.15's fused projection and cross-entropy on candle tensors.
 
-use super::{cpu_slice, offsets, wrap};
+use super::{as_slice_of, cast, cpu_slice, offsets, wrap};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Device, Layout, Result, Shape, Storage, Tensor};
 use std::sync::Mutex;
 use xent::*;
@@ -38,7 +38,7 @@ impl LinearOp {
     {
         let o = &self.options;
         let lce = LinearCrossEntropy::new(LinearCrossEntropyOptions {
-            weight: o.weight.as_ref().map(|w| w.iter().map(|&v| T::from_f64(v)).collect()),
+            weight: o.weight.as_deref().map(cast),
             ignore_index: o.ignore_index,
             reduction: o.reduction,
             label_smoothing: o.label_smoothing,
@@ -73,14 +73,18 @@ impl LinearOp {
             CpuStorage::I16(v) => index!(v, i16),
             CpuStorage::I32(v) => index!(v, i32),
             CpuStorage::I64(v) => index!(v, i64),
-            CpuStorage::F32(v) => {
-                let y: Vec<T> = v[a..e].iter().map(|&v| T::from_f64(f64::from(v))).collect();
-                lce.evaluate::<T>(linear, View::new(&y, tshape)?, grads)
-            }
-            CpuStorage::F64(v) => {
-                let y: Vec<T> = v[a..e].iter().map(|&v| T::from_f64(v)).collect();
-                lce.evaluate::<T>(linear, View::new(&y, tshape)?, grads)
-            }
+            // Probabilities in place when they have the input's type, else converted once.
+            CpuStorage::F32(v) => match as_slice_of::<f32, T>(v) {
+                Some(y) => lce.evaluate::<T>(linear, View::new(&y[a..e], tshape)?, grads),
+                None => {
+                    let y: Vec<T> = v[a..e].iter().map(|&v| T::from_f64(f64::from(v))).collect();
+                    lce.evaluate::<T>(linear, View::new(&y, tshape)?, grads)
+                }
+            },
+            CpuStorage::F64(v) => match as_slice_of::<f64, T>(v) {
+                Some(y) => lce.evaluate::<T>(linear, View::new(&y[a..e], tshape)?, grads),
+                None => lce.evaluate::<T>(linear, View::new(&cast::<T>(&v[a..e]), tshape)?, grads),
+            },
             _ => unreachable!("the target's type was checked when the op was built"),
         }?;
         Ok((out, g))

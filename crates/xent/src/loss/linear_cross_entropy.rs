@@ -45,6 +45,7 @@ use crate::error::{Error, Result};
 use crate::float::gemm::{matmul, Operand};
 use crate::float::{Float, Label};
 use crate::kernel::Upstream;
+use crate::layout::Layout;
 use crate::loss::cross_entropy::{CrossEntropyLoss, CrossEntropyOptions};
 use crate::reduction::{EmptyMean, LossOutput, Reducer, Reduction};
 use crate::sum::ExactSum;
@@ -145,8 +146,7 @@ macro_rules! probability_target {
                         expected: format!("{logits:?}, the logits' shape (probability targets)"),
                     });
                 }
-                let classes = if logits.len() == 1 { logits[0] } else { logits[1] };
-                Ok(ExactSum::from((target.len() / classes.max(1)) as f64))
+                Ok(ExactSum::from(Layout::classes_of(logits)?.positions() as f64))
             }
         }
     };
@@ -236,7 +236,7 @@ impl<T: Float> LinearCrossEntropy<T> {
             empty: self.options.empty_mean,
             denominator: Y::denominator(&self.chunk, &d.logits, target)?,
         };
-        let out_shape = if d.batched { target_rows_shape(&d.logits) } else { vec![] };
+        let out_shape = Layout::target_shape(&d.logits);
         let mut backward = backward;
         let up = match &mut backward {
             Some(g) => {
@@ -266,7 +266,9 @@ impl<T: Float> LinearCrossEntropy<T> {
         let mut z = vec![T::ZERO; chunk_rows * d.width];
         let mut pass = if backward.is_some() { vec![T::ZERO; pass_rows * d.width] } else { vec![] };
         if let Some(g) = &mut backward {
-            g.weight.fill(T::ZERO);
+            if d.rows == 0 {
+                g.weight.fill(T::ZERO); // (else the first chunk's product overwrites it)
+            }
             if let Some(gb) = &mut g.bias {
                 gb.fill(T::ZERO);
             }
@@ -299,18 +301,22 @@ impl<T: Float> LinearCrossEntropy<T> {
                 let tp = View::new(&target.data()[rows.start * per_row_targets..rows.end * per_row_targets], &tshape)?;
                 let out = match up {
                     Some(up) => {
+                        let one;
                         let go = match up {
-                            Upstream::All(s) => vec![s],
+                            Upstream::All(s) => {
+                                one = [s];
+                                &one[..]
+                            }
                             // (`upstream` gives `Each` for `none`, never `PerSample`)
                             Upstream::Each(go) | Upstream::PerSample(go) => {
-                                go[rows.start * per_row_out..rows.end * per_row_out].to_vec()
+                                &go[rows.start * per_row_out..rows.end * per_row_out]
                             }
                         };
                         let dzp = &mut pass[..k * d.width];
                         let out = self.chunk.evaluate(
                             View::new(zp, &shape)?,
                             tp,
-                            Some(Backward { grad_output: &go, grad_input: dzp }),
+                            Some(Backward { grad_output: go, grad_input: dzp }),
                         )?;
                         zp.copy_from_slice(dzp);
                         out
@@ -326,7 +332,7 @@ impl<T: Float> LinearCrossEntropy<T> {
             if let Some(g) = &mut backward {
                 let dzm = Operand::new(&*zc, m, d.width);
                 matmul(&mut g.input[r0 * d.features..(r0 + m) * d.features], dzm, wm, false);
-                matmul(g.weight, dzm.t(), xm, true);
+                matmul(g.weight, dzm.t(), xm, r0 > 0);
                 if let Some(gb) = &mut g.bias {
                     for row in zc.chunks_exact(d.width) {
                         gb.iter_mut().zip(row).for_each(|(a, &b)| *a += b);
@@ -337,13 +343,6 @@ impl<T: Float> LinearCrossEntropy<T> {
         }
         Ok(reducer.finish(per, out_shape, sum))
     }
-}
-
-/// The target shape of logits `[N, C, d1..dk]`: `[N, d1..dk]`.
-fn target_rows_shape(logits: &[usize]) -> Vec<usize> {
-    let mut s = logits.to_vec();
-    s.remove(1);
-    s
 }
 
 fn check_len(what: &'static str, got: usize, want: usize) -> Result<()> {
