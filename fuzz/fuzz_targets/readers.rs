@@ -4,8 +4,12 @@
 pub mod arrays;
 #[path = "../../crates/xent-cli/src/masks.rs"]
 pub mod masks;
+#[path = "../../crates/xent-cli/src/nifti.rs"]
+pub mod nifti;
 #[path = "../../crates/xent-cli/src/npy.rs"]
 pub mod npy;
+#[path = "../../crates/xent-cli/src/tif.rs"]
+pub mod tif;
 
 /// Writes `data` to a per-process scratch file with extension `ext`, returns its path.
 pub fn scratch(data: &[u8], ext: &str) -> std::path::PathBuf {

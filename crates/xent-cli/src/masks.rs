@@ -1,5 +1,6 @@
-//! Label masks from files: PNG (8- and 16-bit grayscale, palette, RGB through a colour map) and
-//! `.npy` arrays of u8, u16, i32 or i64.
+//! Label masks from files: PNG (8- and 16-bit grayscale, palette, RGB through a colour map),
+//! `.npy` arrays of u8, u16, i32 or i64, NIfTI volumes (`.nii`, `.nii.gz`; see [`crate::nifti`])
+//! and TIFF images (`.tif`, `.tiff`; see [`crate::tif`]).
 
 use crate::npy::{self, Dtype};
 use anyhow::{bail, ensure, Context, Result};
@@ -17,12 +18,23 @@ pub enum Labels {
     I64(Vec<i64>),
 }
 
-/// One mask file: `images` label maps of `height x width`.
+/// One mask file: `images` label maps of `depth x height x width` (`depth` is 1 but for
+/// volumes), stored with the width varying fastest.
 pub struct Mask {
     pub labels: Labels,
     pub images: usize,
     pub height: usize,
     pub width: usize,
+    pub depth: usize,
+}
+
+/// File names xent reads as masks, by their (lower-case) endings.
+pub const EXTENSIONS: [&str; 6] = [".png", ".npy", ".nii", ".nii.gz", ".tif", ".tiff"];
+
+/// The ending of `path` among [`EXTENSIONS`], ignoring case.
+pub fn extension(path: &Path) -> Option<&'static str> {
+    let name = path.file_name()?.to_str()?.to_ascii_lowercase();
+    EXTENSIONS.into_iter().filter(|e| name.ends_with(e)).max_by_key(|e| e.len())
 }
 
 /// How masks are read.
@@ -51,11 +63,13 @@ pub fn read_colormap(path: &Path) -> Result<HashMap<[u8; 3], u16>> {
 impl Reader {
     /// Reads the mask at `path` (by its extension).
     pub fn read(&self, path: &Path) -> Result<Mask> {
-        let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
-        match ext.as_deref() {
-            Some("png") => self.read_png(path),
-            Some("npy") => self.read_npy(path),
-            _ => bail!("not a mask file (.png or .npy)"),
+        match extension(path) {
+            Some(".png") => self.read_png(path),
+            Some(".npy") => self.read_npy(path),
+            Some(".nii") => crate::nifti::read(path, false, self.max_pixels),
+            Some(".nii.gz") => crate::nifti::read(path, true, self.max_pixels),
+            Some(".tif" | ".tiff") => crate::tif::read(path, self.max_pixels),
+            _ => bail!("not a mask file ({})", EXTENSIONS.join(", ")),
         }
     }
 
@@ -106,7 +120,7 @@ impl Reader {
             }
             (c, d) => bail!("unsupported PNG colour type {c:?} with bit depth {d:?}"),
         };
-        Ok(Mask { labels, images: 1, height: h, width: w })
+        Ok(Mask { labels, images: 1, height: h, width: w, depth: 1 })
     }
 
     fn read_npy(&self, path: &Path) -> Result<Mask> {
@@ -140,14 +154,14 @@ impl Reader {
             2 => (1, s[0], s[1]),
             _ => (s[0], s[1], s[2..].iter().product()),
         };
-        Ok(Mask { labels, images, height, width })
+        Ok(Mask { labels, images, height, width, depth: 1 })
     }
 }
 
 impl Mask {
     /// Counts the mask's labels; an out-of-range label is reported with its image, row and column.
     pub fn count(&self, num_classes: usize, ignore_index: Option<i64>) -> Result<ClassCounts> {
-        let per = self.height * self.width;
+        let per = self.depth * self.height * self.width;
         let shape = [self.images, per];
         let r = match &self.labels {
             Labels::U8(v) => ClassCounts::from_images(xent::View::new(v, &shape)?, num_classes, ignore_index),
@@ -158,11 +172,15 @@ impl Mask {
         r.map_err(|e| match e {
             Error::TargetOutOfRange { index, value, classes, .. } => {
                 let (img, at) = (index / per.max(1), index % per.max(1));
+                let (w, plane) = (self.width.max(1), (self.width * self.height).max(1));
                 let image = if self.images > 1 { format!("image {img}, ") } else { String::new() };
+                let place = if self.depth > 1 {
+                    format!("{image}voxel ({}, {}, {})", at % w, at % plane / w, at / plane)
+                } else {
+                    format!("{image}row {}, column {}", at / w, at % w)
+                };
                 anyhow::anyhow!(
-                    "label {value} at {image}row {}, column {} is out of range for {classes} classes (ignore index {})",
-                    at / self.width.max(1),
-                    at % self.width.max(1),
+                    "label {value} at {place} is out of range for {classes} classes (ignore index {})",
                     ignore_index.map_or("none".into(), |i| i.to_string())
                 )
             }

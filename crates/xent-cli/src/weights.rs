@@ -19,7 +19,7 @@ pub enum Format {
 /// Arguments of `xent weights`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Mask files, and folders searched recursively for .png and .npy masks.
+    /// Mask files, and folders searched recursively for masks (.png, .npy, .nii, .nii.gz, .tif, .tiff).
     pub paths: Vec<PathBuf>,
     /// Number of classes K (labels 0..K); taken from --counts files if omitted.
     #[arg(long)]
@@ -79,9 +79,7 @@ struct Found {
 }
 
 fn is_mask(p: &Path) -> bool {
-    p.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| e.eq_ignore_ascii_case("png") || e.eq_ignore_ascii_case("npy"))
+    crate::masks::extension(p).is_some()
 }
 
 impl Found {
@@ -160,7 +158,7 @@ pub fn run(args: &Args) -> Result<String> {
     let ignore = Some(args.ignore_index);
     let Found { files, skipped: mut skipped_paths, .. } = collect(&args.paths)?;
     if files.is_empty() && shards.is_empty() {
-        bail!("no mask files (.png, .npy) found in {:?}", args.paths);
+        bail!("no mask files ({}) found in {:?}", crate::masks::EXTENSIONS.join(", "), args.paths);
     }
     let reader =
         Reader { colormap: args.colormap.as_deref().map(read_colormap).transpose()?, max_pixels: args.max_pixels };

@@ -36,6 +36,50 @@ fn every_bad_input_is_a_clean_error() {
     npy(&d.join("xhuge.npy"), "<f4", &[1_000_000, 1_000_000_000], &[]);
     std::fs::write(d.join("bad.safetensors"), b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}").unwrap();
     safetensors(&d.join("ok.safetensors"), &[("logits", "F32", vec![2, 3], f32_bytes(&[0.0; 6]))]);
+    // NIfTI and TIFF: a truncated .nii.gz, a NIfTI-2 header claiming 10^15 voxels, a gzip bomb
+    // (a header of 1000 voxels followed by 64 MiB of zeros), TIFF strips and tiles past the end.
+    let nii = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/masks/ct/vol_u8.nii.gz")).unwrap();
+    std::fs::write(d.join("truncated.nii.gz"), &nii[..nii.len() / 2]).unwrap();
+    let mut n2 =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/masks/ct/nifti2_u16_big_endian.nii"))
+            .unwrap();
+    for (k, v) in [3i64, 100_000, 100_000, 100_000].iter().enumerate() {
+        n2[16 + 8 * k..24 + 8 * k].copy_from_slice(&v.to_be_bytes());
+    }
+    std::fs::write(d.join("huge.nii"), &n2).unwrap();
+    std::fs::write(d.join("bomb.nii.gz"), gzip_bomb()).unwrap();
+    let (w4, l4) = ((256, 3, 4), (257, 3, 4));
+    let strip = |offset: u32, count: u32| {
+        [w4, l4, (258, 3, 8), (259, 3, 1), (262, 3, 1), (273, 4, offset), (278, 3, 4), (279, 4, count)]
+    };
+    let at = tiff_data_offset(8);
+    tiff(&d.join("strip_offset.tif"), &strip(1 << 30, 16), &[0; 16]);
+    tiff(&d.join("strip_past_end.tif"), &strip(at, 1000), &[0; 16]);
+    let tiles = |offset: u32| {
+        [w4, l4, (258, 3, 8), (259, 3, 5), (262, 3, 1), (322, 3, 16), (323, 3, 16), (324, 4, offset), (325, 4, 10)]
+    };
+    tiff(&d.join("tile_past_end.tif"), &tiles(tiff_data_offset(9) + 4), &[0; 10]);
+    tiff(&d.join("tile_garbage.tif"), &tiles(tiff_data_offset(9)), &[0xff; 10]);
+    tiff(
+        &d.join("huge.tif"),
+        &[
+            (256, 4, 1 << 20),
+            (257, 4, 1 << 20),
+            (258, 3, 8),
+            (259, 3, 1),
+            (262, 3, 1),
+            (273, 4, at),
+            (278, 4, 1 << 20),
+            (279, 4, 16),
+        ],
+        &[0; 16],
+    );
+    tiff(
+        &d.join("rgb.tif"),
+        &[w4, l4, (258, 3, 8), (259, 3, 1), (262, 3, 2), (273, 4, at), (277, 3, 3), (278, 3, 4), (279, 4, 48)],
+        &[0; 48],
+    );
+    std::fs::write(d.join("header_only.tif"), b"II*\0\x08\0\0\0").unwrap();
     std::fs::create_dir(d.join("empty_dir")).unwrap();
     std::os::unix::fs::symlink(d.join("nowhere.png"), d.join("dangling.png")).unwrap();
     std::fs::write(d.join("a_file"), b"x").unwrap();
@@ -74,6 +118,16 @@ fn every_bad_input_is_a_clean_error() {
         (m("dice-focal", "t.npy", &["--lambda-dice", "-1"]), "lambda_dice"),
         (m("generalized-dice", "t.npy", &[]), "batch"),
         (m("cross-entropy", "probs.npy", &["--ignore-index", "255"]), "ignore_index"),
+        (w(&[&p("truncated.nii.gz")]), "truncated.nii.gz: truncated"),
+        (w(&[&p("huge.nii")]), "over the limit"),
+        (w(&[&p("bomb.nii.gz")]), "runs on past the header's 1000 voxels"),
+        (w(&[&p("strip_offset.tif")]), "strip 0 at bytes 1073741824..+16 runs past the end"),
+        (w(&[&p("strip_past_end.tif")]), "strip 0 at bytes 110..+1000 runs past the end"),
+        (w(&[&p("tile_past_end.tif")]), "runs past the end of the file"),
+        (w(&[&p("tile_garbage.tif")]), "corrupt LZW data"),
+        (w(&[&p("huge.tif")]), "over the limit"),
+        (w(&[&p("rgb.tif")]), "one band"),
+        (w(&[&p("header_only.tif")]), "corrupt TIFF"),
         (w(&[&p("truncated.png")]), "truncated.png"),
         (w(&[&p("empty.png")]), "empty.png"),
         (w(&[&p("notes.npy")]), "notes.npy"),
@@ -133,4 +187,23 @@ fn every_bad_input_is_a_clean_error() {
     let out = xent(&["weights", "--no-such-flag"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+}
+
+/// A `.nii.gz` whose header says 10 x 10 x 10 bytes but whose stream inflates to 64 MiB more.
+fn gzip_bomb() -> Vec<u8> {
+    use std::io::Write;
+    let mut h = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/masks/ct/vol_i16_big_endian.nii"))
+        .unwrap()[..352]
+        .to_vec();
+    for (k, v) in [3i16, 10, 10, 10, 1].iter().enumerate() {
+        h[40 + 2 * k..42 + 2 * k].copy_from_slice(&v.to_be_bytes());
+    }
+    h[70..72].copy_from_slice(&2i16.to_be_bytes()); // uint8
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(&h).unwrap();
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..64 {
+        e.write_all(&zeros).unwrap();
+    }
+    e.finish().unwrap()
 }

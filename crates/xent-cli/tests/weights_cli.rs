@@ -396,3 +396,94 @@ fn npy_in_fortran_order_and_big_endian_read_as_numpy_does() {
         assert_eq!(loss(f), want, "{f}");
     }
 }
+
+/// The mixed tree of `tests/data/masks` (NIfTI-1/2, `.nii`/`.nii.gz`, either byte order, float
+/// and scaled labels; TIFF striped/tiled, LZW/Deflate/PackBits, BigTIFF, big-endian, pages and an
+/// overview; PNG; `.npy`), written and counted by `tools/gen_mask_fixtures.py` with nibabel,
+/// tifffile, Pillow and NumPy's bincount: each file, and the whole tree, count the same here.
+#[test]
+fn mixed_tree_equals_numpy_bincount() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let want: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(data.join("masks_expected.json")).unwrap()).unwrap();
+    let check = |path: &Path, want: &serde_json::Value| {
+        let out = xent(&["weights", path.to_str().unwrap(), "--classes", "6", "--format", "json"]);
+        let got = json(&out);
+        for key in ["images", "counts", "ignored"] {
+            assert_eq!(got[key], want[key], "{}: {key}", path.display());
+        }
+    };
+    let files = want["files"].as_object().unwrap();
+    assert_eq!(files.len(), 19);
+    for (name, w) in files {
+        check(&data.join("masks").join(name), w);
+    }
+    check(&data.join("masks"), &want);
+}
+
+/// NIfTI volumes that must be refused, each with a message naming the problem.
+#[test]
+fn bad_nifti_files_are_errors_naming_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let good = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/masks/ct/vol_i16_big_endian.nii"))
+        .unwrap();
+    let put = |name: &str, bytes: &[u8]| {
+        let p = d.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let gz = |bytes: &[u8]| {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap()
+    };
+    // Big-endian NIfTI-1: dim at 40 (i16), datatype at 70, scl_slope at 112.
+    let with = |at: usize, v: &[u8]| {
+        let mut b = good.clone();
+        b[at..at + v.len()].copy_from_slice(v);
+        b
+    };
+    let mut float = with(70, &16i16.to_be_bytes());
+    float[72..74].copy_from_slice(&32i16.to_be_bytes());
+    float.truncate(352);
+    let voxels: Vec<u8> = (0..12 * 10 * 8).flat_map(|i| if i == 5 { 2.5f32 } else { 1.0 }.to_be_bytes()).collect();
+    float.extend(voxels);
+    let mut longer = good.clone();
+    longer.extend([0u8; 7]);
+    let cases = [
+        (put("short.nii", &good[..good.len() - 3]), "needs"),
+        (put("longer.nii", &longer), "needs"),
+        (put("truncated.nii.gz", &gz(&good)[..200]), "truncated"),
+        (put("runs_on.nii.gz", &gz(&longer)), "runs on past"),
+        (put("huge.nii.gz", &gz(&with(42, &[0x7f, 0xff, 0x7f, 0xff, 0x7f, 0xff])[..400])), "over the limit"),
+        (put("zero_dim.nii", &with(44, &0i16.to_be_bytes())), "dim[2] is 0"),
+        (put("complex.nii", &with(70, &32i16.to_be_bytes())), "datatype 32"),
+        (put("not_nifti.nii", &[7u8; 400]), "not a NIfTI"),
+        (put("pair.nii", &with(344, b"ni1\0")), "two-file"),
+        (
+            put("inf_inter.nii", &{
+                let mut b = with(112, &2f32.to_be_bytes());
+                b[116..120].copy_from_slice(&f32::INFINITY.to_be_bytes());
+                b
+            }),
+            "scl_inter",
+        ),
+        (put("float.nii.gz", &gz(&float)), "voxel (5, 0, 0) is 2.5, not an integer label"),
+        (
+            put("bad_crc.nii.gz", &{
+                let mut b = gz(&good);
+                let n = b.len();
+                b[n - 6] ^= 1;
+                b
+            }),
+            "corrupt",
+        ),
+    ];
+    for (path, needle) in &cases {
+        let out = xent(&["weights", path, "--classes", "6"]);
+        assert_fails(&out, needle);
+        assert!(String::from_utf8_lossy(&out.stderr).contains(path.rsplit('/').next().unwrap()), "{path}");
+    }
+}

@@ -110,3 +110,30 @@ pub fn f64_bytes(v: &[f64]) -> Vec<u8> {
 pub fn i64_bytes(v: &[i64]) -> Vec<u8> {
     v.iter().flat_map(|&x| x.to_le_bytes()).collect()
 }
+
+/// A little-endian TIFF of one page: IFD entries `(tag, type, value)` (types 3 = SHORT and
+/// 4 = LONG, one value each, sorted by tag) and then `data`, whose offset in the file is
+/// [`tiff_data_offset`]`(entries.len())`.
+pub fn tiff(path: &Path, entries: &[(u16, u16, u32)], data: &[u8]) {
+    let mut b = b"II*\0".to_vec();
+    b.extend(8u32.to_le_bytes());
+    b.extend((entries.len() as u16).to_le_bytes());
+    for &(tag, ty, v) in entries {
+        b.extend(tag.to_le_bytes());
+        b.extend(ty.to_le_bytes());
+        b.extend(1u32.to_le_bytes());
+        match ty {
+            3 => b.extend((v as u16).to_le_bytes().into_iter().chain([0, 0])),
+            _ => b.extend(v.to_le_bytes()),
+        }
+    }
+    b.extend(0u32.to_le_bytes());
+    assert_eq!(b.len() as u32, tiff_data_offset(entries.len()));
+    b.extend_from_slice(data);
+    std::fs::write(path, b).unwrap();
+}
+
+/// Where [`tiff`] puts the data of a file with `n` IFD entries.
+pub fn tiff_data_offset(n: usize) -> u32 {
+    8 + 2 + 12 * n as u32 + 4
+}
