@@ -2,7 +2,7 @@
 
 use crate::masks::{read_colormap, Reader};
 use crate::{atomic, progress};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use rayon::prelude::*;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -48,9 +48,15 @@ pub struct Args {
     /// JSON list of [r, g, b] per class, for RGB masks.
     #[arg(long)]
     pub colormap: Option<PathBuf>,
-    /// Write the merged counts of this run to this file (JSON), for merging later.
+    /// Write the merged counts of this run to this file (JSON), for merging later. It is also
+    /// rewritten (atomically) during the run, every 1000 inputs or 10 s, with the counts so far
+    /// and the inputs they cover, for --resume.
     #[arg(long)]
     pub save_counts: Option<PathBuf>,
+    /// Continue the run saved in --save-counts FILE (if it exists): the inputs it covers are not
+    /// read again, and must be unchanged (size and modification time) since.
+    #[arg(long, requires = "save_counts")]
+    pub resume: bool,
     /// Counts files (from --save-counts) to merge in, for example one per shard.
     #[arg(long, num_args = 1..)]
     pub counts: Vec<PathBuf>,
@@ -141,61 +147,190 @@ fn collect(paths: &[PathBuf]) -> Result<Found> {
     Ok(found)
 }
 
+/// The identity of an input when it was read: its size and modification time (s, ns).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    size: u64,
+    mtime: (i64, i64),
+}
+
+impl Stamp {
+    fn of(path: &Path) -> Result<Stamp> {
+        use std::os::unix::fs::MetadataExt;
+        let md = std::fs::metadata(path).context("cannot stat")?;
+        Ok(Stamp { size: md.size(), mtime: (md.mtime(), md.mtime_nsec()) })
+    }
+}
+
+/// What `--save-counts` holds: the counts of the inputs read so far (mask files and `--counts`
+/// files), which inputs those are, and the bad files skipped with `--skip-bad`.
+struct Saved {
+    counts: ClassCounts,
+    covered: std::collections::BTreeMap<PathBuf, Stamp>,
+    bad: Vec<(PathBuf, String)>,
+}
+
+impl Saved {
+    fn to_json(&self) -> Vec<u8> {
+        let mut v = serde_json::to_value(&self.counts).expect("plain values serialise");
+        let covered: Vec<_> = self
+            .covered
+            .iter()
+            .map(|(p, s)| serde_json::json!([p.to_string_lossy(), s.size, s.mtime.0, s.mtime.1]))
+            .collect();
+        v["skipped_bad"] = self.bad.iter().map(|(p, e)| serde_json::json!([p.to_string_lossy(), e])).collect();
+        v["covered"] = covered.into();
+        serde_json::to_vec(&v).expect("plain values serialise")
+    }
+
+    /// Reads a file written by [`Saved::to_json`] (or by a run without `--resume`).
+    fn read(path: &Path) -> Result<Saved> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+        let counts = ClassCounts::from_json(&text).with_context(|| path.display().to_string())?;
+        let v: serde_json::Value = serde_json::from_str(&text).expect("parsed once already");
+        let bad_entry = || format!("{}: a malformed \"covered\" or \"skipped_bad\" entry", path.display());
+        let mut covered = std::collections::BTreeMap::new();
+        for e in v["covered"].as_array().map_or(&[][..], |a| a) {
+            let (p, size, s, ns) = (e[0].as_str(), e[1].as_u64(), e[2].as_i64(), e[3].as_i64());
+            let (Some(p), Some(size), Some(s), Some(ns)) = (p, size, s, ns) else { bail!(bad_entry()) };
+            covered.insert(PathBuf::from(p), Stamp { size, mtime: (s, ns) });
+        }
+        let mut bad = Vec::new();
+        for e in v["skipped_bad"].as_array().map_or(&[][..], |a| a) {
+            let (Some(p), Some(err)) = (e[0].as_str(), e[1].as_str()) else { bail!(bad_entry()) };
+            bad.push((PathBuf::from(p), err.to_string()));
+        }
+        Ok(Saved { counts, covered, bad })
+    }
+}
+
+/// Inputs between two rewrites of `--save-counts` during a run, at most.
+const SAVE_EVERY_INPUTS: usize = 1000;
+/// Time between two rewrites of `--save-counts` during a run, at most (while inputs complete).
+const SAVE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Runs the command; returns what to print.
 pub fn run(args: &Args) -> Result<String> {
     let scheme = args.scheme.with_parameters(args.c, args.beta)?;
     let absent = args.absent;
-    let mut shards = Vec::new();
-    for p in &args.counts {
+    let read_counts = |p: &Path| -> Result<ClassCounts> {
         let text = std::fs::read_to_string(p).with_context(|| format!("{}: cannot read counts", p.display()))?;
-        shards.push(ClassCounts::from_json(&text).with_context(|| p.display().to_string())?);
-    }
-    let classes = match (args.classes, shards.first()) {
+        ClassCounts::from_json(&text).with_context(|| p.display().to_string())
+    };
+    let classes = match (args.classes, args.counts.first()) {
         (Some(k), _) => k,
-        (None, Some(s)) => s.num_classes(),
+        (None, Some(p)) => read_counts(p)?.num_classes(),
         (None, None) => bail!("--classes K is required (or --counts files to take it from)"),
     };
     let ignore = Some(args.ignore_index);
-    let Found { files, skipped: mut skipped_paths, .. } = collect(&args.paths)?;
-    if files.is_empty() && shards.is_empty() {
+    let Found { files, skipped: walk_skipped, .. } = collect(&args.paths)?;
+    if files.is_empty() && args.counts.is_empty() {
         bail!("no mask files ({}) found in {:?}", crate::masks::EXTENSIONS.join(", "), args.paths);
+    }
+    let mut saved = Saved { counts: ClassCounts::new(classes, ignore), covered: Default::default(), bad: Vec::new() };
+    if let Some(p) = args.save_counts.as_deref().filter(|p| args.resume && p.exists()) {
+        saved = Saved::read(p)?;
+        let c = &saved.counts;
+        ensure!(
+            (c.num_classes(), c.ignore_index()) == (classes, ignore),
+            "{}: counts of {} classes with ignore index {:?}, but this run has {classes} and {ignore:?}",
+            p.display(),
+            c.num_classes(),
+            c.ignore_index()
+        );
+        let inputs: std::collections::HashSet<&Path> = args.counts.iter().chain(&files).map(PathBuf::as_path).collect();
+        for (f, stamp) in &saved.covered {
+            ensure!(
+                inputs.contains(f.as_path()),
+                "{}: counted in {} but not among this run's inputs; resume with the same arguments",
+                f.display(),
+                p.display()
+            );
+            let now = Stamp::of(f).with_context(|| format!("{}: counted in {}", f.display(), p.display()))?;
+            ensure!(
+                now == *stamp,
+                "{}: changed since it was counted in {} (size {} -> {}, modified {}.{:09} -> {}.{:09}); start again without --resume",
+                f.display(),
+                p.display(),
+                stamp.size,
+                now.size,
+                stamp.mtime.0,
+                stamp.mtime.1,
+                now.mtime.0,
+                now.mtime.1
+            );
+        }
+    }
+    let save = |saved: &Saved| -> Result<()> {
+        match &args.save_counts {
+            Some(p) => atomic::write(p, &saved.to_json()),
+            None => Ok(()),
+        }
+    };
+    let shards: Vec<&PathBuf> = args.counts.iter().filter(|p| !saved.covered.contains_key(*p)).collect();
+    for p in shards {
+        let stamp = Stamp::of(p).with_context(|| format!("{}: cannot read counts", p.display()))?;
+        saved.counts.merge(&read_counts(p)?).with_context(|| format!("{}: merging --counts files", p.display()))?;
+        saved.covered.insert(p.clone(), stamp);
     }
     let reader =
         Reader { colormap: args.colormap.as_deref().map(read_colormap).transpose()?, max_pixels: args.max_pixels };
+    let pending: Vec<(usize, &PathBuf)> =
+        files.iter().enumerate().filter(|(_, f)| !saved.covered.contains_key(*f)).collect();
     let bar = progress::bar(files.len() as u64, "masks");
-    let results: Vec<Result<ClassCounts>> = files
-        .par_iter()
-        .map(|f| {
-            let r = reader.read(f).and_then(|m| m.count(classes, ignore)).with_context(|| f.display().to_string());
+    bar.inc((files.len() - pending.len()) as u64);
+    // Files are read in parallel and merged here as they complete: counts are integers, so the
+    // order of merging changes nothing, and a run stopped anywhere resumes to the same bits.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut errors = Vec::new();
+    let (mut since, mut last) = (0usize, std::time::Instant::now());
+    std::thread::scope(|s| -> Result<()> {
+        s.spawn(|| {
+            pending.par_iter().for_each_with(tx, |tx, &(i, f)| {
+                let r = Stamp::of(f).and_then(|st| Ok((st, reader.read(f)?.count(classes, ignore)?)));
+                let _ = tx.send((i, f, r.with_context(|| f.display().to_string())));
+            })
+        });
+        for (i, f, r) in rx {
             bar.inc(1);
-            r
-        })
-        .collect();
-    bar.finish_and_clear();
-    let mut total = ClassCounts::new(classes, ignore);
-    for s in &shards {
-        total.merge(s).context("merging --counts files")?;
-    }
-    let mut skipped = Vec::new();
-    skipped.append(&mut skipped_paths);
-    for (f, r) in files.iter().zip(results) {
-        match r {
-            Ok(c) => total.merge(&c)?,
-            Err(e) if args.skip_bad => skipped.push((f.clone(), format!("{e:#}"))),
-            Err(e) => return Err(e),
+            match r {
+                Ok((stamp, c)) => {
+                    saved.counts.merge(&c)?;
+                    saved.covered.insert(f.clone(), stamp);
+                }
+                Err(e) if args.skip_bad => {
+                    saved.bad.push((f.clone(), format!("{e:#}")));
+                    if let Ok(stamp) = Stamp::of(f) {
+                        saved.covered.insert(f.clone(), stamp);
+                    }
+                }
+                Err(e) => errors.push((i, e)),
+            }
+            since += 1;
+            if since >= SAVE_EVERY_INPUTS || last.elapsed() >= SAVE_EVERY {
+                save(&saved)?;
+                (since, last) = (0, std::time::Instant::now());
+            }
         }
+        Ok(())
+    })?;
+    bar.finish_and_clear();
+    // The first bad file in the walk's order, whatever order the threads finished in.
+    if let Some((_, e)) = errors.into_iter().min_by_key(|(i, _)| *i) {
+        return Err(e);
     }
+    saved.bad.sort();
+    let mut skipped = walk_skipped;
+    skipped.extend(saved.bad.iter().cloned());
     if !skipped.is_empty() {
         eprintln!("xent: skipped {} file(s):", skipped.len());
         for (_, e) in &skipped {
             eprintln!("  {e}");
         }
     }
-    if let Some(p) = &args.save_counts {
-        atomic::write(p, total.to_json().as_bytes())?;
-    }
-    let weights = total.weights(scheme, absent)?;
-    Ok(render(args.format, &total, &weights, scheme, &skipped))
+    save(&saved)?;
+    let weights = saved.counts.weights(scheme, absent)?;
+    Ok(render(args.format, &saved.counts, &weights, scheme, &skipped))
 }
 
 fn render(format: Format, c: &ClassCounts, w: &[f64], scheme: Scheme, skipped: &[(PathBuf, String)]) -> String {

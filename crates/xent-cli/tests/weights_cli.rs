@@ -487,3 +487,79 @@ fn bad_nifti_files_are_errors_naming_the_problem() {
         assert!(String::from_utf8_lossy(&out.stderr).contains(path.rsplit('/').next().unwrap()), "{path}");
     }
 }
+
+/// `--save-counts FILE --resume`: a run killed with SIGKILL at any point (while walking,
+/// counting, or rewriting FILE) and resumed, again and again, ends with the counts and weights of
+/// an uninterrupted run, bit for bit.
+#[test]
+fn a_run_killed_anywhere_resumes_to_the_same_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (masks, ck) = (dir.path().join("masks"), dir.path().join("counts.json"));
+    std::fs::create_dir(&masks).unwrap();
+    let n = 6000;
+    for i in 0..n {
+        let l: Vec<u8> = labels(i, 64, K).into_iter().map(|v| v as u8).collect();
+        npy(&masks.join(format!("{i:05}.npy")), "|u1", &[8, 8], &l);
+    }
+    let args = ["weights", masks.to_str().unwrap(), "--classes", "4", "--format", "json"];
+    let reference = json(&xent(&args));
+    let resumed: Vec<&str> = args.iter().copied().chain(["--save-counts", ck.to_str().unwrap(), "--resume"]).collect();
+    let covered = || -> usize {
+        std::fs::read_to_string(&ck).map_or(0, |t| {
+            let v: serde_json::Value = serde_json::from_str(&t).expect("the counts file is always whole");
+            v["covered"].as_array().unwrap().len()
+        })
+    };
+    let (mut wait, mut partial, mut kills) = (std::time::Duration::from_millis(3), 0, 0);
+    loop {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_xent"))
+            .args(&resumed)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(wait);
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        kills += 1;
+        let c = covered();
+        partial += usize::from(c > 0 && c < n as usize);
+        wait = wait.mul_f64(1.3);
+    }
+    eprintln!("{kills} kills, {partial} left a partial count");
+    let last = json(&xent(&resumed));
+    for key in ["images", "counts", "image_pixels", "ignored", "weights"] {
+        assert_eq!(last[key], reference[key], "{key} after {kills} kills");
+    }
+    assert_eq!(covered(), n as usize);
+    assert!(partial >= 2, "only {partial} of {kills} kills left a partial count to resume from");
+}
+
+/// A file that changed (size or modification time) after it was counted stops `--resume`; so
+/// does a counted file that is no longer among the inputs.
+#[test]
+fn resume_refuses_changed_or_missing_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (masks, ck) = (dir.path().join("masks"), dir.path().join("counts.json"));
+    fixture_tree(&masks, 5);
+    let ck = ck.to_str().unwrap();
+    let run = |paths: &[&Path]| {
+        let mut a: Vec<&str> = vec!["weights", "--classes", "4", "--save-counts", ck, "--resume"];
+        a.extend(paths.iter().map(|p| p.to_str().unwrap()));
+        xent(&a)
+    };
+    assert!(run(&[&masks]).status.success());
+    assert!(run(&[&masks]).status.success(), "resuming a finished run reads nothing and succeeds");
+    let f = masks.join("a_gray8.png");
+    let t = std::fs::metadata(&f).unwrap().modified().unwrap();
+    std::fs::File::options().write(true).open(&f).unwrap().set_modified(t + std::time::Duration::from_secs(1)).unwrap();
+    assert_fails(&run(&[&masks]), "a_gray8.png: changed since it was counted");
+    std::fs::File::options().write(true).open(&f).unwrap().set_modified(t).unwrap();
+    assert!(run(&[&masks]).status.success());
+    std::io::Write::write_all(&mut std::fs::OpenOptions::new().append(true).open(&f).unwrap(), b"x").unwrap();
+    assert_fails(&run(&[&masks]), "size");
+    assert_fails(&run(&[&masks.join("nested")]), "not among this run's inputs");
+}
