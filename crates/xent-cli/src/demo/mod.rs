@@ -3,6 +3,7 @@
 //! held-out images: plain cross-entropy learns to predict the majority class; weighting finds
 //! the foreground.
 
+mod conv;
 mod data;
 mod network;
 mod pictures;
@@ -73,8 +74,9 @@ fn compare(names: &[&'static str], tr: &Data, test: &Data, epochs: usize, seed: 
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
     let start = std::time::Instant::now();
     let chosen: Vec<_> = LOSSES.iter().filter(|(n, _)| names.contains(n)).collect();
-    // Two networks train at a time: one alone keeps only about 1.4 of the 2 cores busy (candle's
-    // CPU convolutions). Each is seeded on its own, so the results do not depend on the order.
+    // Two networks train at a time: one alone keeps only about 1.2 of the 2 cores busy (46 s
+    // for the demo, 38-41 s two at a time, 39 s three). Each is seeded on its own, so the
+    // results do not depend on the order.
     let next = std::sync::atomic::AtomicUsize::new(0);
     let done = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|scope| {

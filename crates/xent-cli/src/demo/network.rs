@@ -1,13 +1,14 @@
 //! The small fully convolutional network every loss trains, and its predictions.
 
+use super::conv::Conv;
 use super::data::{uniform, Data, Rng};
 use anyhow::Result;
-use candle_core::{DType, Device, Module, Tensor, Var};
-use candle_nn::{Conv2d, Conv2dConfig};
+use candle_core::{DType, Device, Tensor, Var};
 
 /// The network: three 3x3 convolutions (the middle one dilated) with ReLU, and a 1x1 head.
 pub(super) struct Fcn {
-    pub(super) layers: Vec<Conv2d>,
+    /// Each layer's convolution, kernel and bias `[1, Cout, 1, 1]`.
+    layers: Vec<(Conv, Tensor, Tensor)>,
     pub(super) vars: Vec<Var>,
 }
 
@@ -19,9 +20,9 @@ impl Fcn {
             let bound = (6.0 / (cin * k * k) as f32).sqrt();
             let w: Vec<f32> = (0..cout * cin * k * k).map(|_| (uniform(rng) * 2.0 - 1.0) * bound).collect();
             let w = Var::from_tensor(&Tensor::from_vec(w, (cout, cin, k, k), dev)?)?;
-            let b = Var::zeros(cout, DType::F32, dev)?;
-            let cfg = Conv2dConfig { padding: dil * (k / 2), dilation: dil, ..Default::default() };
-            layers.push(Conv2d::new(w.as_tensor().clone(), Some(b.as_tensor().clone()), cfg));
+            let b = Var::zeros((1, cout, 1, 1), DType::F32, dev)?;
+            let conv = Conv { pad: dil * (k / 2), dilation: dil };
+            layers.push((conv, w.as_tensor().clone(), b.as_tensor().clone()));
             vars.extend([w, b]);
         }
         Ok(Fcn { layers, vars })
@@ -29,8 +30,8 @@ impl Fcn {
 
     pub(super) fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut h = x.clone();
-        for (i, l) in self.layers.iter().enumerate() {
-            h = l.forward(&h)?;
+        for (i, (conv, w, b)) in self.layers.iter().enumerate() {
+            h = h.apply_op2(w, *conv)?.broadcast_add(b)?;
             if i + 1 < self.layers.len() {
                 h = h.relu()?;
             }
