@@ -99,7 +99,7 @@ mod view;
 pub mod weights;
 
 pub use error::{Error, Result};
-pub use float::{Float, Label};
+pub use float::{bf16, f16, Element, Float, Label};
 pub use loss::binary_cross_entropy::{BceLoss, BceOptions, BceWithLogitsLoss, BceWithLogitsOptions};
 pub use loss::cross_entropy::{CrossEntropyLoss, CrossEntropyOptions};
 pub use loss::dice::{DiceLoss, DiceOptions};

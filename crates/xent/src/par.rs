@@ -106,14 +106,15 @@ where
 
 /// Runs `f` on every block of `lay` with its share of a class-shaped output and of a
 /// position-shaped output (either may be empty), and returns the results in block order.
-pub(crate) fn for_blocks<T, R, F>(lay: Layout, class_out: &mut [T], pos_out: &mut [T], f: F) -> Vec<R>
+pub(crate) fn for_blocks<C, P, R, F>(lay: Layout, class_out: &mut [C], pos_out: &mut [P], f: F) -> Vec<R>
 where
-    T: Copy + Send,
+    C: Copy + Send,
+    P: Copy + Send,
     R: Send,
-    F: Fn(Block, Option<ClassOut<'_, T>>, &mut [T]) -> R + Sync + Send,
+    F: Fn(Block, Option<ClassOut<'_, C>>, &mut [P]) -> R + Sync + Send,
 {
     let blocks = blocks(lay);
-    let mut class_shares: Vec<Option<ClassOut<'_, T>>> = if class_out.is_empty() {
+    let mut class_shares: Vec<Option<ClassOut<'_, C>>> = if class_out.is_empty() {
         blocks.iter().map(|_| None).collect()
     } else {
         split_class_out(lay, &blocks, class_out).into_iter().map(Some).collect()

@@ -1,5 +1,6 @@
-//! Element types: the sealed [`Float`] trait for `f32` / `f64` and the [`Label`] trait for the
-//! integer types that class-index targets come in.
+//! Element types: the sealed [`Element`] trait for what inputs and gradients are stored in
+//! (`f32`, `f64`, `bf16`, `f16`), the [`Float`] trait for the two the maths runs in (`f32`,
+//! `f64`), and the [`Label`] trait for the integer types that class-index targets come in.
 
 use std::fmt::{Debug, Display};
 use std::ops::{Add, AddAssign, Div, Mul, MulAssign, Neg, Sub, SubAssign};
@@ -18,7 +19,109 @@ mod sealed {
     impl Sealed for i16 {}
     impl Sealed for i32 {}
     impl Sealed for i64 {}
+    impl Sealed for f32 {}
+    impl Sealed for f64 {}
+    impl Sealed for half::bf16 {}
+    impl Sealed for half::f16 {}
 }
+
+pub use half::{bf16, f16};
+
+/// What inputs and gradients are stored in (sealed): `f32` and `f64`, whose maths runs in
+/// themselves, and `bf16` and `f16`, whose maths runs in `f32`: each value is widened exactly
+/// when read, and a gradient rounded once (to nearest, ties to even) when written.
+pub trait Element: sealed::Sealed + Copy + Send + Sync + Debug + PartialEq + 'static {
+    /// The type the maths runs in.
+    type Math: Float;
+    /// `"f32"`, `"f64"`, `"bf16"` or `"f16"`.
+    const NAME: &'static str;
+    /// The value in the maths type (exact).
+    fn widen(self) -> Self::Math;
+    /// `v` rounded to this type (to nearest, ties to even).
+    fn narrow(v: Self::Math) -> Self;
+    /// `dst[i] = src[i].widen()` (vector instructions where the CPU has them).
+    fn widen_slice(src: &[Self], dst: &mut [Self::Math]);
+    /// `dst[i] = narrow(src[i])`.
+    fn narrow_slice(src: &[Self::Math], dst: &mut [Self]);
+    /// The values as the maths type, when they are stored in it (`f32`, `f64`).
+    #[doc(hidden)]
+    fn as_math(v: &[Self]) -> Option<&[Self::Math]>;
+    /// The values as the maths type, when they are stored in it (`f32`, `f64`).
+    #[doc(hidden)]
+    fn as_math_mut(v: &mut [Self]) -> Option<&mut [Self::Math]>;
+}
+
+macro_rules! impl_element_float {
+    ($t:ty) => {
+        impl Element for $t {
+            type Math = $t;
+            const NAME: &'static str = stringify!($t);
+            #[inline(always)]
+            fn widen(self) -> $t {
+                self
+            }
+            #[inline(always)]
+            fn narrow(v: $t) -> $t {
+                v
+            }
+            #[inline(always)]
+            fn widen_slice(src: &[$t], dst: &mut [$t]) {
+                dst.copy_from_slice(src);
+            }
+            #[inline(always)]
+            fn narrow_slice(src: &[$t], dst: &mut [$t]) {
+                dst.copy_from_slice(src);
+            }
+            #[inline(always)]
+            fn as_math(v: &[$t]) -> Option<&[$t]> {
+                Some(v)
+            }
+            #[inline(always)]
+            fn as_math_mut(v: &mut [$t]) -> Option<&mut [$t]> {
+                Some(v)
+            }
+        }
+    };
+}
+impl_element_float!(f32);
+impl_element_float!(f64);
+
+macro_rules! impl_element_half {
+    ($t:ty) => {
+        impl Element for $t {
+            type Math = f32;
+            const NAME: &'static str = stringify!($t);
+            #[inline(always)]
+            fn widen(self) -> f32 {
+                self.to_f32()
+            }
+            #[inline(always)]
+            fn narrow(v: f32) -> $t {
+                <$t>::from_f32(v)
+            }
+            #[inline(always)]
+            fn widen_slice(src: &[$t], dst: &mut [f32]) {
+                use half::slice::HalfFloatSliceExt;
+                src.convert_to_f32_slice(dst);
+            }
+            #[inline(always)]
+            fn narrow_slice(src: &[f32], dst: &mut [$t]) {
+                use half::slice::HalfFloatSliceExt;
+                dst.convert_from_f32_slice(src);
+            }
+            #[inline(always)]
+            fn as_math(_: &[$t]) -> Option<&[f32]> {
+                None
+            }
+            #[inline(always)]
+            fn as_math_mut(_: &mut [$t]) -> Option<&mut [f32]> {
+                None
+            }
+        }
+    };
+}
+impl_element_half!(bf16);
+impl_element_half!(f16);
 
 mod storage {
     /// What a float type's storage is, for the few kernels that move values with instructions
@@ -70,7 +173,8 @@ mod storage {
 ///
 /// Per-element maths runs in `Self`; sums over many elements are accumulated in `f64`.
 pub trait Float:
-    storage::Storage
+    Element<Math = Self>
+    + storage::Storage
     + Copy
     + Send
     + Sync
@@ -95,8 +199,6 @@ pub trait Float:
     const NEG_INFINITY: Self;
     /// A quiet NaN.
     const NAN: Self;
-    /// `"f32"` or `"f64"`.
-    const NAME: &'static str;
     /// `e^self`.
     fn exp(self) -> Self;
     /// `e^self` by a vectorisable polynomial for `f32` (about 1 ulp), libm's for `f64`.
@@ -180,7 +282,6 @@ macro_rules! impl_float {
             const ONE: Self = 1.0;
             const NEG_INFINITY: Self = $t::NEG_INFINITY;
             const NAN: Self = $t::NAN;
-            const NAME: &'static str = stringify!($t);
             #[inline(always)]
             fn exp(self) -> Self {
                 $t::exp(self)

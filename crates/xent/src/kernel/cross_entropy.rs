@@ -17,8 +17,8 @@
 
 use super::block::{Block, ClassOut, Lanes, Upstream};
 use super::simd::Kernel;
-use super::tile::{drive, row_exp_sum, row_max, sum_lanes, Tile, TileKernel, TILE};
-use crate::float::{Float, Label};
+use super::tile::{drive_stored, row_exp_sum, row_max, sum_lanes, Tile, TileKernel, TILE};
+use crate::float::{Element, Float, Label};
 
 /// Everything a class-index kernel needs besides the data.
 #[derive(Debug, Clone, Copy)]
@@ -42,13 +42,13 @@ impl<T: Float> IndexParams<'_, T> {
 
 /// Writes zeros for an ignored position.
 #[inline(always)]
-fn ignored<T: Float>(k: usize, classes: usize, grad: &mut Option<ClassOut<'_, T>>, loss: &mut [T]) {
+fn ignored<S: Element>(k: usize, classes: usize, grad: &mut Option<ClassOut<'_, S>>, loss: &mut [S::Math]) {
     if !loss.is_empty() {
-        loss[k] = T::ZERO;
+        loss[k] = S::Math::ZERO;
     }
     if let Some(g) = grad {
         for c in 0..classes {
-            g.set(c, k, T::ZERO);
+            g.set(c, k, S::narrow(S::Math::ZERO));
         }
     }
 }
@@ -96,25 +96,25 @@ impl<T: Float> IndexParams<'_, T> {
 }
 
 /// A class-index kernel's data over one block: the input (logits, or log-probabilities for
-/// [`Nll`]), the targets, the upstream gradient, and the block's shares of the gradient and of
-/// the per-position losses (empty: not wanted).
-pub(crate) struct Index<'a, T, L> {
-    pub x: &'a [T],
+/// [`Nll`]), stored in `S`, the targets, the upstream gradient, and the block's shares of the
+/// gradient (stored in `S`) and of the per-position losses (empty: not wanted).
+pub(crate) struct Index<'a, S: Element, L> {
+    pub x: &'a [S],
     pub target: &'a [L],
-    pub p: &'a IndexParams<'a, T>,
+    pub p: &'a IndexParams<'a, S::Math>,
     pub b: Block,
-    pub up: Upstream<'a, T>,
-    pub grad: Option<ClassOut<'a, T>>,
-    pub loss: &'a mut [T],
+    pub up: Upstream<'a, S::Math>,
+    pub grad: Option<ClassOut<'a, S>>,
+    pub loss: &'a mut [S::Math],
 }
 
 /// Cross-entropy with class-index targets over one block; returns the sum of the losses.
 ///
 /// The logits of a tile are read from memory once: one pass for the maxima, one for the
 /// exponentials (kept in the gradient buffer), then the gradient is finished in place.
-pub(crate) struct CrossEntropy<'a, T, L>(pub Index<'a, T, L>);
+pub(crate) struct CrossEntropy<'a, S: Element, L>(pub Index<'a, S, L>);
 
-impl<T: Float, L: Label> Kernel for CrossEntropy<'_, T, L> {
+impl<S: Element<Math = T>, T: Float, L: Label> Kernel for CrossEntropy<'_, S, L> {
     type Output = f64;
     #[inline(always)]
     fn run(self) -> f64 {
@@ -124,11 +124,11 @@ impl<T: Float, L: Label> Kernel for CrossEntropy<'_, T, L> {
         // constants in registers.
         if p.classes == 2 && p.smoothing <= T::ZERO {
             let mut k = CeTiles::<T, L, true> { target, p, b, up, loss, acc: [0.0; TILE] };
-            drive(&mut k, (x, &[]), b, shape, grad.as_mut());
+            drive_stored(&mut k, (x, &[]), b, shape, grad.as_mut());
             k.acc.iter().sum()
         } else {
             let mut k = CeTiles::<T, L, false> { target, p, b, up, loss, acc: [0.0; TILE] };
-            drive(&mut k, (x, &[]), b, shape, grad.as_mut());
+            drive_stored(&mut k, (x, &[]), b, shape, grad.as_mut());
             k.acc.iter().sum()
         }
     }
@@ -371,9 +371,9 @@ impl<T: Float, L: Label, const PAIR: bool> CeTiles<'_, '_, T, L, PAIR> {
 
 /// Negative log-likelihood over one block (the input holds log-probabilities); returns the
 /// sum of the losses.
-pub(crate) struct Nll<'a, T, L>(pub Index<'a, T, L>);
+pub(crate) struct Nll<'a, S: Element, L>(pub Index<'a, S, L>);
 
-impl<T: Float, L: Label> Kernel for Nll<'_, T, L> {
+impl<S: Element<Math = T>, T: Float, L: Label> Kernel for Nll<'_, S, L> {
     type Output = f64;
     #[inline(always)]
     fn run(self) -> f64 {
@@ -394,7 +394,7 @@ impl<T: Float, L: Label> Kernel for Nll<'_, T, L> {
                 continue;
             };
             let wt = p.w(t);
-            let l = -(x[b.at(t, k, cs)] * wt);
+            let l = -(x[b.at(t, k, cs)].widen() * wt);
             sum += l.to_f64();
             if !loss.is_empty() {
                 loss[k] = l;
@@ -402,7 +402,7 @@ impl<T: Float, L: Label> Kernel for Nll<'_, T, L> {
             if let (Some(g), false) = (&mut grad, lanes) {
                 let gt = -(wt * up.at(pos));
                 for c in 0..classes {
-                    g.set(c, k, if c == t { gt } else { T::ZERO });
+                    g.set(c, k, S::narrow(if c == t { gt } else { T::ZERO }));
                 }
             }
         }
@@ -420,7 +420,7 @@ impl<T: Float, L: Label> Kernel for Nll<'_, T, L> {
                 for c in 0..classes {
                     let (gs, cc) = (&mut g.lanes(c)[k0..k0 + n], c as u32);
                     for j in 0..n {
-                        gs[j] = if tc[j] == cc { d[j] } else { T::ZERO };
+                        gs[j] = S::narrow(if tc[j] == cc { d[j] } else { T::ZERO });
                     }
                 }
             }
@@ -432,23 +432,23 @@ impl<T: Float, L: Label> Kernel for Nll<'_, T, L> {
 /// Cross-entropy with probability targets `y` (input-shaped) over one block; returns the sum
 /// of the losses. With `A = sum_c w_c y'_c (x_c - m)`, `wy = sum_c w_c y'_c` and
 /// `s = sum_c e^(x_c - m)`: `l = -(A - wy ln s)`, `dl/dx_c = go (e^(x_c - m) wy / s - w_c y'_c)`.
-pub(crate) struct CrossEntropyProbs<'a, T> {
-    pub x: &'a [T],
-    pub y: &'a [T],
-    pub p: &'a IndexParams<'a, T>,
+pub(crate) struct CrossEntropyProbs<'a, S: Element> {
+    pub x: &'a [S],
+    pub y: &'a [S],
+    pub p: &'a IndexParams<'a, S::Math>,
     pub b: Block,
-    pub up: Upstream<'a, T>,
-    pub grad: Option<ClassOut<'a, T>>,
-    pub loss: &'a mut [T],
+    pub up: Upstream<'a, S::Math>,
+    pub grad: Option<ClassOut<'a, S>>,
+    pub loss: &'a mut [S::Math],
 }
 
-impl<T: Float> Kernel for CrossEntropyProbs<'_, T> {
+impl<S: Element<Math = T>, T: Float> Kernel for CrossEntropyProbs<'_, S> {
     type Output = f64;
     #[inline(always)]
     fn run(self) -> f64 {
         let CrossEntropyProbs { x, y, p, b, up, mut grad, loss } = self;
         let mut k = ProbsTiles { p, b, up, loss, acc: [0.0; TILE] };
-        drive(&mut k, (x, y), b, (p.class_stride, p.classes), grad.as_mut());
+        drive_stored(&mut k, (x, y), b, (p.class_stride, p.classes), grad.as_mut());
         k.acc.iter().sum()
     }
 }

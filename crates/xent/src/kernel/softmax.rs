@@ -14,8 +14,8 @@
 
 use super::block::{Block, ClassOut, Lanes};
 use super::simd::Kernel;
-use super::tile::{drive, row_exp_sum, row_max, sum_lanes, Tile, TileKernel, TILE};
-use crate::float::Float;
+use super::tile::{drive_stored, math_out, row_exp_sum, row_max, sum_lanes, Tile, TileKernel, TILE};
+use crate::float::{Element, Float};
 
 /// `(m, s)` of position `k` of `b`: the maximum (NaN if any element is NaN) and
 /// `sum_c exp(x_c - m)`.
@@ -35,26 +35,29 @@ pub(crate) fn max_sumexp<T: Float>(x: &[T], b: &Block, k: usize, cs: usize, clas
 /// Softmax (`log == false`) or log-softmax, forward (`g` empty: the outputs of `x`) or
 /// backward (`x` is the forward's output `y`, `g` the upstream gradient), over one block whose
 /// classes are `cs` apart, into `out`. NaN anywhere in a position makes all its outputs NaN, as
-/// does `+inf` (`inf - inf`), as in PyTorch.
-pub(crate) struct Softmax<'a, T> {
-    pub x: &'a [T],
-    pub g: &'a [T],
+/// does `+inf` (`inf - inf`), as in PyTorch. Inputs are stored in `I`, the output in `O`: the
+/// forward pass reads `bf16` / `f16` inputs, the backward pass writes `bf16` / `f16` gradients
+/// (its `y` and `g` are in the maths type).
+pub(crate) struct Softmax<'a, I, O> {
+    pub x: &'a [I],
+    pub g: &'a [I],
     pub b: Block,
     pub cs: usize,
     pub classes: usize,
     pub log: bool,
-    pub out: ClassOut<'a, T>,
+    pub out: ClassOut<'a, O>,
 }
 
-impl<T: Float> Kernel for Softmax<'_, T> {
+impl<I: Element<Math = T>, O: Element<Math = T>, T: Float> Kernel for Softmax<'_, I, O> {
     type Output = ();
     #[inline(always)]
     fn run(self) {
-        if !self.g.is_empty() {
-            return backward(self);
+        let Softmax { x, g, b, cs, classes, log, mut out } = self;
+        if !g.is_empty() {
+            let (y, g) = (I::as_math(x).expect("backward reads y in the maths type"), I::as_math(g).expect("and g"));
+            return math_out(&mut out, b.len, |o| backward(y, g, b, (cs, classes), log, o));
         }
-        let Softmax { x, b, cs, classes, log, mut out, .. } = self;
-        drive(&mut Forward { classes, log }, (x, &[]), b, (cs, classes), Some(&mut out));
+        drive_stored(&mut Forward { classes, log }, (x, &[]), b, (cs, classes), Some(&mut out));
     }
 }
 
@@ -154,9 +157,7 @@ pub(crate) fn tile<T: Float, G: Lanes<T>>(
 /// Backward of softmax or log-softmax over one block, from the output `y` and upstream `g`:
 /// strided positions in tiles of `TILE` lanes, rows one at a time with `TILE`-lane sums.
 #[inline(always)]
-fn backward<T: Float>(k: Softmax<'_, T>) {
-    let Softmax { x: y, g, b, cs, classes, log, mut out } = k;
-    let out = &mut out;
+fn backward<T: Float>(y: &[T], g: &[T], b: Block, (cs, classes): (usize, usize), log: bool, out: &mut ClassOut<'_, T>) {
     if b.lane_stride == 1 && cs != 1 {
         for k0 in (0..b.len).step_by(TILE) {
             let n = TILE.min(b.len - k0);

@@ -9,7 +9,7 @@
 
 use super::block::{Block, ClassOut, Lanes};
 use super::simd;
-use crate::float::{Float, Label};
+use crate::float::{Element, Float, Label};
 
 /// Lanes per tile: a tile's logits stay in L1.
 pub(crate) const TILE: usize = 128;
@@ -202,6 +202,80 @@ pub(crate) fn drive<T: Float, K: TileKernel<T>>(
     } else {
         for kk in 0..b.len {
             k.row(x, y, &b, kk, out.as_deref_mut());
+        }
+    }
+}
+
+/// [`drive`] for inputs stored in `I` and an output stored in `O`: values stored as the maths
+/// type (`f32`, `f64`) are read and written in place; `bf16` and `f16` inputs are widened a
+/// block at a time into an `f32` scratch (the block's classes `len` apart: at most
+/// [`BLOCK_ELEMS`](crate::par::BLOCK_ELEMS) values, or 8x that for rows; never a copy of the
+/// whole input), and a half output is computed into such a scratch and rounded back once.
+#[inline(always)]
+pub(crate) fn drive_stored<I, O, T, K>(
+    k: &mut K,
+    (x, y): (&[I], &[I]),
+    b: Block,
+    (cs, classes): (usize, usize),
+    out: Option<&mut ClassOut<'_, O>>,
+) where
+    I: Element<Math = T>,
+    O: Element<Math = T>,
+    T: Float,
+    K: TileKernel<T>,
+{
+    let rowwise = !(b.lane_stride == 1 && cs != 1);
+    let (len, n) = (b.len, b.len * classes);
+    let (mut xs, mut ys) = (Vec::new(), Vec::new());
+    let widen = |v: &[I], buf: &mut Vec<T>| {
+        buf.resize(n, T::ZERO);
+        if rowwise {
+            I::widen_slice(&v[b.base..][..n], buf);
+        } else {
+            for c in 0..classes {
+                I::widen_slice(&v[b.base + c * cs..][..len], &mut buf[c * len..][..len]);
+            }
+        }
+    };
+    let (xm, ym, b, shape) = match (I::as_math(x), I::as_math(y)) {
+        (Some(xm), Some(ym)) => (xm, ym, b, (cs, classes)),
+        _ => {
+            widen(x, &mut xs);
+            if K::PAIRED {
+                widen(y, &mut ys);
+            }
+            let local = Block { p0: b.p0, len, base: 0, lane_stride: if rowwise { classes } else { 1 } };
+            (&xs[..], &ys[..], local, (if rowwise { cs } else { len }, classes))
+        }
+    };
+    match out {
+        None => drive(k, (xm, ym), b, shape, None),
+        Some(out) => math_out(out, len, |o| drive(k, (xm, ym), b, shape, Some(o))),
+    }
+}
+
+/// Runs `f` on a block's class-shaped output `out` (`len` positions) as the maths type: in
+/// place for `f32` and `f64`; for `bf16` and `f16` into an `f32` scratch of the block's size,
+/// then rounded into `out` once.
+#[inline(always)]
+pub(crate) fn math_out<O: Element<Math = T>, T: Float>(
+    out: &mut ClassOut<'_, O>,
+    len: usize,
+    f: impl FnOnce(&mut ClassOut<'_, T>),
+) {
+    let (rowwise, classes) = (out.rowwise, out.classes);
+    if O::as_math(&[]).is_some() {
+        let segs = out.segs.iter_mut().map(|s| O::as_math_mut(s).expect("stored as the maths type")).collect();
+        return f(&mut ClassOut { segs, rowwise, classes });
+    }
+    let mut os = vec![T::ZERO; len * classes];
+    let segs = if rowwise { vec![&mut os[..]] } else { os.chunks_mut(len.max(1)).take(classes).collect() };
+    f(&mut ClassOut { segs, rowwise, classes });
+    if rowwise {
+        O::narrow_slice(&os, out.segs[0]);
+    } else {
+        for (c, seg) in out.segs.iter_mut().enumerate() {
+            O::narrow_slice(&os[c * len..][..len], seg);
         }
     }
 }

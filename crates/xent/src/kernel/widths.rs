@@ -98,7 +98,7 @@ fn class_axis_kernels_give_the_same_bits_at_every_width() {
         for log in [false, true] {
             let softmax = |x: &[f32], g: &[f32]| {
                 let mut out = vec![0.0f32; x.len()];
-                for_blocks(lay, &mut out, &mut [], |b, o, _| {
+                for_blocks(lay, &mut out, &mut [] as &mut [f64], |b, o, _| {
                     run(Softmax { x, g, b, cs, classes: lay.classes, log, out: o.unwrap() });
                 });
                 out
@@ -127,13 +127,13 @@ fn class_axis_kernels_give_the_same_bits_at_every_width() {
             };
             same_bits(&format!("focal {shape:?} softmax {softmax}"), || {
                 let (mut g, mut l) = (vec![0.0f32; x.len()], vec![0.0f32; x.len()]);
-                let sums = for_blocks(lay, &mut g, &mut [], |b, grad, _| {
+                let sums = for_blocks(lay, &mut g, &mut [] as &mut [f64], |b, grad, _| {
                     let mut sums = vec![0.0f64; b.len + 1];
                     let d = FocalData { x: &x, target: &t, o: &o, b, up: Some(Upstream::PerSample(&per[..])) };
                     run(Focal { d, grad, loss: None, sums: &mut sums });
                     sums.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
                 });
-                for_blocks(lay, &mut l, &mut [], |b, loss, _| {
+                for_blocks(lay, &mut l, &mut [] as &mut [f64], |b, loss, _| {
                     let mut sums = vec![0.0f64; b.len + 1];
                     let d = FocalData { x: &x, target: &t, o: &o, b, up: None };
                     run(Focal { d, grad: None, loss, sums: &mut sums });
@@ -169,7 +169,7 @@ fn overlap_kernels_give_the_same_bits_at_every_width() {
         let ab: Vec<(f64, f64)> = (0..3 * 6).map(|i| (0.1 * i as f64, -0.05 * i as f64)).collect();
         same_bits(&format!("overlap {activation:?} soft {soft}"), || {
             let mut g = vec![0.0f32; x.len()];
-            let sums = for_blocks(lay, &mut g, &mut [], |b, grad, _| {
+            let sums = for_blocks(lay, &mut g, &mut [] as &mut [f64], |b, grad, _| {
                 let (mut p, mut dp) = (vec![0.0f32; 7], vec![0.0f32; 7]);
                 let mut sums = vec![0.0f64; 6 * 3];
                 let g0 = o.group(b.p0);

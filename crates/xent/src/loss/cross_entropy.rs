@@ -25,7 +25,7 @@
 
 use super::{Backward, IndexKernel, IndexOptions, Loss};
 use crate::error::{Error, Result};
-use crate::float::{Float, Label};
+use crate::float::{Element, Float, Label};
 use crate::kernel::{self, IndexParams};
 use crate::layout::Layout;
 use crate::reduction::{EmptyMean, LossOutput, Reducer, Reduction};
@@ -114,11 +114,11 @@ impl<T: Float> CrossEntropyLoss<T> {
         Ok(self.index().check(input_shape, target)?.1)
     }
 
-    fn probs(
+    fn probs<S: Element<Math = T>>(
         &self,
-        input: View<'_, T>,
-        target: View<'_, T>,
-        backward: Option<Backward<'_, T>>,
+        input: View<'_, S>,
+        target: View<'_, S>,
+        backward: Option<Backward<'_, S, T>>,
     ) -> Result<LossOutput<T>> {
         let lay = Layout::classes_of(input.shape())?;
         if self.options.ignore_index >= 0 {
@@ -172,6 +172,8 @@ impl<T: Float, L: Label> Loss<T, L> for CrossEntropyLoss<T> {
     }
 }
 
+super::half_inputs!(CrossEntropyLoss, IndexKernel::CrossEntropy);
+
 super::float_targets!(
     CrossEntropyLoss,
     probs,
@@ -179,3 +181,21 @@ super::float_targets!(
      the number of samples `N * d1..dk`. `ignore_index >= 0` is an error, as in PyTorch (a negative \
      one, like the default -100, ignores nothing)."
 );
+
+macro_rules! half_probabilities {
+    ($t:ty) => {
+        /// Probability targets in the half type of the logits (maths in `f32`).
+        impl Loss<$t, $t, f32> for CrossEntropyLoss<f32> {
+            fn evaluate(
+                &self,
+                input: View<'_, $t>,
+                target: View<'_, $t>,
+                backward: Option<Backward<'_, $t, f32>>,
+            ) -> Result<LossOutput<f32>> {
+                self.probs(input, target, backward)
+            }
+        }
+    };
+}
+half_probabilities!(crate::float::bf16);
+half_probabilities!(crate::float::f16);

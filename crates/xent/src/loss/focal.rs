@@ -230,7 +230,7 @@ impl<T: Float, L: Label> Loss<T, L> for FocalLoss<T> {
         };
         let mut full = vec![T::ZERO; if o.reduction == Reduction::None { input.len() } else { 0 }];
         let data = |b, up| FocalData { x: input.data(), target: target.data(), o: &params, b, up };
-        let parts = par::for_blocks(lay, grad, &mut [], |b, grad, _| {
+        let parts = par::for_blocks(lay, grad, &mut [] as &mut [f64], |b, grad, _| {
             let n0 = b.p0 / lay.inner.max(1);
             let span = if b.len == 0 { 1 } else { (b.p0 + b.len - 1) / lay.inner - n0 + 1 };
             let mut sums = vec![0.0; span];
@@ -238,7 +238,7 @@ impl<T: Float, L: Label> Loss<T, L> for FocalLoss<T> {
             (n0, sums)
         });
         if !full.is_empty() {
-            par::for_blocks(lay, &mut full, &mut [], |b, loss, _| {
+            par::for_blocks(lay, &mut full, &mut [] as &mut [f64], |b, loss, _| {
                 let mut sums = vec![0.0; b.len];
                 kernel::run(kernel::Focal { d: data(b, None), grad: None, loss, sums: &mut sums });
             });

@@ -80,6 +80,31 @@ macro_rules! float_targets {
 }
 pub(crate) use float_targets;
 
+/// `impl Loss<bf16, L>` and `Loss<f16, L>` for `$loss<f32>` (class-index targets) through
+/// [`IndexOptions::run`] with `$kernel`: the maths runs in `f32` on the exact values, the loss
+/// is `f32`, the gradient is rounded once to the input's type.
+macro_rules! half_inputs {
+    ($loss:ident, $kernel:expr) => {
+        $crate::loss::half_inputs!(@one $loss, $kernel, $crate::float::bf16);
+        $crate::loss::half_inputs!(@one $loss, $kernel, $crate::float::f16);
+    };
+    (@one $loss:ident, $kernel:expr, $t:ty) => {
+        /// Half-precision inputs (maths and loss in `f32`, the gradient rounded once to the
+        /// input's type).
+        impl<L: Label> Loss<$t, L, f32> for $loss<f32> {
+            fn evaluate(
+                &self,
+                input: View<'_, $t>,
+                target: View<'_, L>,
+                backward: Option<Backward<'_, $t, f32>>,
+            ) -> Result<LossOutput<f32>> {
+                self.index().run($kernel, input, target, backward)
+            }
+        }
+    };
+}
+pub(crate) use half_inputs;
+
 pub mod binary_cross_entropy;
 pub mod cross_entropy;
 pub mod dice;
@@ -97,7 +122,7 @@ pub mod tversky;
 pub use crate::kernel::Activation;
 
 use crate::error::{Error, Result};
-use crate::float::{Float, Label};
+use crate::float::{Element, Float, Label};
 use crate::kernel::{self, Block, ClassOut, IndexParams, Upstream};
 use crate::layout::Layout;
 use crate::par;
@@ -107,14 +132,17 @@ use crate::validate;
 use crate::view::{numel, View};
 
 /// The gradient half of a fused call: the upstream gradient `d(total)/d(loss)` (the output's
-/// shape: one element for a reduced loss, `[1.0]` for the plain gradient) and the buffer that
-/// receives `d(sum(loss * grad_output)) / d(input)` (the input's length; overwritten).
+/// shape: one element for a reduced loss, `[1.0]` for the plain gradient; in the maths type)
+/// and the buffer that receives `d(sum(loss * grad_output)) / d(input)` (the input's length and
+/// type; overwritten, a `bf16` / `f16` gradient rounded once from `f32`).
+/// `S` is the input's type and `M` the maths type (`S` itself for `f32` and `f64`; `f32` for
+/// `bf16` and `f16`).
 #[derive(Debug)]
-pub struct Backward<'g, T> {
+pub struct Backward<'g, S, M = S> {
     /// The upstream gradient, the output's shape.
-    pub grad_output: &'g [T],
+    pub grad_output: &'g [M],
     /// The input gradient, written in place.
-    pub grad_input: &'g mut [T],
+    pub grad_input: &'g mut [S],
 }
 
 /// A loss of scores `input` (type `T`) for targets of element type `Y`: class indices (any
@@ -134,7 +162,11 @@ pub struct Backward<'g, T> {
 /// assert!((by_index.scalar().unwrap() - by_probs.scalar().unwrap()).abs() < 1e-6);
 /// # Ok::<(), xent::Error>(())
 /// ```
-pub trait Loss<T: Float, Y: Copy> {
+///
+/// `S` is what the input and its gradient are stored in and `M` the type of the maths and the
+/// loss: `S` itself for `f32` and `f64` (the default), `f32` for the `bf16` / `f16` inputs of
+/// the losses that take them (`Loss<bf16, i64, f32>`).
+pub trait Loss<S: Element<Math = M>, Y: Copy, M: Float = S> {
     /// The loss, and with `backward` its input gradient, reading the input once.
     ///
     /// # Errors
@@ -142,16 +174,16 @@ pub trait Loss<T: Float, Y: Copy> {
     /// `backward`, also a `grad_output` or `grad_input` of the wrong length.
     fn evaluate(
         &self,
-        input: View<'_, T>,
+        input: View<'_, S>,
         target: View<'_, Y>,
-        backward: Option<Backward<'_, T>>,
-    ) -> Result<LossOutput<T>>;
+        backward: Option<Backward<'_, S, M>>,
+    ) -> Result<LossOutput<M>>;
 
     /// The loss.
     ///
     /// # Errors
     /// As [`evaluate`](Loss::evaluate).
-    fn forward(&self, input: View<'_, T>, target: View<'_, Y>) -> Result<LossOutput<T>> {
+    fn forward(&self, input: View<'_, S>, target: View<'_, Y>) -> Result<LossOutput<M>> {
         self.evaluate(input, target, None)
     }
 
@@ -162,11 +194,11 @@ pub trait Loss<T: Float, Y: Copy> {
     /// As [`evaluate`](Loss::evaluate).
     fn forward_backward(
         &self,
-        input: View<'_, T>,
+        input: View<'_, S>,
         target: View<'_, Y>,
-        grad_output: &[T],
-        grad_input: &mut [T],
-    ) -> Result<LossOutput<T>> {
+        grad_output: &[M],
+        grad_input: &mut [S],
+    ) -> Result<LossOutput<M>> {
         self.evaluate(input, target, Some(Backward { grad_output, grad_input }))
     }
 }
@@ -323,12 +355,12 @@ impl<T: Float> IndexOptions<'_, T> {
     }
 
     /// Runs `kernel` over every block: the loss, and the gradient if `backward` is given.
-    pub fn run<L: Label>(
+    pub fn run<S: Element<Math = T>, L: Label>(
         &self,
         kernel: IndexKernel,
-        input: View<'_, T>,
+        input: View<'_, S>,
         target: View<'_, L>,
-        backward: Option<Backward<'_, T>>,
+        backward: Option<Backward<'_, S, T>>,
     ) -> Result<LossOutput<T>> {
         let (lay, denominator) = self.check(input.shape(), target)?;
         let weight_sum = match self.weight {
@@ -356,19 +388,20 @@ impl<T: Float> IndexOptions<'_, T> {
 
 /// Drives a class-axis kernel over the blocks of `lay`: checks the gradient arguments, builds
 /// the outputs, sums the per-block losses in order.
-pub(crate) fn run_blocks<T, F>(
+pub(crate) fn run_blocks<S, T, F>(
     lay: Layout,
     reducer: &Reducer,
     out_shape: Vec<usize>,
     input_len: usize,
-    backward: Option<Backward<'_, T>>,
+    backward: Option<Backward<'_, S, T>>,
     f: F,
 ) -> Result<LossOutput<T>>
 where
+    S: Element<Math = T>,
     T: Float,
-    F: Fn(Block, Upstream<'_, T>, Option<ClassOut<'_, T>>, &mut [T]) -> f64 + Sync + Send,
+    F: Fn(Block, Upstream<'_, T>, Option<ClassOut<'_, S>>, &mut [T]) -> f64 + Sync + Send,
 {
-    let (up, grad): (Upstream<'_, T>, &mut [T]) = match backward {
+    let (up, grad): (Upstream<'_, T>, &mut [S]) = match backward {
         Some(Backward { grad_output: go, grad_input: gi }) => {
             check_grad_len(gi, input_len)?;
             (reducer.upstream(go, &out_shape)?, gi)

@@ -96,3 +96,5 @@ impl<T: Float, L: Label> Loss<T, L> for NllLoss<T> {
         self.index().run(IndexKernel::Nll, input, target, backward)
     }
 }
+
+super::half_inputs!(NllLoss, IndexKernel::Nll);

@@ -107,7 +107,7 @@ impl Common {
     fn sums<T: Float, L: Label>(&self, lay: Layout, o: &OverlapParams, x: &[T], truth: Truth<'_, T, L>) -> Sums {
         let groups = if o.batch { 1 } else { lay.outer };
         let ci = o.included();
-        let parts = par::for_blocks::<T, _, _>(lay, &mut [], &mut [], |b, _, _| {
+        let parts = par::for_blocks::<T, f64, _, _>(lay, &mut [], &mut [], |b, _, _| {
             let g0 = o.group(b.p0);
             let span = if b.len == 0 { 1 } else { o.group(b.p0 + b.len - 1) - g0 + 1 };
             let mut s = vec![0.0; span * ci * 3];
@@ -213,7 +213,7 @@ pub(crate) fn run<T: Float, L: Label, S: Scheme>(
         if !accumulate {
             grad.fill(T::ZERO);
         }
-        par::for_blocks(lay, grad, &mut [], |b, g, _| {
+        par::for_blocks(lay, grad, &mut [] as &mut [f64], |b, g, _| {
             if let Some(grad) = g {
                 let (mut p, mut dp) = (vec![T::ZERO; lay.classes], vec![T::ZERO; lay.classes]);
                 let x = input.data();

@@ -22,7 +22,7 @@
 //! ```
 
 use crate::error::{Error, Result};
-use crate::float::Float;
+use crate::float::{Element, Float};
 use crate::kernel::{self, Softmax};
 use crate::layout::Layout;
 use crate::par;
@@ -35,24 +35,24 @@ fn check_out<T>(what: &'static str, out: &[T], want: &[usize]) -> Result<()> {
     Err(Error::ShapeMismatch { what, got: vec![out.len()], expected: format!("{want:?}, the input's shape") })
 }
 
-fn forward_into<T: Float>(input: View<'_, T>, dim: i64, log: bool, out: &mut [T]) -> Result<()> {
+fn forward_into<S: Element>(input: View<'_, S>, dim: i64, log: bool, out: &mut [S::Math]) -> Result<()> {
     let (lay, _) = Layout::along(input.shape(), dim)?;
     check_out("output", out, input.shape())?;
     let cs = lay.class_stride();
-    par::for_blocks(lay, out, &mut [], |b, o, _| {
+    par::for_blocks(lay, out, &mut [] as &mut [f64], |b, o, _| {
         if let Some(out) = o {
-            kernel::run(Softmax { x: input.data(), g: &[], b, cs, classes: lay.classes, log, out });
+            kernel::run(Softmax::<S, S::Math> { x: input.data(), g: &[], b, cs, classes: lay.classes, log, out });
         }
     });
     Ok(())
 }
 
-fn backward_into<T: Float>(
-    output: View<'_, T>,
-    grad_output: View<'_, T>,
+fn backward_into<S: Element>(
+    output: View<'_, S::Math>,
+    grad_output: View<'_, S::Math>,
     dim: i64,
     log: bool,
-    grad_input: &mut [T],
+    grad_input: &mut [S],
 ) -> Result<()> {
     let (lay, _) = Layout::along(output.shape(), dim)?;
     if grad_output.shape() != output.shape() {
@@ -64,9 +64,17 @@ fn backward_into<T: Float>(
     }
     check_out("grad_input", grad_input, output.shape())?;
     let cs = lay.class_stride();
-    par::for_blocks(lay, grad_input, &mut [], |b, o, _| {
+    par::for_blocks(lay, grad_input, &mut [] as &mut [f64], |b, o, _| {
         if let Some(out) = o {
-            kernel::run(Softmax { x: output.data(), g: grad_output.data(), b, cs, classes: lay.classes, log, out });
+            kernel::run(Softmax::<S::Math, S> {
+                x: output.data(),
+                g: grad_output.data(),
+                b,
+                cs,
+                classes: lay.classes,
+                log,
+                out,
+            });
         }
     });
     Ok(())
@@ -76,7 +84,7 @@ fn backward_into<T: Float>(
 ///
 /// # Errors
 /// [`Error::DimOutOfRange`], or an `out` of the wrong length.
-pub fn softmax_into<T: Float>(input: View<'_, T>, dim: i64, out: &mut [T]) -> Result<()> {
+pub fn softmax_into<S: Element>(input: View<'_, S>, dim: i64, out: &mut [S::Math]) -> Result<()> {
     forward_into(input, dim, false, out)
 }
 
@@ -84,8 +92,8 @@ pub fn softmax_into<T: Float>(input: View<'_, T>, dim: i64, out: &mut [T]) -> Re
 ///
 /// # Errors
 /// [`Error::DimOutOfRange`].
-pub fn softmax<T: Float>(input: View<'_, T>, dim: i64) -> Result<Vec<T>> {
-    let mut out = vec![T::ZERO; input.len()];
+pub fn softmax<S: Element>(input: View<'_, S>, dim: i64) -> Result<Vec<S::Math>> {
+    let mut out = vec![S::Math::ZERO; input.len()];
     softmax_into(input, dim, &mut out)?;
     Ok(out)
 }
@@ -94,7 +102,7 @@ pub fn softmax<T: Float>(input: View<'_, T>, dim: i64) -> Result<Vec<T>> {
 ///
 /// # Errors
 /// [`Error::DimOutOfRange`], or an `out` of the wrong length.
-pub fn log_softmax_into<T: Float>(input: View<'_, T>, dim: i64, out: &mut [T]) -> Result<()> {
+pub fn log_softmax_into<S: Element>(input: View<'_, S>, dim: i64, out: &mut [S::Math]) -> Result<()> {
     forward_into(input, dim, true, out)
 }
 
@@ -102,8 +110,8 @@ pub fn log_softmax_into<T: Float>(input: View<'_, T>, dim: i64, out: &mut [T]) -
 ///
 /// # Errors
 /// [`Error::DimOutOfRange`].
-pub fn log_softmax<T: Float>(input: View<'_, T>, dim: i64) -> Result<Vec<T>> {
-    let mut out = vec![T::ZERO; input.len()];
+pub fn log_softmax<S: Element>(input: View<'_, S>, dim: i64) -> Result<Vec<S::Math>> {
+    let mut out = vec![S::Math::ZERO; input.len()];
     log_softmax_into(input, dim, &mut out)?;
     Ok(out)
 }
@@ -113,11 +121,11 @@ pub fn log_softmax<T: Float>(input: View<'_, T>, dim: i64) -> Result<Vec<T>> {
 ///
 /// # Errors
 /// [`Error::DimOutOfRange`], mismatched shapes, a `grad_input` of the wrong length.
-pub fn softmax_backward_into<T: Float>(
-    output: View<'_, T>,
-    grad_output: View<'_, T>,
+pub fn softmax_backward_into<S: Element>(
+    output: View<'_, S::Math>,
+    grad_output: View<'_, S::Math>,
     dim: i64,
-    grad_input: &mut [T],
+    grad_input: &mut [S],
 ) -> Result<()> {
     backward_into(output, grad_output, dim, false, grad_input)
 }
@@ -127,11 +135,11 @@ pub fn softmax_backward_into<T: Float>(
 ///
 /// # Errors
 /// [`Error::DimOutOfRange`], mismatched shapes, a `grad_input` of the wrong length.
-pub fn log_softmax_backward_into<T: Float>(
-    output: View<'_, T>,
-    grad_output: View<'_, T>,
+pub fn log_softmax_backward_into<S: Element>(
+    output: View<'_, S::Math>,
+    grad_output: View<'_, S::Math>,
     dim: i64,
-    grad_input: &mut [T],
+    grad_input: &mut [S],
 ) -> Result<()> {
     backward_into(output, grad_output, dim, true, grad_input)
 }
