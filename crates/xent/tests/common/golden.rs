@@ -335,11 +335,93 @@ where
     }
 }
 
+/// A half-precision case (`bf16` or `f16`): inputs stored in `H`, class weights and the
+/// upstream gradient in `f32` (they hold `H` values exactly), the loss in `f32`, the input
+/// gradient in `H`.
+fn run_half<H: Element<Math = f32>>(op: &str, c: &Case<'_>) -> xent::Result<Outcome>
+where
+    CrossEntropyLoss<f32>: Loss<H, i64, f32> + Loss<H, H, f32>,
+    NllLoss<f32>: Loss<H, i64, f32>,
+{
+    let half = |v: &[f64]| v.iter().map(|&x| H::narrow(x as f32)).collect::<Vec<H>>();
+    let wide = |v: &[H]| v.iter().map(|x| f64::from(x.widen())).collect::<Vec<f64>>();
+    let Some(x) = c.input("input") else { return Ok(Outcome::Skip("no input")) };
+    let xv = half(&x.data);
+    let input = View::new(&xv, &x.shape)?;
+    let go = c.grad_output().map(|g| cast::<f32>(&g.data));
+    let done = |out: LossOutput<f32>, grad: Option<Vec<H>>| Outcome::Done {
+        output: widen(&out.loss),
+        shape: out.shape,
+        grad: grad.map(|g| wide(&g)),
+        more: vec![],
+    };
+    match op {
+        "softmax" | "log_softmax" => {
+            let dim = c.opt_i64("dim", -1);
+            let log = op == "log_softmax";
+            let y = if log { log_softmax(input, dim)? } else { softmax(input, dim)? };
+            let grad = match &go {
+                Some(g) => {
+                    let mut gi = vec![H::narrow(0.0); y.len()];
+                    let (yv, gov) = (View::new(&y, &x.shape)?, View::new(g, &x.shape)?);
+                    if log {
+                        log_softmax_backward_into(yv, gov, dim, &mut gi)?
+                    } else {
+                        softmax_backward_into(yv, gov, dim, &mut gi)?
+                    };
+                    Some(wide(&gi))
+                }
+                None => None,
+            };
+            Ok(Outcome::Done { output: widen(&y), shape: x.shape, grad, more: vec![] })
+        }
+        "nll_loss" | "cross_entropy" => {
+            let t = c.input("target").unwrap();
+            let weight = c.input("weight").map(|w| cast::<f32>(&w.data));
+            let (out, grad) = if op == "nll_loss" {
+                let loss = NllLoss::new(NllOptions { weight, ..c.options()? })?;
+                half_loss(&loss, input, View::new(&t.ints, &t.shape)?, go.as_deref())?
+            } else {
+                let loss = CrossEntropyLoss::new(CrossEntropyOptions { weight, ..c.options()? })?;
+                if t.dtype == "i64" {
+                    half_loss::<H, i64>(&loss, input, View::new(&t.ints, &t.shape)?, go.as_deref())?
+                } else {
+                    let tv = half(&t.data);
+                    half_loss::<H, H>(&loss, input, View::new(&tv, &t.shape)?, go.as_deref())?
+                }
+            };
+            Ok(done(out, grad))
+        }
+        _ => Ok(Outcome::Skip("half precision is not built for this op yet (issue #16)")),
+    }
+}
+
+/// A half-input loss's forward, and its fused backward with `grad_output`.
+fn half_loss<H: Element<Math = f32>, Y: Copy>(
+    loss: &dyn Loss<H, Y, f32>,
+    input: View<'_, H>,
+    target: View<'_, Y>,
+    grad_output: Option<&[f32]>,
+) -> xent::Result<(LossOutput<f32>, Option<Vec<H>>)> {
+    let out = loss.forward(input, target)?;
+    let Some(go) = grad_output else { return Ok((out, None)) };
+    let mut g = vec![H::narrow(0.0); input.len()];
+    let again = loss.forward_backward(input, target, go, &mut g)?;
+    assert_eq!(
+        again.loss.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        out.loss.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        "forward_backward's loss differs from forward's"
+    );
+    Ok((out, Some(g)))
+}
+
 /// Runs one case in the given dtype; a library error becomes `Outcome::Error`.
 pub fn run_case(op: &str, v: &Value) -> Outcome {
     let c = Case { op, v };
     let r = match v["dtype"].as_str().unwrap_or("f64") {
         "f32" => run_typed::<f32>(op, &c),
+        "bf16" => run_half::<bf16>(op, &c),
+        "f16" => run_half::<f16>(op, &c),
         _ => run_typed::<f64>(op, &c),
     };
     r.unwrap_or_else(|e| Outcome::Error(e.to_string()))
@@ -357,12 +439,33 @@ pub fn close(got: f64, want: f64, f32: bool) -> bool {
     (got - want).abs() <= atol + rtol * want.abs()
 }
 
+/// Within one unit in the last place of the half type `dtype` (`bf16`, `f16`), after rounding
+/// both to it; NaN only equal to NaN.
+pub fn half_close(got: f64, want: f64, dtype: &str) -> bool {
+    let bits = |v: f64| -> i32 {
+        let b = if dtype == "bf16" { bf16::from_f64(v).to_bits() } else { f16::from_f64(v).to_bits() };
+        if b & 0x8000 != 0 {
+            -i32::from(b & 0x7fff)
+        } else {
+            i32::from(b)
+        }
+    };
+    if want.is_nan() || got.is_nan() {
+        return want.is_nan() && got.is_nan();
+    }
+    (bits(got) - bits(want)).abs() <= 1
+}
+
 fn compare(what: &str, got: &[f64], want: &GTensor, f32: bool) -> Result<(), String> {
     if got.len() != want.data.len() {
         return Err(format!("{what}: {} values, want {}", got.len(), want.data.len()));
     }
     for (i, (&g, &w)) in got.iter().zip(&want.data).enumerate() {
-        if !close(g, w, f32) {
+        let ok = match want.dtype.as_str() {
+            "bf16" | "f16" => half_close(g, w, &want.dtype),
+            _ => close(g, w, f32),
+        };
+        if !ok {
             return Err(format!("{what}[{i}] = {g:e}, want {w:e}"));
         }
     }

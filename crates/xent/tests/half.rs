@@ -1,0 +1,128 @@
+//! bf16 and f16 inputs: the maths is the f32 maths on the exact values, the gradient that
+//! result rounded once, and the loss as accurate as f32's (PyTorch's native bf16 path is not).
+
+use xent::testing::Rng;
+use xent::*;
+
+/// Half values of `n` logits (normal, scale 3) and their exact f32 values.
+fn logits<H: Element<Math = f32>>(rng: &mut Rng, n: usize) -> (Vec<H>, Vec<f32>) {
+    let h: Vec<H> = rng.vec(n, 3.0).into_iter().map(|v| H::narrow(v as f32)).collect();
+    let f = h.iter().map(|v| v.widen()).collect();
+    (h, f)
+}
+
+/// Cross-entropy and nll on half inputs give the f32 path's loss on the same values bit for bit,
+/// and its gradient rounded once; for strided `[N, C, H, W]`, short rows, long rows (the three
+/// ways the driver reads a block), probability targets, and on 1, 2 and 3 threads.
+fn same_as_f32<H: Element<Math = f32>>()
+where
+    CrossEntropyLoss<f32>: Loss<H, i64, f32> + Loss<H, H, f32>,
+    NllLoss<f32>: Loss<H, i64, f32>,
+{
+    let mut rng = Rng::new(16);
+    let pools: Vec<_> =
+        [1, 2, 3].iter().map(|&k| rayon::ThreadPoolBuilder::new().num_threads(k).build().unwrap()).collect();
+    for (shape, tshape) in
+        [(vec![2, 5, 33, 70], vec![2, 33, 70]), (vec![300, 7], vec![300]), (vec![40, 1000], vec![40])]
+    {
+        let n: usize = shape.iter().product();
+        let classes = shape[1];
+        let (h, f) = logits::<H>(&mut rng, n);
+        let t: Vec<i64> =
+            (0..tshape.iter().product()).map(|i| if i % 11 == 3 { 255 } else { rng.below(classes) as i64 }).collect();
+        let weight: Vec<f32> = (0..classes).map(|c| 0.5 + c as f32 / classes as f32).collect();
+        let opts = CrossEntropyOptions {
+            weight: Some(weight.clone()),
+            ignore_index: 255,
+            label_smoothing: 0.1,
+            ..Default::default()
+        };
+        let ce = CrossEntropyLoss::new(opts).unwrap();
+        let nll = NllLoss::new(NllOptions { weight: Some(weight), ignore_index: 255, ..Default::default() }).unwrap();
+        let (xh, xf, tv) =
+            (View::new(&h, &shape).unwrap(), View::new(&f, &shape).unwrap(), View::new(&t, &tshape).unwrap());
+        let mut want = vec![0f32; n];
+        let lf = Loss::<f32, i64>::forward_backward(&ce, xf, tv, &[1.5], &mut want).unwrap();
+        let want: Vec<H> = want.into_iter().map(H::narrow).collect();
+        let mut nll_want = vec![0f32; n];
+        let nf = Loss::<f32, i64>::forward_backward(&nll, xf, tv, &[0.5], &mut nll_want).unwrap();
+        let nll_want: Vec<H> = nll_want.into_iter().map(H::narrow).collect();
+        let p: Vec<H> = softmax(xf, 1).unwrap().into_iter().map(H::narrow).collect();
+        let pf: Vec<f32> = p.iter().map(|v| v.widen()).collect();
+        let mut probs_want = vec![0f32; n];
+        let pl = ce
+            .clone_without_ignore()
+            .forward_backward(xf, View::new(&pf, &shape).unwrap(), &[1.0], &mut probs_want)
+            .unwrap();
+        let probs_want: Vec<H> = probs_want.into_iter().map(H::narrow).collect();
+        for pool in &pools {
+            pool.install(|| {
+                let mut g = vec![H::narrow(0.0); n];
+                let lh = ce.forward_backward(xh, tv, &[1.5], &mut g).unwrap();
+                assert_eq!(lh.loss[0].to_bits(), lf.loss[0].to_bits(), "{} {shape:?} loss", H::NAME);
+                assert!(g == want, "{} {shape:?} gradient", H::NAME);
+                let lh = nll.forward_backward(xh, tv, &[0.5], &mut g).unwrap();
+                assert_eq!(lh.loss[0].to_bits(), nf.loss[0].to_bits());
+                assert!(g == nll_want, "{} {shape:?} nll gradient", H::NAME);
+                let lh = ce
+                    .clone_without_ignore()
+                    .forward_backward(xh, View::new(&p, &shape).unwrap(), &[1.0], &mut g)
+                    .unwrap();
+                assert_eq!(lh.loss[0].to_bits(), pl.loss[0].to_bits());
+                assert!(g == probs_want, "{} {shape:?} probability targets", H::NAME);
+                assert_eq!(softmax(xh, 1).unwrap(), softmax(xf, 1).unwrap());
+                assert_eq!(log_softmax(xh, 1).unwrap(), log_softmax(xf, 1).unwrap());
+            });
+        }
+    }
+}
+
+trait WithoutIgnore {
+    fn clone_without_ignore(&self) -> CrossEntropyLoss<f32>;
+}
+
+impl WithoutIgnore for CrossEntropyLoss<f32> {
+    /// The same options with the default ignore index (probability targets refuse any other).
+    fn clone_without_ignore(&self) -> CrossEntropyLoss<f32> {
+        let o = self.options();
+        CrossEntropyLoss::new(CrossEntropyOptions { ignore_index: -100, ..o.clone() }).unwrap()
+    }
+}
+
+#[test]
+fn bf16_is_the_f32_maths_rounded_once() {
+    same_as_f32::<bf16>();
+}
+
+#[test]
+fn f16_is_the_f32_maths_rounded_once() {
+    same_as_f32::<f16>();
+}
+
+/// The claim, on a segmentation batch: xent's loss of bf16 logits is within 1e-6
+/// (relative) of the f64 loss of the same values; PyTorch's native bf16 path rounds its
+/// log-softmax to bf16 and is off by about 4e-3 here (`torch_native_output` of the golden files).
+#[test]
+fn bf16_loss_is_within_1e_6_of_f64_on_a_segmentation_batch() {
+    let shape = [4, 19, 128, 128];
+    let mut rng = Rng::new(19);
+    let (h, _) = logits::<bf16>(&mut rng, shape.iter().product());
+    let wide: Vec<f64> = h.iter().map(|v| f64::from(v.widen())).collect();
+    let t: Vec<u8> = (0..4 * 128 * 128).map(|i| if i % 20 == 0 { 255 } else { rng.below(19) as u8 }).collect();
+    let tv = View::new(&t, &[4, 128, 128]).unwrap();
+    let w: Vec<f64> = (0..19).map(|c| 1.0 + (c % 5) as f64).collect();
+    let opts = |w: Vec<f64>| CrossEntropyOptions { weight: Some(w), ignore_index: 255, ..Default::default() };
+    let l64 = CrossEntropyLoss::new(opts(w.clone())).unwrap().forward(View::new(&wide, &shape).unwrap(), tv).unwrap();
+    let w32 = w.iter().map(|&v| v as f32).collect();
+    let ce = CrossEntropyLoss::<f32>::new(CrossEntropyOptions {
+        weight: Some(w32),
+        ignore_index: 255,
+        ..Default::default()
+    })
+    .unwrap();
+    let l16 = ce.forward(View::new(&h, &shape).unwrap(), tv).unwrap();
+    let (a, b) = (f64::from(l16.scalar().unwrap()), l64.scalar().unwrap());
+    let rel = (a - b).abs() / b.abs();
+    eprintln!("bf16 loss {a}, f64 loss {b}, relative difference {rel:e}");
+    assert!(rel < 1e-6, "relative difference {rel:e}");
+}
