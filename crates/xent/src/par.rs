@@ -126,11 +126,12 @@ where
 
 /// Runs `f` on fixed runs of `len` elements with their shares of two element-shaped outputs
 /// (either may be empty), and returns the results in order.
-pub(crate) fn for_runs<T, R, F>(len: usize, out_a: &mut [T], out_b: &mut [T], f: F) -> Vec<R>
+pub(crate) fn for_runs<A, B, R, F>(len: usize, out_a: &mut [A], out_b: &mut [B], f: F) -> Vec<R>
 where
-    T: Copy + Send,
+    A: Copy + Send,
+    B: Copy + Send,
     R: Send,
-    F: Fn(std::ops::Range<usize>, &mut [T], &mut [T]) -> R + Sync + Send,
+    F: Fn(std::ops::Range<usize>, &mut [A], &mut [B]) -> R + Sync + Send,
 {
     let runs: Vec<_> = (0..len).step_by(BLOCK_ELEMS).map(|s| s..(s + BLOCK_ELEMS).min(len)).collect();
     let a = split_runs(out_a, runs.iter().map(|r| r.len()));

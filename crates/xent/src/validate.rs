@@ -1,7 +1,7 @@
 //! Shared checks of data and options, run before any kernel writes an output.
 
 use crate::error::{Error, Result};
-use crate::float::{Float, Label};
+use crate::float::{Element, Float, Label};
 use crate::kernel;
 use crate::layout::Layout;
 use crate::par::{map_ordered, BLOCK_ELEMS};
@@ -26,13 +26,16 @@ pub(crate) fn finite_option(name: &'static str, v: f64) -> Result<()> {
 }
 
 /// Every value in `[0, 1]` (NaN is not).
-pub(crate) fn unit_interval<T: Float>(what: &'static str, values: &[T]) -> Result<()> {
-    let bad = |v: &T| !(*v >= T::ZERO && *v <= T::ONE);
+pub(crate) fn unit_interval<S: Element>(what: &'static str, values: &[S]) -> Result<()> {
+    let bad = |v: &S| {
+        let v = v.widen();
+        !(v >= S::Math::ZERO && v <= S::Math::ONE)
+    };
     let parts = map_ordered(values.chunks(BLOCK_ELEMS).enumerate().collect(), |(i, chunk)| {
         chunk.iter().position(bad).map(|k| i * BLOCK_ELEMS + k)
     });
     match parts.into_iter().flatten().next() {
-        Some(index) => Err(Error::NotAProbability { what, index, value: values[index].to_f64() }),
+        Some(index) => Err(Error::NotAProbability { what, index, value: values[index].widen().to_f64() }),
         None => Ok(()),
     }
 }

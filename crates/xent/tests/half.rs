@@ -126,3 +126,47 @@ fn bf16_loss_is_within_1e_6_of_f64_on_a_segmentation_batch() {
     eprintln!("bf16 loss {a}, f64 loss {b}, relative difference {rel:e}");
     assert!(rel < 1e-6, "relative difference {rel:e}");
 }
+
+/// The element-wise losses on half inputs and targets: the f32 path's loss on the same values
+/// bit for bit, and its gradient rounded once, over several runs of elements.
+fn elementwise_same_as_f32<H: Element<Math = f32>>()
+where
+    BceLoss<f32>: Loss<H, H, f32>,
+    BceWithLogitsLoss<f32>: Loss<H, H, f32>,
+    SigmoidFocalLoss<f32>: Loss<H, H, f32>,
+{
+    let mut rng = Rng::new(7);
+    let shape = [3, 4, 100, 70];
+    let n: usize = shape.iter().product();
+    let (x, xf) = logits::<H>(&mut rng, n);
+    let y: Vec<H> = (0..n).map(|_| H::narrow(rng.uniform() as f32)).collect();
+    let yf: Vec<f32> = y.iter().map(|v| v.widen()).collect();
+    let probs: Vec<H> = xf.iter().map(|&v| H::narrow(1.0 / (1.0 + (-v).exp()))).collect();
+    let pf: Vec<f32> = probs.iter().map(|v| v.widen()).collect();
+    let pos = WeightTensor::new(vec![0.5f32, 1.0, 2.0, 3.0], vec![4, 1, 1]).unwrap();
+    let logits_loss =
+        BceWithLogitsLoss::new(BceWithLogitsOptions { pos_weight: Some(pos), ..Default::default() }).unwrap();
+    let focal =
+        SigmoidFocalLoss::<f32>::new(SigmoidFocalOptions { reduction: Reduction::Mean, ..Default::default() }).unwrap();
+    let bce = BceLoss::<f32>::new(Default::default()).unwrap();
+    type Case<'a, H> = (&'a dyn Loss<H, H, f32>, &'a dyn Loss<f32, f32>, &'a [H], &'a [f32]);
+    let cases: [Case<'_, H>; 3] =
+        [(&logits_loss, &logits_loss, &x, &xf), (&focal, &focal, &x, &xf), (&bce, &bce, &probs, &pf)];
+    for (i, (lh, lf, xh, xw)) in cases.into_iter().enumerate() {
+        let (mut gh, mut gf) = (vec![H::narrow(0.0); n], vec![0f32; n]);
+        let a = lh
+            .forward_backward(View::new(xh, &shape).unwrap(), View::new(&y, &shape).unwrap(), &[0.7], &mut gh)
+            .unwrap();
+        let b = lf
+            .forward_backward(View::new(xw, &shape).unwrap(), View::new(&yf, &shape).unwrap(), &[0.7], &mut gf)
+            .unwrap();
+        assert_eq!(a.loss[0].to_bits(), b.loss[0].to_bits(), "{} loss {i}", H::NAME);
+        assert!(gh == gf.into_iter().map(H::narrow).collect::<Vec<H>>(), "{} gradient {i}", H::NAME);
+    }
+}
+
+#[test]
+fn elementwise_half_is_the_f32_maths_rounded_once() {
+    elementwise_same_as_f32::<bf16>();
+    elementwise_same_as_f32::<f16>();
+}

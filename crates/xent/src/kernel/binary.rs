@@ -25,9 +25,9 @@ use std::ops::Range;
 /// A tensor broadcast against the input.
 pub(crate) type Bcast<'a, T> = Option<(&'a [T], &'a Broadcast)>;
 
-/// An element-wise kernel's data: input `x` and target `y` (whole), the run `r` of elements to
-/// compute, the upstream gradient, and the run's shares of the gradient and of the per-element
-/// losses (empty: not wanted).
+/// An element-wise kernel's data: the run `r` of elements to compute, its input `x` and target
+/// `y` (the run's values), the upstream gradient, and the run's shares of the gradient and of
+/// the per-element losses (empty: not wanted).
 pub(crate) struct Elementwise<'a, T> {
     pub x: &'a [T],
     pub y: &'a [T],
@@ -200,7 +200,7 @@ fn bce<T: Float>(k: Bce<'_, T>) -> f64 {
     let floor = T::from_f64(-100.0);
     // PyTorch's EPSILON is the f32 constant 1e-12, also for f64 inputs.
     let eps = T::from_f64(1e-12f32 as f64);
-    let (xs, ys) = (&x[r.clone()], &y[r.clone()]);
+    let (xs, ys) = (x, y);
     let (ws, ups) = (RunLanes::broadcast(&w, &r), RunLanes::upstream(up, &r));
     let mut acc = [0.0f64; LANES];
     let (mut lv, mut gv) = ([T::ZERO; LANES], [T::ZERO; LANES]);
@@ -256,7 +256,7 @@ fn logits_grad<T: Float>(x: &[T], y: &[T], q: &[T], w: &[T], go: &[T], g: &mut [
 #[inline(always)]
 fn bce_with_logits<T: Float>(k: BceWithLogits<'_, T>) -> f64 {
     let BceWithLogits { e: Elementwise { x, y, r, up, grad, loss }, w, q } = k;
-    let (xs, ys) = (&x[r.clone()], &y[r.clone()]);
+    let (xs, ys) = (x, y);
     let (ws, qs, ups) = (RunLanes::broadcast(&w, &r), RunLanes::broadcast(&q, &r), RunLanes::upstream(up, &r));
     // Without weights the losses are not multiplied by 1 (the same bits, one operation less).
     let weighted = !ws.is_one();
@@ -294,7 +294,7 @@ fn bce_with_logits<T: Float>(k: BceWithLogits<'_, T>) -> f64 {
 /// with libm's `powf`.
 #[inline(always)]
 fn sigmoid_focal<T: Float>(k: SigmoidFocal<'_, T>) -> f64 {
-    let (xs, ys) = (&k.e.x[k.e.r.clone()], &k.e.y[k.e.r.clone()]);
+    let (xs, ys) = (k.e.x, k.e.y);
     // A NaN target fails this too, and takes the element loop.
     let mut unit = true;
     for &v in ys {
@@ -370,11 +370,15 @@ fn focal_lanes<T: Float, const MODE: u8, const GRAD: bool>(
         let a = if alpha >= T::ZERO { alpha * yi + (T::ONE - alpha) * (T::ONE - yi) } else { T::ONE };
         lv[j] = a * (ce * modu);
         if GRAD {
-            let mut d = (p - yi) * modu;
+            // In autograd's order (the upstream `a go` first, then through the product, the
+            // power and the sigmoid), so that it overflows where PyTorch does: a logit near the
+            // type's largest value gives PyTorch's NaN or 0, not another number.
+            let u = a * go[j];
+            let mut d = u * modu * (p - yi);
             if MODE != GAMMA_0 {
-                d += ce * g * pm1 * (p * (T::ONE - p)) * (T::ONE - two * yi);
+                d += (u * ce) * (g * pm1) * (T::ONE - two * yi) * (p * (T::ONE - p));
             }
-            gv[j] = d * a * go[j];
+            gv[j] = d;
         }
     }
 }
@@ -385,7 +389,7 @@ fn sigmoid_focal_each<T: Float>(k: SigmoidFocal<'_, T>) -> f64 {
     let two = T::from_f64(2.0);
     let mut sum = 0.0;
     for i in r.clone() {
-        let (xi, yi) = (x[i], y[i]);
+        let (xi, yi) = (x[i - r.start], y[i - r.start]);
         let p = sigmoid(xi);
         let ce = (T::ONE - yi) * xi - log_sigmoid(xi);
         let rr = p + yi - two * p * yi;
@@ -393,11 +397,13 @@ fn sigmoid_focal_each<T: Float>(k: SigmoidFocal<'_, T>) -> f64 {
         let a = if alpha >= T::ZERO { alpha * yi + (T::ONE - alpha) * (T::ONE - yi) } else { T::ONE };
         let l = a * (ce * modu);
         let d = || {
-            let mut d = (p - yi) * modu;
+            // As in `focal_lanes`: autograd's order.
+            let u = a * up.at(i);
+            let mut d = u * modu * (p - yi);
             if gamma != T::ZERO {
-                d += ce * gamma * rr.powf(gamma - T::ONE) * (p * (T::ONE - p)) * (T::ONE - two * yi);
+                d += (u * ce) * (gamma * rr.powf(gamma - T::ONE)) * (T::ONE - two * yi) * (p * (T::ONE - p));
             }
-            d * a * up.at(i)
+            d
         };
         sum += put(&r, i, l, d, grad, loss);
     }

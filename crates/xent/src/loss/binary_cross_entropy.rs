@@ -27,7 +27,7 @@
 
 use super::{run_elementwise, Backward, Loss, WeightTensor};
 use crate::error::Result;
-use crate::float::Float;
+use crate::float::{Element, Float};
 use crate::kernel;
 use crate::layout::Broadcast;
 use crate::reduction::{EmptyMean, LossOutput, Reduction};
@@ -93,6 +93,20 @@ impl<T: Float> Loss<T, T> for BceLoss<T> {
         target: View<'_, T>,
         backward: Option<Backward<'_, T>>,
     ) -> Result<LossOutput<T>> {
+        self.run(input, target, backward)
+    }
+}
+
+super::half_targets!(BceLoss);
+super::half_targets!(BceWithLogitsLoss);
+
+impl<T: Float> BceLoss<T> {
+    fn run<S: Element<Math = T>>(
+        &self,
+        input: View<'_, S>,
+        target: View<'_, S>,
+        backward: Option<Backward<'_, S, T>>,
+    ) -> Result<LossOutput<T>> {
         let o = &self.options;
         let w = bcast("weight", &o.weight, input.shape())?;
         validate::unit_interval("input", input.data())?;
@@ -152,6 +166,17 @@ impl<T: Float> Loss<T, T> for BceWithLogitsLoss<T> {
         input: View<'_, T>,
         target: View<'_, T>,
         backward: Option<Backward<'_, T>>,
+    ) -> Result<LossOutput<T>> {
+        self.run(input, target, backward)
+    }
+}
+
+impl<T: Float> BceWithLogitsLoss<T> {
+    fn run<S: Element<Math = T>>(
+        &self,
+        input: View<'_, S>,
+        target: View<'_, S>,
+        backward: Option<Backward<'_, S, T>>,
     ) -> Result<LossOutput<T>> {
         let o = &self.options;
         let w = bcast("weight", &o.weight, input.shape())?;

@@ -105,6 +105,30 @@ macro_rules! half_inputs {
 }
 pub(crate) use half_inputs;
 
+/// `impl Loss<bf16, bf16, f32>` and `Loss<f16, f16, f32>` for `$loss<f32>` (targets of the
+/// input's type) through the loss's own generic `run`.
+macro_rules! half_targets {
+    ($loss:ident) => {
+        $crate::loss::half_targets!(@one $loss, $crate::float::bf16);
+        $crate::loss::half_targets!(@one $loss, $crate::float::f16);
+    };
+    (@one $loss:ident, $t:ty) => {
+        /// Half-precision inputs and targets (maths and loss in `f32`, the gradient rounded once
+        /// to the input's type).
+        impl Loss<$t, $t, f32> for $loss<f32> {
+            fn evaluate(
+                &self,
+                input: View<'_, $t>,
+                target: View<'_, $t>,
+                backward: Option<Backward<'_, $t, f32>>,
+            ) -> Result<LossOutput<f32>> {
+                self.run(input, target, backward)
+            }
+        }
+    };
+}
+pub(crate) use half_targets;
+
 pub mod binary_cross_entropy;
 pub mod cross_entropy;
 pub mod dice;
@@ -413,16 +437,19 @@ where
     Ok(reducer.finish(per, out_shape, par::exact_sum(sums)))
 }
 
-/// Drives an element-wise kernel over fixed runs of the input.
-pub(crate) fn run_elementwise<T, F>(
-    input: View<'_, T>,
-    target: View<'_, T>,
+/// Drives an element-wise kernel over fixed runs of the input: `f32` / `f64` in place, `bf16` /
+/// `f16` widened a run at a time ([`par::BLOCK_ELEMS`] values) into `f32` and the run's gradient
+/// rounded back once.
+pub(crate) fn run_elementwise<S, T, F>(
+    input: View<'_, S>,
+    target: View<'_, S>,
     reduction: Reduction,
     empty_mean: EmptyMean,
-    backward: Option<Backward<'_, T>>,
+    backward: Option<Backward<'_, S, T>>,
     f: F,
 ) -> Result<LossOutput<T>>
 where
+    S: Element<Math = T>,
     T: Float,
     F: Fn(kernel::Elementwise<'_, T>) -> f64 + Sync + Send,
 {
@@ -435,7 +462,7 @@ where
     }
     let shape = input.shape().to_vec();
     let reducer = Reducer { reduction, empty: empty_mean, denominator: ExactSum::from(numel(&shape)? as f64) };
-    let (up, grad): (Upstream<'_, T>, &mut [T]) = match backward {
+    let (up, grad): (Upstream<'_, T>, &mut [S]) = match backward {
         Some(Backward { grad_output: go, grad_input: gi }) => {
             check_grad_len(gi, input.len())?;
             (reducer.upstream(go, &shape)?, gi)
@@ -444,7 +471,18 @@ where
     };
     let mut per = vec![T::ZERO; reducer.per_element_len(input.len())];
     let (x, y) = (input.data(), target.data());
-    let sums =
-        par::for_runs(input.len(), grad, &mut per, |r, grad, loss| f(kernel::Elementwise { x, y, r, up, grad, loss }));
+    let sums = par::for_runs(input.len(), grad, &mut per, |r, grad, loss| {
+        let (xr, yr) = (&x[r.clone()], &y[r.clone()]);
+        if let (Some(x), Some(y)) = (S::as_math(xr), S::as_math(yr)) {
+            let grad = S::as_math_mut(grad).expect("stored as the maths type");
+            return f(kernel::Elementwise { x, y, r, up, grad, loss });
+        }
+        let (mut xs, mut ys, mut gs) = (vec![T::ZERO; r.len()], vec![T::ZERO; r.len()], vec![T::ZERO; grad.len()]);
+        S::widen_slice(xr, &mut xs);
+        S::widen_slice(yr, &mut ys);
+        let sum = f(kernel::Elementwise { x: &xs, y: &ys, r, up, grad: &mut gs, loss });
+        S::narrow_slice(&gs, grad);
+        sum
+    });
     Ok(reducer.finish(per, shape, par::exact_sum(sums)))
 }

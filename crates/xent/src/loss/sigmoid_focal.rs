@@ -18,7 +18,7 @@
 
 use super::{run_elementwise, Backward, Loss};
 use crate::error::{Error, Result};
-use crate::float::Float;
+use crate::float::{Element, Float};
 use crate::kernel;
 use crate::reduction::{EmptyMean, LossOutput, Reduction};
 use crate::validate;
@@ -81,6 +81,19 @@ impl<T: Float> Loss<T, T> for SigmoidFocalLoss<T> {
         input: View<'_, T>,
         target: View<'_, T>,
         backward: Option<Backward<'_, T>>,
+    ) -> Result<LossOutput<T>> {
+        self.run(input, target, backward)
+    }
+}
+
+super::half_targets!(SigmoidFocalLoss);
+
+impl<T: Float> SigmoidFocalLoss<T> {
+    fn run<S: Element<Math = T>>(
+        &self,
+        input: View<'_, S>,
+        target: View<'_, S>,
+        backward: Option<Backward<'_, S, T>>,
     ) -> Result<LossOutput<T>> {
         let o = &self.options;
         let (alpha, gamma) = (self.alpha, self.gamma);

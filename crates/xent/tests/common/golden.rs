@@ -342,6 +342,9 @@ fn run_half<H: Element<Math = f32>>(op: &str, c: &Case<'_>) -> xent::Result<Outc
 where
     CrossEntropyLoss<f32>: Loss<H, i64, f32> + Loss<H, H, f32>,
     NllLoss<f32>: Loss<H, i64, f32>,
+    BceLoss<f32>: Loss<H, H, f32>,
+    BceWithLogitsLoss<f32>: Loss<H, H, f32>,
+    SigmoidFocalLoss<f32>: Loss<H, H, f32>,
 {
     let half = |v: &[f64]| v.iter().map(|&x| H::narrow(x as f32)).collect::<Vec<H>>();
     let wide = |v: &[H]| v.iter().map(|x| f64::from(x.widen())).collect::<Vec<f64>>();
@@ -389,6 +392,24 @@ where
                     let tv = half(&t.data);
                     half_loss::<H, H>(&loss, input, View::new(&tv, &t.shape)?, go.as_deref())?
                 }
+            };
+            Ok(done(out, grad))
+        }
+        "binary_cross_entropy" | "binary_cross_entropy_with_logits" | "sigmoid_focal_loss" => {
+            let t = c.input("target").unwrap();
+            let tv = half(&t.data);
+            let target = View::new(&tv, &t.shape)?;
+            let weight = owned::<f32>(&c.input("weight"))?;
+            let (out, grad) = match op {
+                "binary_cross_entropy" => {
+                    half_loss(&BceLoss::new(BceOptions { weight, ..c.options()? })?, input, target, go.as_deref())?
+                }
+                "binary_cross_entropy_with_logits" => {
+                    let pos_weight = owned::<f32>(&c.input("pos_weight"))?;
+                    let loss = BceWithLogitsLoss::new(BceWithLogitsOptions { weight, pos_weight, ..c.options()? })?;
+                    half_loss(&loss, input, target, go.as_deref())?
+                }
+                _ => half_loss(&SigmoidFocalLoss::<f32>::new(c.options()?)?, input, target, go.as_deref())?,
             };
             Ok(done(out, grad))
         }
