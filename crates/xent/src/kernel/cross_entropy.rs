@@ -190,13 +190,15 @@ impl<T: Float, L: Label, const PAIR: bool> TileKernel<T> for CeTiles<'_, '_, T, 
                 gr.fill(T::ZERO);
                 return;
             }
+            let et = gr[q.t];
             match p.weight {
                 Some(w) if smooth => {
                     gr.iter_mut().zip(w).for_each(|(v, &wc)| *v = *v * q.grad_scale - q.smooth_scale * wc)
                 }
                 _ => gr.iter_mut().for_each(|v| *v = *v * q.grad_scale - q.smooth_scale),
             }
-            gr[q.t] -= q.target_scale;
+            // As in the tiles: the target's constant in one piece.
+            gr[q.t] = et * q.grad_scale - (q.smooth_scale * p.w(q.t) + q.target_scale);
         }
     }
 }
@@ -304,7 +306,10 @@ impl<T: Float, L: Label, const PAIR: bool> CeTiles<'_, '_, T, L, PAIR> {
                     let a = go[j] * wt[j] * one_e;
                     let bc = go[j] * e_c;
                     gsc[j] = (a + bc * p.weight_sum) / s[j];
-                    (ssc[j], tsc[j]) = (bc, a);
+                    // The target's constant in one piece (`a + bc w_t`), so that one class
+                    // (`W = w_t`, `p_t = 1`) gives exactly 0, as PyTorch's `p - y` does.
+                    let wt_c = if tc[j] != none { p.w(tc[j] as usize) } else { T::ZERO };
+                    (ssc[j], tsc[j]) = (bc, a + bc * wt_c);
                 }
             } else {
                 for j in 0..n {
@@ -320,8 +325,8 @@ impl<T: Float, L: Label, const PAIR: bool> CeTiles<'_, '_, T, L, PAIR> {
             for c in 0..classes {
                 let (gs, cc, wc) = (&mut g.lanes(c)[at..at + n], c as u32, p.w(c));
                 for j in 0..n {
-                    let v = gs[j] * gsc[j] - ssc[j] * wc;
-                    let v = if tc[j] == cc { v - tsc[j] } else { v };
+                    let k = if tc[j] == cc { tsc[j] } else { ssc[j] * wc };
+                    let v = gs[j] * gsc[j] - k;
                     gs[j] = if tc[j] != none { v } else { T::ZERO };
                 }
             }

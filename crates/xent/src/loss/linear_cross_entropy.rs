@@ -43,7 +43,7 @@
 use super::{Backward, Loss};
 use crate::error::{Error, Result};
 use crate::float::gemm::{matmul, Operand};
-use crate::float::{Float, Label};
+use crate::float::{Element, Float, Label};
 use crate::kernel::Upstream;
 use crate::layout::Layout;
 use crate::loss::cross_entropy::{CrossEntropyLoss, CrossEntropyOptions};
@@ -104,15 +104,18 @@ pub struct Linear<'a, T> {
 /// shape) and the buffers that receive `d(sum(loss * grad_output))` with respect to the input,
 /// the weight and (if wanted) the bias, each the length of its argument (overwritten).
 #[derive(Debug)]
-pub struct LinearGrads<'g, T> {
+///
+/// `S` is the arguments' type and `M` the maths type (`S` for `f32` and `f64`; `f32` for the
+/// `bf16` / `f16` arguments of [`LinearCrossEntropy::evaluate_half`]).
+pub struct LinearGrads<'g, S, M = S> {
     /// The upstream gradient, the output's shape.
-    pub grad_output: &'g [T],
+    pub grad_output: &'g [M],
     /// d/d input.
-    pub input: &'g mut [T],
+    pub input: &'g mut [S],
     /// d/d weight.
-    pub weight: &'g mut [T],
+    pub weight: &'g mut [S],
     /// d/d bias; `None`: not wanted (or no bias).
-    pub bias: Option<&'g mut [T]>,
+    pub bias: Option<&'g mut [S]>,
 }
 
 /// What a target of [`LinearCrossEntropy`] is: class indices (any [`Label`] type) or
@@ -160,6 +163,88 @@ pub struct LinearCrossEntropy<T> {
     options: LinearCrossEntropyOptions<T>,
     /// Cross-entropy of one chunk: the options, reduced by `sum` (`none` for `none`).
     chunk: CrossEntropyLoss<T>,
+}
+
+impl LinearCrossEntropy<f32> {
+    /// [`evaluate`](Self::evaluate) for `bf16` or `f16` arguments and class-index targets: the
+    /// matrix products run in `f32` on the exact values (the input, `weight` and `bias` are
+    /// widened once: `C D` floats of memory beside the half `weight`), the loss is `f32`, and
+    /// each gradient is accumulated in `f32` and rounded once to the arguments' type.
+    ///
+    /// # Errors
+    /// As [`evaluate`](Self::evaluate).
+    pub fn evaluate_half<H: Element<Math = f32>, L: Label>(
+        &self,
+        linear: Linear<'_, H>,
+        target: View<'_, L>,
+        backward: Option<LinearGrads<'_, H, f32>>,
+    ) -> Result<LossOutput<f32>> {
+        self.widened(linear, target, backward)
+    }
+
+    /// [`evaluate_half`](Self::evaluate_half) with probability targets of the arguments' type.
+    ///
+    /// # Errors
+    /// As [`evaluate`](Self::evaluate).
+    pub fn evaluate_half_probabilities<H: Element<Math = f32>>(
+        &self,
+        linear: Linear<'_, H>,
+        target: View<'_, H>,
+        backward: Option<LinearGrads<'_, H, f32>>,
+    ) -> Result<LossOutput<f32>> {
+        let mut t = vec![0f32; target.len()];
+        H::widen_slice(target.data(), &mut t);
+        self.widened(linear, View::new(&t, target.shape())?, backward)
+    }
+
+    fn widened<H: Element<Math = f32>, Y: LinearTarget<f32>>(
+        &self,
+        linear: Linear<'_, H>,
+        target: View<'_, Y>,
+        backward: Option<LinearGrads<'_, H, f32>>,
+    ) -> Result<LossOutput<f32>>
+    where
+        CrossEntropyLoss<f32>: Loss<f32, Y>,
+    {
+        let wide = |v: &View<'_, H>| {
+            let mut o = vec![0f32; v.len()];
+            H::widen_slice(v.data(), &mut o);
+            o
+        };
+        let (x, w, b) = (wide(&linear.input), wide(&linear.weight), linear.bias.as_ref().map(wide));
+        let lin = Linear {
+            input: View::new(&x, linear.input.shape())?,
+            weight: View::new(&w, linear.weight.shape())?,
+            bias: match (&b, &linear.bias) {
+                (Some(b), Some(v)) => Some(View::new(b, v.shape())?),
+                _ => None,
+            },
+        };
+        let Some(g) = backward else { return self.evaluate(lin, target, None) };
+        for (what, got, want) in [("input", g.input.len(), x.len()), ("weight", g.weight.len(), w.len())]
+            .into_iter()
+            .chain(g.bias.as_ref().map(|gb| ("bias", gb.len(), b.as_ref().map_or(0, Vec::len))))
+        {
+            if got != want {
+                return Err(Error::ShapeMismatch {
+                    what,
+                    got: vec![got],
+                    expected: format!("{want} elements, the argument's (its gradient buffer)"),
+                });
+            }
+        }
+        let (mut gx, mut gw) = (vec![0f32; x.len()], vec![0f32; w.len()]);
+        let mut gb = g.bias.as_ref().map(|gb| vec![0f32; gb.len()]);
+        let grads =
+            LinearGrads { grad_output: g.grad_output, input: &mut gx, weight: &mut gw, bias: gb.as_deref_mut() };
+        let out = self.evaluate(lin, target, Some(grads))?;
+        H::narrow_slice(&gx, g.input);
+        H::narrow_slice(&gw, g.weight);
+        if let (Some(dst), Some(src)) = (g.bias, &gb) {
+            H::narrow_slice(src, dst);
+        }
+        Ok(out)
+    }
 }
 
 /// The shapes of one call.

@@ -413,6 +413,43 @@ where
             };
             Ok(done(out, grad))
         }
+        "linear_cross_entropy" => {
+            let t = c.input("target").unwrap();
+            let (w, b) = (c.input("linear_weight").unwrap(), c.input("linear_bias"));
+            let (wv, bv) = (half(&w.data), b.as_ref().map(|b| half(&b.data)));
+            let linear = Linear {
+                input,
+                weight: View::new(&wv, &w.shape)?,
+                bias: match (&b, &bv) {
+                    (Some(b), Some(bv)) => Some(View::new(bv, &b.shape)?),
+                    _ => None,
+                },
+            };
+            let weight = c.input("weight").map(|w| cast::<f32>(&w.data));
+            let lce = LinearCrossEntropy::new(LinearCrossEntropyOptions { weight, ..c.options()? })?;
+            let tv = half(&t.data);
+            let run = |g: Option<LinearGrads<'_, H, f32>>| {
+                if t.dtype == "i64" {
+                    lce.evaluate_half(linear, View::new(&t.ints, &t.shape)?, g)
+                } else {
+                    lce.evaluate_half_probabilities(linear, View::new(&tv, &t.shape)?, g)
+                }
+            };
+            let out = run(None)?;
+            let Some(go) = &go else { return Ok(done(out, None)) };
+            let (mut gx, mut gw) = (vec![H::narrow(0.0); xv.len()], vec![H::narrow(0.0); wv.len()]);
+            let mut gb = bv.as_ref().map(|b| vec![H::narrow(0.0); b.len()]);
+            let grads = LinearGrads { grad_output: go, input: &mut gx, weight: &mut gw, bias: gb.as_deref_mut() };
+            let again = run(Some(grads))?;
+            assert_eq!(
+                again.loss.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                out.loss.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                "the loss with gradients differs from the loss alone"
+            );
+            let mut more = vec![("linear_weight", wide(&gw))];
+            more.extend(gb.map(|g| ("linear_bias", wide(&g))));
+            Ok(Outcome::Done { output: widen(&out.loss), shape: out.shape, grad: Some(wide(&gx)), more })
+        }
         _ => Ok(Outcome::Skip("half precision is not built for this op yet (issue #16)")),
     }
 }
