@@ -30,7 +30,39 @@ pub struct Args {
     /// Output format: table or json (one object per line).
     #[arg(long, default_value = "table")]
     pub format: String,
+    /// The logits' type: f32, f64, bf16 or f16 (the cross-entropy, element-wise and softmax
+    /// workloads; the others run in f32 only).
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
 }
+
+/// The workloads that run in any `--dtype`.
+const ANY_DTYPE: [&str; 10] =
+    ["seg19", "cls1k", "lm32k", "cls2", "cls19", "bce", "tvfocal", "bceprob", "softmax19", "probs19"];
+
+/// What `--dtype` names: an element type, made from the f32 values the workloads draw.
+trait BenchType: Element {
+    fn of(v: f32) -> Self;
+    /// The value's bits, for the digest (4 bytes for f32, as before `--dtype`).
+    fn bits(self) -> Vec<u8>;
+}
+
+macro_rules! bench_type {
+    ($t:ty, $of:expr) => {
+        impl BenchType for $t {
+            fn of(v: f32) -> Self {
+                $of(v)
+            }
+            fn bits(self) -> Vec<u8> {
+                self.to_bits().to_le_bytes().to_vec()
+            }
+        }
+    };
+}
+bench_type!(f32, |v| v);
+bench_type!(f64, f64::from);
+bench_type!(bf16, bf16::from_f32);
+bench_type!(f16, f16::from_f32);
 
 /// Segmentation, the seed's binary case, classification and language-model rows, BCE, class
 /// counting and a copy, then eight more that users meet: classification rows with
@@ -112,9 +144,24 @@ struct Row {
 
 /// FNV-1a over the bits of the values.
 fn digest<'a>(parts: impl IntoIterator<Item = &'a [f32]>) -> u64 {
-    let mut h = 0xcbf2_9ce4_8422_2325u64;
-    for v in parts.into_iter().flatten() {
-        for b in v.to_bits().to_le_bytes() {
+    parts.into_iter().fold(FNV, fnv)
+}
+
+const FNV: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// [`fnv`] over values of a maths type (`f32`: its 4 bytes, `f64`: its 8).
+fn fnv_math<T: Float>(h: u64, v: &[T]) -> u64 {
+    if T::NAME == "f32" {
+        fnv(h, &v.iter().map(|x| x.to_f64() as f32).collect::<Vec<f32>>())
+    } else {
+        fnv(h, &v.iter().map(|x| x.to_f64()).collect::<Vec<f64>>())
+    }
+}
+
+/// FNV-1a of `h` continued over the bits of `v`.
+fn fnv<E: BenchType>(mut h: u64, v: &[E]) -> u64 {
+    for &x in v {
+        for b in x.bits() {
             h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
         }
     }
@@ -123,57 +170,70 @@ fn digest<'a>(parts: impl IntoIterator<Item = &'a [f32]>) -> u64 {
 
 /// bce's shape `[16, 1, 512, 512]`, its targets (about 3% ones) and its logits through `map`:
 /// an element-wise loss's `forward` and `forward_backward` (into a preallocated gradient).
-fn binary_workload(
+fn binary_workload<E: BenchType>(
     workload: &'static str,
     runs: usize,
     map: fn(f32) -> f32,
-    forward: impl Fn(View<'_, f32>, View<'_, f32>) -> f32,
-    forward_backward: impl Fn(View<'_, f32>, View<'_, f32>, &mut [f32]),
+    loss: &dyn Loss<E, E, E::Math>,
 ) -> Result<Row> {
     let shape = [16usize, 1, 512, 512];
     let mut rng = Rng::new(5);
-    let x: Vec<f32> = (0..shape.iter().product()).map(|_| map(logit(&mut rng))).collect();
-    let y: Vec<f32> = (0..x.len()).map(|_| f32::from(u8::from(uniform(&mut rng) < 0.03))).collect();
+    let x: Vec<E> = (0..shape.iter().product()).map(|_| E::of(map(logit(&mut rng)))).collect();
+    let y: Vec<E> = (0..x.len()).map(|_| E::of(f32::from(u8::from(uniform(&mut rng) < 0.03)))).collect();
     let (xv, yv) = (View::new(&x, &shape)?, View::new(&y, &shape)?);
-    let mut g = vec![0.0f32; x.len()];
+    let mut g = vec![E::of(0.0); x.len()];
+    let one = [<E::Math as Float>::ONE];
     let fwd = time(runs, || {
-        black_box(forward(xv, yv));
+        black_box(loss.forward(xv, yv).unwrap());
     });
-    let fb = time(runs, || forward_backward(xv, yv, &mut g));
-    let digest = digest([&[forward(xv, yv)][..], &g]);
-    Ok(Row { workload, bytes: x.len() * 4, forward: fwd, forward_backward: Some(fb), digest })
+    let fb = time(runs, || drop(black_box(loss.forward_backward(xv, yv, &one, &mut g).unwrap())));
+    let digest = fnv(fnv_math(FNV, &loss.forward(xv, yv)?.loss), &g);
+    Ok(Row { workload, bytes: std::mem::size_of_val(&x[..]), forward: fwd, forward_backward: Some(fb), digest })
 }
 
-fn ce_workload(
+fn ce_workload<E: BenchType>(
     name: &'static str,
     shape: &[usize],
     runs: usize,
     target: impl Fn(&mut Rng, usize) -> i64,
-    opts: CrossEntropyOptions<f32>,
-) -> Result<Row> {
+    opts: CrossEntropyOptions<E::Math>,
+) -> Result<Row>
+where
+    CrossEntropyLoss<E::Math>: Loss<E, i64, E::Math>,
+{
     let mut rng = Rng::new(name.len() as u64);
-    let x: Vec<f32> = (0..shape.iter().product()).map(|_| logit(&mut rng)).collect();
+    let x: Vec<E> = (0..shape.iter().product()).map(|_| E::of(logit(&mut rng))).collect();
     let tshape: Vec<usize> = [&shape[..1], &shape[2..]].concat();
     let classes = shape[1];
     let t: Vec<i64> = (0..tshape.iter().product()).map(|_| target(&mut rng, classes)).collect();
     let ce = CrossEntropyLoss::new(opts)?;
+    let ce: &dyn Loss<E, i64, E::Math> = &ce;
     let (xv, tv) = (View::new(&x, shape)?, View::new(&t, &tshape)?);
-    let mut g = vec![0.0f32; x.len()];
+    let mut g = vec![E::of(0.0); x.len()];
+    let one = [<E::Math as Float>::ONE];
     let forward = time(runs, || {
         black_box(ce.forward(xv, tv).unwrap());
     });
     let fb = time(runs, || {
-        black_box(ce.forward_backward(xv, tv, &[1.0], &mut g).unwrap());
+        black_box(ce.forward_backward(xv, tv, &one, &mut g).unwrap());
     });
-    let digest = digest([&ce.forward(xv, tv)?.loss[..], &g]);
-    Ok(Row { workload: name, bytes: x.len() * 4, forward, forward_backward: Some(fb), digest })
+    let digest = fnv(fnv_math(FNV, &ce.forward(xv, tv)?.loss), &g);
+    Ok(Row { workload: name, bytes: std::mem::size_of_val(&x[..]), forward, forward_backward: Some(fb), digest })
 }
 
-fn run_one(w: &str, runs: usize) -> Result<Row> {
+/// The workloads of [`ANY_DTYPE`] in `E`.
+fn run_typed<E: BenchType>(w: &str, runs: usize) -> Result<Row>
+where
+    CrossEntropyLoss<E::Math>: Loss<E, i64, E::Math> + Loss<E, E, E::Math>,
+    BceWithLogitsLoss<E::Math>: Loss<E, E, E::Math>,
+    SigmoidFocalLoss<E::Math>: Loss<E, E, E::Math>,
+    BceLoss<E::Math>: Loss<E, E, E::Math>,
+{
+    let m = |v: f64| <E::Math as Float>::from_f64(v);
     Ok(match w {
         "seg19" => {
-            let weight: Vec<f32> = (0..19).map(|i| 0.5 + 1.5 * i as f32 / 19.0).collect();
-            ce_workload(
+            let weight = (0..19).map(|i| m(f64::from(0.5 + 1.5 * i as f32 / 19.0))).collect();
+            ce_workload::<E>(
                 "seg19",
                 &[8, 19, 256, 512],
                 runs,
@@ -181,6 +241,79 @@ fn run_one(w: &str, runs: usize) -> Result<Row> {
                 CrossEntropyOptions { weight: Some(weight), ignore_index: 255, ..Default::default() },
             )?
         }
+        "cls1k" => ce_workload::<E>(
+            "cls1k",
+            &[16384, 1000],
+            runs,
+            |r, c| r.next() as i64 % c as i64,
+            CrossEntropyOptions { label_smoothing: 0.1, ..Default::default() },
+        )?,
+        "lm32k" => ce_workload::<E>(
+            "lm32k",
+            &[4096, 32000],
+            runs,
+            |r, c| if uniform(r) < 0.1 { -100 } else { r.next() as i64 % c as i64 },
+            CrossEntropyOptions::default(),
+        )?,
+        "bce" => {
+            let l = BceWithLogitsLoss::new(BceWithLogitsOptions {
+                pos_weight: Some(WeightTensor::new(vec![m(f64::from(32.3f32))], vec![1])?),
+                ..Default::default()
+            })?;
+            binary_workload::<E>("bce", runs, |v| v, &l)?
+        }
+        "tvfocal" => {
+            // torchvision's sigmoid_focal_loss (alpha 0.25, gamma 2), mean.
+            let l = SigmoidFocalLoss::<E::Math>::new(SigmoidFocalOptions {
+                reduction: Reduction::Mean,
+                ..Default::default()
+            })?;
+            binary_workload::<E>("tvfocal", runs, |v| v, &l)?
+        }
+        "bceprob" => {
+            // binary_cross_entropy on the logits through a sigmoid, mean.
+            let l = BceLoss::<E::Math>::new(BceOptions::default())?;
+            binary_workload::<E>("bceprob", runs, |v| 1.0 / (1.0 + (-v).exp()), &l)?
+        }
+        "cls2" => ce_workload::<E>("cls2", &[1 << 22, 2], runs, |r, c| r.next() as i64 % c as i64, Default::default())?,
+        "cls19" => {
+            ce_workload::<E>("cls19", &[1 << 20, 19], runs, |r, c| r.next() as i64 % c as i64, Default::default())?
+        }
+        "softmax19" | "probs19" => {
+            // seg19's logits: softmax over the classes, or cross-entropy with soft labels.
+            let shape = [8usize, 19, 256, 512];
+            let mut rng = Rng::new(7);
+            let x: Vec<E> = (0..shape.iter().product()).map(|_| E::of(logit(&mut rng))).collect();
+            let xv = View::new(&x, &shape)?;
+            let bytes = std::mem::size_of_val(&x[..]);
+            if w == "softmax19" {
+                let mut out = vec![<E::Math as Float>::ZERO; x.len()];
+                let forward = time(runs, || softmax_into(xv, 1, &mut out).unwrap());
+                let digest = fnv_math(FNV, &out);
+                return Ok(Row { workload: "softmax19", bytes, forward, forward_backward: None, digest });
+            }
+            let mut out = vec![E::of(0.0); x.len()];
+            let y: Vec<E> = (0..x.len()).map(|_| E::of(uniform(&mut rng) * (2.0 / 19.0))).collect();
+            let yv = View::new(&y, &shape)?;
+            let ce = CrossEntropyLoss::<E::Math>::new(CrossEntropyOptions::default())?;
+            let ce: &dyn Loss<E, E, E::Math> = &ce;
+            let one = [<E::Math as Float>::ONE];
+            let forward = time(runs, || {
+                black_box(ce.forward(xv, yv).unwrap());
+            });
+            let fb = time(runs, || {
+                black_box(ce.forward_backward(xv, yv, &one, &mut out).unwrap());
+            });
+            let digest = fnv(fnv_math(FNV, &ce.forward(xv, yv)?.loss), &out);
+            Row { workload: "probs19", bytes, forward, forward_backward: Some(fb), digest }
+        }
+        w => bail!("--workload {w:?} is not one of {ANY_DTYPE:?} (the workloads that take --dtype)"),
+    })
+}
+
+/// The workloads that run in f32 only.
+fn run_f32(w: &str, runs: usize) -> Result<Row> {
+    Ok(match w {
         "seed2" => {
             // The seed's setting: the weights are the batch's inverse frequency, timed with the loss.
             let shape = [16usize, 2, 512, 512];
@@ -206,55 +339,6 @@ fn run_one(w: &str, runs: usize) -> Result<Row> {
             let digest = digest([&loss().forward(xv, tv)?.loss[..], &g]);
             Row { workload: "seed2", bytes: x.len() * 4, forward, forward_backward: Some(fb), digest }
         }
-        "cls1k" => ce_workload(
-            "cls1k",
-            &[16384, 1000],
-            runs,
-            |r, c| r.next() as i64 % c as i64,
-            CrossEntropyOptions { label_smoothing: 0.1, ..Default::default() },
-        )?,
-        "lm32k" => ce_workload(
-            "lm32k",
-            &[4096, 32000],
-            runs,
-            |r, c| if uniform(r) < 0.1 { -100 } else { r.next() as i64 % c as i64 },
-            CrossEntropyOptions::default(),
-        )?,
-        "bce" => {
-            let l = BceWithLogitsLoss::new(BceWithLogitsOptions {
-                pos_weight: Some(WeightTensor::new(vec![32.3], vec![1])?),
-                ..Default::default()
-            })?;
-            binary_workload(
-                "bce",
-                runs,
-                |v| v,
-                |x, y| l.forward(x, y).unwrap().loss[0],
-                |x, y, g| drop(black_box(l.forward_backward(x, y, &[1.0], g).unwrap())),
-            )?
-        }
-        "tvfocal" => {
-            // torchvision's sigmoid_focal_loss (alpha 0.25, gamma 2), mean.
-            let l = SigmoidFocalLoss::new(SigmoidFocalOptions { reduction: Reduction::Mean, ..Default::default() })?;
-            binary_workload(
-                "tvfocal",
-                runs,
-                |v| v,
-                |x, y| l.forward(x, y).unwrap().loss[0],
-                |x, y, g| drop(black_box(l.forward_backward(x, y, &[1.0], g).unwrap())),
-            )?
-        }
-        "bceprob" => {
-            // binary_cross_entropy on the logits through a sigmoid, mean.
-            let l = BceLoss::new(BceOptions::default())?;
-            binary_workload(
-                "bceprob",
-                runs,
-                |v| 1.0 / (1.0 + (-v).exp()),
-                |x, y| l.forward(x, y).unwrap().loss[0],
-                |x, y, g| drop(black_box(l.forward_backward(x, y, &[1.0], g).unwrap())),
-            )?
-        }
         "count" => {
             let shape = [64usize, 512, 1024];
             let mut rng = Rng::new(6);
@@ -272,32 +356,6 @@ fn run_one(w: &str, runs: usize) -> Result<Row> {
         "copy" => {
             let bytes = 8 * 19 * 256 * 512 * 4;
             Row { workload: "copy", bytes, forward: copy_time(bytes, runs), forward_backward: None, digest: 0 }
-        }
-        "cls2" => ce_workload("cls2", &[1 << 22, 2], runs, |r, c| r.next() as i64 % c as i64, Default::default())?,
-        "cls19" => ce_workload("cls19", &[1 << 20, 19], runs, |r, c| r.next() as i64 % c as i64, Default::default())?,
-        "softmax19" | "probs19" => {
-            // seg19's logits: softmax over the classes, or cross-entropy with soft labels.
-            let shape = [8usize, 19, 256, 512];
-            let mut rng = Rng::new(7);
-            let x: Vec<f32> = (0..shape.iter().product()).map(|_| logit(&mut rng)).collect();
-            let xv = View::new(&x, &shape)?;
-            let mut out = vec![0.0f32; x.len()];
-            if w == "softmax19" {
-                let forward = time(runs, || softmax_into(xv, 1, &mut out).unwrap());
-                let digest = digest([&out[..]]);
-                return Ok(Row { workload: "softmax19", bytes: x.len() * 4, forward, forward_backward: None, digest });
-            }
-            let y: Vec<f32> = (0..x.len()).map(|_| uniform(&mut rng) * (2.0 / 19.0)).collect();
-            let yv = View::new(&y, &shape)?;
-            let ce = CrossEntropyLoss::new(CrossEntropyOptions::default())?;
-            let forward = time(runs, || {
-                black_box(ce.forward(xv, yv).unwrap());
-            });
-            let fb = time(runs, || {
-                black_box(ce.forward_backward(xv, yv, &[1.0], &mut out).unwrap());
-            });
-            let digest = digest([&ce.forward(xv, yv)?.loss[..], &out]);
-            Row { workload: "probs19", bytes: x.len() * 4, forward, forward_backward: Some(fb), digest }
         }
         "focal19" | "sigfocal19" => {
             // seg19's shape: MONAI's focal loss with softmax (focal19) or sigmoid (its default),
@@ -467,6 +525,23 @@ fn threads_now() -> usize {
 }
 
 /// Runs the command; returns what to print.
+/// One workload in `dtype`.
+fn run_one(w: &str, runs: usize, dtype: &str) -> Result<Row> {
+    if !ANY_DTYPE.contains(&w) {
+        if dtype != "f32" {
+            bail!("--workload {w} runs in f32 only (--dtype {dtype} takes {})", ANY_DTYPE.join(", "));
+        }
+        return run_f32(w, runs);
+    }
+    match dtype {
+        "f32" => run_typed::<f32>(w, runs),
+        "f64" => run_typed::<f64>(w, runs),
+        "bf16" => run_typed::<bf16>(w, runs),
+        "f16" => run_typed::<f16>(w, runs),
+        d => bail!("--dtype {d:?}: f32, f64, bf16 or f16"),
+    }
+}
+
 pub fn run(a: &Args) -> Result<String> {
     let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     if threads == 0 {
@@ -477,11 +552,15 @@ pub fn run(a: &Args) -> Result<String> {
         "table" => false,
         f => bail!("--format {f:?}: table or json"),
     };
-    let names: Vec<&str> = if a.workload == "all" { WORKLOADS.to_vec() } else { vec![a.workload.as_str()] };
+    let names: Vec<&str> = match (a.workload.as_str(), a.dtype.as_str()) {
+        ("all", "f32") => WORKLOADS.to_vec(),
+        ("all", _) => ANY_DTYPE.to_vec(),
+        (w, _) => vec![w],
+    };
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
     let mut out = String::new();
     if !json {
-        let _ = writeln!(out, "{threads} thread(s), median (min) of {} runs", a.runs);
+        let _ = writeln!(out, "{threads} thread(s), {}, median (min) of {} runs", a.dtype, a.runs);
         let _ = writeln!(
             out,
             "{:<8} {:>22} {:>22} {:>8} {:>8} {:>14}",
@@ -489,12 +568,13 @@ pub fn run(a: &Args) -> Result<String> {
         );
     }
     for name in names {
-        let r = pool.install(|| run_one(name, a.runs))?;
+        let r = pool.install(|| run_one(name, a.runs, &a.dtype))?;
         let copy = pool.install(|| copy_time(r.bytes, a.runs));
         let gbs = |ms: f64| r.bytes as f64 / (ms * 1e6);
         if json {
             let v = serde_json::json!({
                 "workload": r.workload,
+                "dtype": a.dtype,
                 "threads": threads,
                 "bytes": r.bytes,
                 "forward_ms": r.forward.0,

@@ -14,7 +14,9 @@
 
 use super::block::{Block, ClassOut, Lanes};
 use super::simd::Kernel;
-use super::tile::{drive_stored, math_out, row_exp_sum, row_max, sum_lanes, Tile, TileKernel, TILE};
+use super::tile::{
+    drive_stored, in_place, narrow_out, row_exp_sum, row_max, scratch_out, sum_lanes, Tile, TileKernel, TILE,
+};
 use crate::float::{Element, Float};
 
 /// `(m, s)` of position `k` of `b`: the maximum (NaN if any element is NaN) and
@@ -55,7 +57,12 @@ impl<I: Element<Math = T>, O: Element<Math = T>, T: Float> Kernel for Softmax<'_
         let Softmax { x, g, b, cs, classes, log, mut out } = self;
         if !g.is_empty() {
             let (y, g) = (I::as_math(x).expect("backward reads y in the maths type"), I::as_math(g).expect("and g"));
-            return math_out(&mut out, b.len, |o| backward(y, g, b, (cs, classes), log, o));
+            if let Some(mut o) = in_place(&mut out) {
+                return backward(y, g, b, (cs, classes), log, &mut o);
+            }
+            let mut os = vec![T::ZERO; b.len * classes];
+            backward(y, g, b, (cs, classes), log, &mut scratch_out(&mut os, out.rowwise, classes, b.len));
+            return narrow_out(&os, &mut out, b.len);
         }
         drive_stored(&mut Forward { classes, log }, (x, &[]), b, (cs, classes), Some(&mut out));
     }

@@ -224,55 +224,74 @@ pub(crate) fn drive_stored<I, O, T, K>(
     T: Float,
     K: TileKernel<T>,
 {
+    // No closures here: a closure is compiled apart from the dispatched copy that runs this
+    // (without FMA: `mul_add` becomes a libm call), so every step is inline code or an
+    // `#[inline(always)]` function.
     let rowwise = !(b.lane_stride == 1 && cs != 1);
-    let (len, n) = (b.len, b.len * classes);
     let (mut xs, mut ys) = (Vec::new(), Vec::new());
-    let widen = |v: &[I], buf: &mut Vec<T>| {
-        buf.resize(n, T::ZERO);
-        if rowwise {
-            I::widen_slice(&v[b.base..][..n], buf);
-        } else {
-            for c in 0..classes {
-                I::widen_slice(&v[b.base + c * cs..][..len], &mut buf[c * len..][..len]);
-            }
-        }
-    };
     let (xm, ym, b, shape) = match (I::as_math(x), I::as_math(y)) {
         (Some(xm), Some(ym)) => (xm, ym, b, (cs, classes)),
         _ => {
-            widen(x, &mut xs);
+            widen_block(x, &mut xs, b, cs, classes, rowwise);
             if K::PAIRED {
-                widen(y, &mut ys);
+                widen_block(y, &mut ys, b, cs, classes, rowwise);
             }
-            let local = Block { p0: b.p0, len, base: 0, lane_stride: if rowwise { classes } else { 1 } };
-            (&xs[..], &ys[..], local, (if rowwise { cs } else { len }, classes))
+            let local = Block { p0: b.p0, len: b.len, base: 0, lane_stride: if rowwise { classes } else { 1 } };
+            (&xs[..], &ys[..], local, (if rowwise { cs } else { b.len }, classes))
         }
     };
-    match out {
-        None => drive(k, (xm, ym), b, shape, None),
-        Some(out) => math_out(out, len, |o| drive(k, (xm, ym), b, shape, Some(o))),
+    let Some(out) = out else { return drive(k, (xm, ym), b, shape, None) };
+    if let Some(mut om) = in_place(out) {
+        return drive(k, (xm, ym), b, shape, Some(&mut om));
+    }
+    let mut os = vec![T::ZERO; b.len * classes];
+    let mut om = scratch_out(&mut os, out.rowwise, classes, b.len);
+    drive(k, (xm, ym), b, shape, Some(&mut om));
+    narrow_out(&os, out, b.len);
+}
+
+/// Block `b`'s values of `v` (classes `cs` apart) widened into `buf`, classes `b.len` apart
+/// (or as rows).
+#[inline(always)]
+fn widen_block<I: Element<Math = T>, T: Float>(
+    v: &[I],
+    buf: &mut Vec<T>,
+    b: Block,
+    cs: usize,
+    classes: usize,
+    rowwise: bool,
+) {
+    let (len, n) = (b.len, b.len * classes);
+    buf.resize(n, T::ZERO);
+    if rowwise {
+        I::widen_slice(&v[b.base..][..n], buf);
+    } else {
+        for c in 0..classes {
+            I::widen_slice(&v[b.base + c * cs..][..len], &mut buf[c * len..][..len]);
+        }
     }
 }
 
-/// Runs `f` on a block's class-shaped output `out` (`len` positions) as the maths type: in
-/// place for `f32` and `f64`; for `bf16` and `f16` into an `f32` scratch of the block's size,
-/// then rounded into `out` once.
+/// A block's class-shaped output as the maths type, in place: `Some` for `f32` and `f64`.
 #[inline(always)]
-pub(crate) fn math_out<O: Element<Math = T>, T: Float>(
-    out: &mut ClassOut<'_, O>,
-    len: usize,
-    f: impl FnOnce(&mut ClassOut<'_, T>),
-) {
-    let (rowwise, classes) = (out.rowwise, out.classes);
-    if O::as_math(&[]).is_some() {
-        let segs = out.segs.iter_mut().map(|s| O::as_math_mut(s).expect("stored as the maths type")).collect();
-        return f(&mut ClassOut { segs, rowwise, classes });
-    }
-    let mut os = vec![T::ZERO; len * classes];
-    let segs = if rowwise { vec![&mut os[..]] } else { os.chunks_mut(len.max(1)).take(classes).collect() };
-    f(&mut ClassOut { segs, rowwise, classes });
-    if rowwise {
-        O::narrow_slice(&os, out.segs[0]);
+pub(crate) fn in_place<'o, O: Element<Math = T>, T: Float>(out: &'o mut ClassOut<'_, O>) -> Option<ClassOut<'o, T>> {
+    O::as_math(&[])?;
+    let segs = out.segs.iter_mut().map(|s| O::as_math_mut(s).expect("stored as the maths type")).collect();
+    Some(ClassOut { segs, rowwise: out.rowwise, classes: out.classes })
+}
+
+/// A class-shaped output of `len` positions over the scratch `os` (`len * classes` values).
+#[inline(always)]
+pub(crate) fn scratch_out<T>(os: &mut [T], rowwise: bool, classes: usize, len: usize) -> ClassOut<'_, T> {
+    let segs = if rowwise { vec![os] } else { os.chunks_mut(len.max(1)).take(classes).collect() };
+    ClassOut { segs, rowwise, classes }
+}
+
+/// The scratch `os` of [`scratch_out`] rounded once into the block's output `out`.
+#[inline(always)]
+pub(crate) fn narrow_out<O: Element<Math = T>, T: Float>(os: &[T], out: &mut ClassOut<'_, O>, len: usize) {
+    if out.rowwise {
+        O::narrow_slice(os, out.segs[0]);
     } else {
         for (c, seg) in out.segs.iter_mut().enumerate() {
             O::narrow_slice(&os[c * len..][..len], seg);
