@@ -1,7 +1,9 @@
 """PyTorch on the workloads of `xent bench`, for a side-by-side comparison (see BENCHMARKS.md).
 
-Usage: python tools/bench_torch.py [--threads 2] [--runs 10]
-Prints one JSON object per workload, the keys of `xent bench --format json`. Exits 0 with a
+Usage: python tools/bench_torch.py [--threads 2] [--runs 10] [--dtype f32|bf16|f16]
+Prints one JSON object per workload, the keys of `xent bench --format json`. With `--dtype bf16`
+or `f16`, the cross-entropy workloads (seg19, cls1k, lm32k, cls2, cls19) on PyTorch's native half
+path: logits and class weights in that type, as a mixed-precision training loop hands them over. Exits 0 with a
 message when torch is not installed: it is no dependency of xent.
 For PyTorch "at its best", run it with glibc told to reuse freed memory:
 MALLOC_MMAP_THRESHOLD_=17179869184 MALLOC_TRIM_THRESHOLD_=17179869184 python tools/bench_torch.py
@@ -21,7 +23,9 @@ except ImportError:
 ap = argparse.ArgumentParser()
 ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--runs", type=int, default=10)
+ap.add_argument("--dtype", default="f32", choices=["f32", "bf16", "f16"])
 args = ap.parse_args()
+DT = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16}[args.dtype]
 torch.set_num_threads(args.threads)
 g = torch.Generator().manual_seed(0)
 
@@ -37,7 +41,7 @@ def timed(f):
 
 
 def report(name, nbytes, fwd, fb=None):
-    print(json.dumps({"workload": name, "threads": args.threads, "bytes": nbytes, "forward_ms": fwd[0],
+    print(json.dumps({"workload": name, "dtype": args.dtype, "threads": args.threads, "bytes": nbytes, "forward_ms": fwd[0],
                       "forward_min_ms": fwd[1], "forward_backward_ms": fb[0] if fb else None,
                       "forward_backward_min_ms": fb[1] if fb else None}), flush=True)
 
@@ -50,12 +54,14 @@ def workload(name, inp, loss):
     def fb():
         xr.grad = None
         loss(xr).backward()
-    report(name, inp.numel() * 4, fwd, timed(fb))
+    report(name, inp.numel() * inp.element_size(), fwd, timed(fb))
 
 
 def ce(name, shape, target, **kw):
-    x = torch.randn(shape, generator=g) * 2
+    x = (torch.randn(shape, generator=g) * 2).to(DT)
     t = target(shape)
+    if "weight" in kw:
+        kw["weight"] = kw["weight"].to(DT)
     workload(name, x, lambda i: F.cross_entropy(i, t, **kw))
 
 
@@ -77,7 +83,8 @@ def seed_loss(inp):
     return F.cross_entropy(inp, t, weight=torch.stack([alpha, 1 - alpha]).float())
 
 
-workload("seed2", x, seed_loss)
+if DT == torch.float32:
+    workload("seed2", x, seed_loss)
 ce("cls1k", (16384, 1000), lambda s: torch.randint(0, 1000, (s[0],), generator=g), label_smoothing=0.1)
 
 
@@ -88,6 +95,10 @@ def lm_t(s):
 
 
 ce("lm32k", (4096, 32000), lm_t)
+if DT != torch.float32:
+    ce("cls2", (1 << 22, 2), lambda s: torch.randint(0, 2, (s[0],), generator=g))
+    ce("cls19", (1 << 20, 19), lambda s: torch.randint(0, 19, (s[0],), generator=g))
+    raise SystemExit(0)
 x = torch.randn(16, 1, 512, 512, generator=g) * 2
 y = (torch.rand(x.shape, generator=g) < 0.03).float()
 pw = torch.tensor([32.3])
