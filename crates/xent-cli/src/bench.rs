@@ -43,8 +43,11 @@ const ANY_DTYPE: [&str; 10] =
 /// What `--dtype` names: an element type, made from the f32 values the workloads draw.
 trait BenchType: Element {
     fn of(v: f32) -> Self;
-    /// The value's bits, for the digest (4 bytes for f32, as before `--dtype`).
-    fn bits(self) -> Vec<u8>;
+    /// Bytes of the type: the digest hashes that many of [`bits`](Self::bits) (4 for f32, as
+    /// before `--dtype`).
+    const BYTES: usize;
+    /// The value's bits.
+    fn bits(self) -> u64;
 }
 
 macro_rules! bench_type {
@@ -53,8 +56,9 @@ macro_rules! bench_type {
             fn of(v: f32) -> Self {
                 $of(v)
             }
-            fn bits(self) -> Vec<u8> {
-                self.to_bits().to_le_bytes().to_vec()
+            const BYTES: usize = std::mem::size_of::<$t>();
+            fn bits(self) -> u64 {
+                u64::from(self.to_bits())
             }
         }
     };
@@ -161,7 +165,7 @@ fn fnv_math<T: Float>(h: u64, v: &[T]) -> u64 {
 /// FNV-1a of `h` continued over the bits of `v`.
 fn fnv<E: BenchType>(mut h: u64, v: &[E]) -> u64 {
     for &x in v {
-        for b in x.bits() {
+        for &b in &x.bits().to_le_bytes()[..E::BYTES] {
             h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
         }
     }

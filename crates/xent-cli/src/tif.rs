@@ -102,9 +102,9 @@ fn read_page(dec: &mut Decoder<File>, len: u64, max_pixels: usize) -> Result<Pag
     };
     ensure!(matches!(bits, 8 | 16 | 32), "{bits}-bit samples: TIFF masks must have 8, 16 or 32 bits per sample");
     let compression = dec.find_tag_unsigned::<u16>(Tag::Compression).context("corrupt TIFF")?.unwrap_or(1);
-    chunks(dec, len)?;
+    let placed = chunks(dec, len)?;
     let result = if dec.get_chunk_type() == ChunkType::Tile && compression == 5 {
-        read_lzw_tiles(dec, len, max_pixels, bits)?
+        read_lzw_tiles(dec, placed, max_pixels, bits)?
     } else {
         dec.read_image().context("corrupt TIFF")?
     };
@@ -140,7 +140,12 @@ fn chunks(dec: &mut Decoder<File>, len: u64) -> Result<(Vec<u64>, Vec<u64>)> {
 /// A tiled LZW page, decoded tile by tile: each tile's codes are decoded until the tile is full
 /// (the padding of an edge tile included), the horizontal predictor undone over the tile's full
 /// width, and the tile's part inside the image copied out.
-fn read_lzw_tiles(dec: &mut Decoder<File>, len: u64, max_pixels: usize, bits: u8) -> Result<DecodingResult> {
+fn read_lzw_tiles(
+    dec: &mut Decoder<File>,
+    (offsets, counts): (Vec<u64>, Vec<u64>),
+    max_pixels: usize,
+    bits: u8,
+) -> Result<DecodingResult> {
     let (w, h) = dec.dimensions()?;
     let (w, h) = (w as usize, h as usize);
     let (tw, th) = dec.chunk_dimensions();
@@ -154,7 +159,6 @@ fn read_lzw_tiles(dec: &mut Decoder<File>, len: u64, max_pixels: usize, bits: u8
     let signed = dec.find_tag_unsigned::<u16>(Tag::SampleFormat)?.unwrap_or(1) == 2;
     let predictor = dec.find_tag_unsigned::<u16>(Tag::Predictor)?.unwrap_or(1);
     ensure!(matches!(predictor, 1 | 2), "TIFF predictor {predictor}: integer masks use none (1) or horizontal (2)");
-    let (offsets, counts) = chunks(dec, len)?;
     let (across, down) = (w.div_ceil(tw), h.div_ceil(th));
     ensure!(offsets.len() >= across * down, "{} tile offsets for {across} x {down} tiles", offsets.len());
     let big = matches!(dec.byte_order(), tiff::tags::ByteOrder::BigEndian);

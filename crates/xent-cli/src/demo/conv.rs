@@ -95,7 +95,7 @@ impl Geometry {
     }
 }
 
-/// `dst = a b` (row-major, `a` `[m, k]` or its transpose when `ta`), one thread.
+/// `dst = a b` (`dst` row-major `[m, n]`), on one thread.
 fn product(dst: &mut [f32], m: usize, n: usize, a: MatRef<'_, f32>, b: MatRef<'_, f32>) {
     matmul(MatMut::from_row_major_slice_mut(dst, m, n), Accum::Replace, a, b, 1.0f32, Par::Seq);
 }

@@ -81,24 +81,12 @@ impl<T: Float> BceLoss<T> {
     }
 }
 
-/// Probabilities `input` in `[0, 1]` for targets of the same shape.
-///
-/// # Errors
-/// A target shape other than the input's, a weight that does not broadcast, an input element
-/// outside `[0, 1]` (or NaN).
-impl<T: Float> Loss<T, T> for BceLoss<T> {
-    fn evaluate(
-        &self,
-        input: View<'_, T>,
-        target: View<'_, T>,
-        backward: Option<Backward<'_, T>>,
-    ) -> Result<LossOutput<T>> {
-        self.run(input, target, backward)
-    }
-}
-
-super::half_targets!(BceLoss);
-super::half_targets!(BceWithLogitsLoss);
+super::same_type_targets!(
+    BceLoss,
+    "Probabilities `input` in `[0, 1]` for targets of the same shape.\n\n# Errors\nA target shape \
+     other than the input's, a weight that does not broadcast, an input element outside `[0, 1]` \
+     (or NaN)."
+);
 
 impl<T: Float> BceLoss<T> {
     fn run<S: Element<Math = T>>(
@@ -156,20 +144,11 @@ impl<T: Float> BceWithLogitsLoss<T> {
     }
 }
 
-/// Logits `input` for targets of the same shape (any real values, as in PyTorch).
-///
-/// # Errors
-/// A target shape other than the input's, a weight or pos_weight that does not broadcast.
-impl<T: Float> Loss<T, T> for BceWithLogitsLoss<T> {
-    fn evaluate(
-        &self,
-        input: View<'_, T>,
-        target: View<'_, T>,
-        backward: Option<Backward<'_, T>>,
-    ) -> Result<LossOutput<T>> {
-        self.run(input, target, backward)
-    }
-}
+super::same_type_targets!(
+    BceWithLogitsLoss,
+    "Logits `input` for targets of the same shape (any real values, as in PyTorch).\n\n# Errors\n\
+     A target shape other than the input's, a weight or pos_weight that does not broadcast."
+);
 
 impl<T: Float> BceWithLogitsLoss<T> {
     fn run<S: Element<Math = T>>(

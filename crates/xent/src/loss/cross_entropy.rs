@@ -182,20 +182,4 @@ super::float_targets!(
      one, like the default -100, ignores nothing)."
 );
 
-macro_rules! half_probabilities {
-    ($t:ty) => {
-        /// Probability targets in the half type of the logits (maths in `f32`).
-        impl Loss<$t, $t, f32> for CrossEntropyLoss<f32> {
-            fn evaluate(
-                &self,
-                input: View<'_, $t>,
-                target: View<'_, $t>,
-                backward: Option<Backward<'_, $t, f32>>,
-            ) -> Result<LossOutput<f32>> {
-                self.probs(input, target, backward)
-            }
-        }
-    };
-}
-half_probabilities!(crate::float::bf16);
-half_probabilities!(crate::float::f16);
+super::half_targets!(CrossEntropyLoss, probs);

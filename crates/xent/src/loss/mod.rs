@@ -106,13 +106,13 @@ macro_rules! half_inputs {
 pub(crate) use half_inputs;
 
 /// `impl Loss<bf16, bf16, f32>` and `Loss<f16, f16, f32>` for `$loss<f32>` (targets of the
-/// input's type) through the loss's own generic `run`.
+/// input's type) through the loss's own generic `$method(input, target, backward)`.
 macro_rules! half_targets {
-    ($loss:ident) => {
-        $crate::loss::half_targets!(@one $loss, $crate::float::bf16);
-        $crate::loss::half_targets!(@one $loss, $crate::float::f16);
+    ($loss:ident, $method:ident) => {
+        $crate::loss::half_targets!(@one $loss, $method, $crate::float::bf16);
+        $crate::loss::half_targets!(@one $loss, $method, $crate::float::f16);
     };
-    (@one $loss:ident, $t:ty) => {
+    (@one $loss:ident, $method:ident, $t:ty) => {
         /// Half-precision inputs and targets (maths and loss in `f32`, the gradient rounded once
         /// to the input's type).
         impl Loss<$t, $t, f32> for $loss<f32> {
@@ -122,12 +122,32 @@ macro_rules! half_targets {
                 target: View<'_, $t>,
                 backward: Option<Backward<'_, $t, f32>>,
             ) -> Result<LossOutput<f32>> {
-                self.run(input, target, backward)
+                self.$method(input, target, backward)
             }
         }
     };
 }
 pub(crate) use half_targets;
+
+/// `impl<T: Float> Loss<T, T>` for `$loss<T>` (documented by `$doc`) and the half types of
+/// [`half_targets`], all through the loss's own generic `run(input, target, backward)`.
+macro_rules! same_type_targets {
+    ($loss:ident, $doc:literal) => {
+        #[doc = $doc]
+        impl<T: Float> Loss<T, T> for $loss<T> {
+            fn evaluate(
+                &self,
+                input: View<'_, T>,
+                target: View<'_, T>,
+                backward: Option<Backward<'_, T>>,
+            ) -> Result<LossOutput<T>> {
+                self.run(input, target, backward)
+            }
+        }
+        $crate::loss::half_targets!($loss, run);
+    };
+}
+pub(crate) use same_type_targets;
 
 pub mod binary_cross_entropy;
 pub mod cross_entropy;

@@ -71,22 +71,10 @@ impl<T: Float> SigmoidFocalLoss<T> {
     }
 }
 
-/// Logits `input` for targets of the same shape.
-///
-/// # Errors
-/// A target shape other than the input's.
-impl<T: Float> Loss<T, T> for SigmoidFocalLoss<T> {
-    fn evaluate(
-        &self,
-        input: View<'_, T>,
-        target: View<'_, T>,
-        backward: Option<Backward<'_, T>>,
-    ) -> Result<LossOutput<T>> {
-        self.run(input, target, backward)
-    }
-}
-
-super::half_targets!(SigmoidFocalLoss);
+super::same_type_targets!(
+    SigmoidFocalLoss,
+    "Logits `input` for targets of the same shape.\n\n# Errors\nA target shape other than the input's."
+);
 
 impl<T: Float> SigmoidFocalLoss<T> {
     fn run<S: Element<Math = T>>(

@@ -214,25 +214,8 @@ where
         "softmax" | "log_softmax" => {
             let x = x.unwrap();
             let xv = cast::<T>(&x.data);
-            let dim = c.opt_i64("dim", -1);
-            let view = View::new(&xv, &x.shape)?;
-            let log = op == "log_softmax";
-            let y = if log { log_softmax(view, dim)? } else { softmax(view, dim)? };
-            let grad = match c.grad_output() {
-                Some(go) => {
-                    let gv = cast::<T>(&go.data);
-                    let mut gi = vec![T::ZERO; y.len()];
-                    let (yv, gov) = (View::new(&y, &x.shape)?, View::new(&gv, &go.shape)?);
-                    if log {
-                        log_softmax_backward_into(yv, gov, dim, &mut gi)?
-                    } else {
-                        softmax_backward_into(yv, gov, dim, &mut gi)?
-                    };
-                    Some(widen(&gi))
-                }
-                None => None,
-            };
-            Ok(Outcome::Done { output: widen(&y), shape: x.shape, grad, more: vec![] })
+            let go = c.grad_output().map(|g| cast::<T>(&g.data));
+            softmax_outcome(op, c, View::new(&xv, &x.shape)?, go.as_deref())
         }
         "nll_loss" | "cross_entropy" => {
             let x = x.unwrap();
@@ -359,25 +342,7 @@ where
         more: vec![],
     };
     match op {
-        "softmax" | "log_softmax" => {
-            let dim = c.opt_i64("dim", -1);
-            let log = op == "log_softmax";
-            let y = if log { log_softmax(input, dim)? } else { softmax(input, dim)? };
-            let grad = match &go {
-                Some(g) => {
-                    let mut gi = vec![H::narrow(0.0); y.len()];
-                    let (yv, gov) = (View::new(&y, &x.shape)?, View::new(g, &x.shape)?);
-                    if log {
-                        log_softmax_backward_into(yv, gov, dim, &mut gi)?
-                    } else {
-                        softmax_backward_into(yv, gov, dim, &mut gi)?
-                    };
-                    Some(wide(&gi))
-                }
-                None => None,
-            };
-            Ok(Outcome::Done { output: widen(&y), shape: x.shape, grad, more: vec![] })
-        }
+        "softmax" | "log_softmax" => softmax_outcome(op, c, input, go.as_deref()),
         "nll_loss" | "cross_entropy" => {
             let t = c.input("target").unwrap();
             let weight = c.input("weight").map(|w| cast::<f32>(&w.data));
@@ -452,6 +417,33 @@ where
         }
         _ => Ok(Outcome::Skip("half precision is not built for this op yet (issue #16)")),
     }
+}
+
+/// Softmax or log-softmax (`op`) of `input` along the case's `dim`, and with `grad_output` its
+/// backward from the output (in the maths type), the gradient in the input's type.
+fn softmax_outcome<S: Element>(
+    op: &str,
+    c: &Case<'_>,
+    input: View<'_, S>,
+    grad_output: Option<&[S::Math]>,
+) -> xent::Result<Outcome> {
+    let dim = c.opt_i64("dim", -1);
+    let log = op == "log_softmax";
+    let y = if log { log_softmax(input, dim)? } else { softmax(input, dim)? };
+    let grad = match grad_output {
+        Some(g) => {
+            let mut gi = vec![S::narrow(S::Math::ZERO); y.len()];
+            let (yv, gov) = (View::new(&y, input.shape())?, View::new(g, input.shape())?);
+            if log {
+                log_softmax_backward_into(yv, gov, dim, &mut gi)?
+            } else {
+                softmax_backward_into(yv, gov, dim, &mut gi)?
+            };
+            Some(gi.iter().map(|v| v.widen().to_f64()).collect())
+        }
+        None => None,
+    };
+    Ok(Outcome::Done { output: widen(&y), shape: input.shape().to_vec(), grad, more: vec![] })
 }
 
 /// A half-input loss's forward, and its fused backward with `grad_output`.
