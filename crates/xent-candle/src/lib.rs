@@ -31,13 +31,15 @@
 //! assert_eq!(loss.dtype(), DType::F32);
 //! # Ok::<(), candle_core::Error>(())
 //! ```
-#![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod composed;
+mod fresh;
 mod linear;
 
 pub use linear::{linear_cross_entropy, linear_cross_entropy_composed};
+
+use std::sync::Mutex;
 
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Result, Shape, Storage, Tensor};
 use xent::*;
@@ -202,11 +204,38 @@ where
     }))
 }
 
+impl Spec {
+    fn reduction(&self) -> Reduction {
+        match self {
+            Spec::CrossEntropy(o) => o.reduction,
+            Spec::Nll(o) => o.reduction,
+            Spec::Bce(o) => o.reduction,
+            Spec::BceWithLogits(o) => o.reduction,
+            Spec::SigmoidFocal(o) => o.reduction,
+            Spec::Dice(o) => o.reduction,
+            Spec::GeneralizedDice(o) => o.reduction,
+            Spec::Tversky(o) => o.reduction,
+            Spec::Focal(o) => o.reduction,
+            Spec::DiceCe(o) => o.reduction,
+            Spec::DiceFocal(o) => o.reduction,
+        }
+    }
+}
+
 /// The custom op: the loss of its one argument (the scores) for the targets, a CPU tensor
 /// (contiguous, of an integer type or f32 / f64) read in place.
+///
+/// As [`linear_cross_entropy`]'s op: when the scores take part in autograd and the loss is
+/// reduced to one number, the forward pass is the fused one, reading the scores once for the
+/// loss and the gradient of an upstream 1 (what `loss.backward()` sends), which `bwd` hands over
+/// (scaled by any other upstream gradient).
 struct Op {
     loss: Spec,
     target: Tensor,
+    /// Compute the gradient (for `grad_output = 1`) with the loss.
+    eager: bool,
+    /// That gradient.
+    grad: Mutex<Option<Tensor>>,
 }
 
 type Backward<'a, T> = Option<(&'a [T], &'a mut [T])>;
@@ -230,6 +259,11 @@ fn as_slice_of<S: 'static, T: 'static>(v: &Vec<S>) -> Option<&[T]> {
 }
 
 impl Op {
+    fn new(loss: Spec, target: &Tensor, scores: &Tensor) -> Result<Op> {
+        let eager = scores.track_op() && loss.reduction() != Reduction::None;
+        Ok(Op { eager, grad: Mutex::new(None), target: cpu_target(target)?, loss })
+    }
+
     /// The loss of the scores `x`, and its gradient with `back`, through [`xent::Loss`].
     fn run<T: Float>(&self, x: &[T], shape: &[usize], back: Backward<'_, T>) -> xent::Result<LossOutput<T>>
     where
@@ -300,34 +334,48 @@ impl CustomOp1 for Op {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let (a, b) = offsets(layout)?;
+        macro_rules! forward {
+            ($v:expr, $t:ty, $variant:ident) => {{
+                let x = &$v[a..b];
+                let out = if self.eager {
+                    let mut g = fresh::zeros::<$t>(x.len());
+                    let out = self.run::<$t>(x, layout.dims(), Some((&[1.0], &mut g))).map_err(wrap)?;
+                    let g = Tensor::from_vec(g, layout.dims(), &Device::Cpu)?;
+                    *self.grad.lock().unwrap_or_else(|p| p.into_inner()) = Some(g);
+                    out
+                } else {
+                    self.run::<$t>(x, layout.dims(), None).map_err(wrap)?
+                };
+                Ok((CpuStorage::$variant(out.loss), Shape::from(out.shape)))
+            }};
+        }
         match storage {
-            CpuStorage::F32(v) => {
-                let out = self.run::<f32>(&v[a..b], layout.dims(), None).map_err(wrap)?;
-                Ok((CpuStorage::F32(out.loss), Shape::from(out.shape)))
-            }
-            CpuStorage::F64(v) => {
-                let out = self.run::<f64>(&v[a..b], layout.dims(), None).map_err(wrap)?;
-                Ok((CpuStorage::F64(out.loss), Shape::from(out.shape)))
-            }
+            CpuStorage::F32(v) => forward!(v, f32, F32),
+            CpuStorage::F64(v) => forward!(v, f64, F64),
             _ => Err(candle_core::Error::Msg("xent: the input is not f32 or f64".into())),
         }
     }
 
-    /// Reads the scores where candle keeps them (no copy), and writes the gradient once, with
-    /// xent's fused kernel.
+    /// The gradient kept by the forward pass scaled by the (scalar) upstream gradient, or
+    /// computed now: the scores read where candle keeps them (no copy) and the gradient written
+    /// once, with xent's fused kernel.
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        if let Some(g) = self.grad.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            let s = grad_res.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?[0];
+            return Ok(Some(if s == 1.0 { g } else { g.affine(s, 0.0)? }));
+        }
         let dims = arg.dims().to_vec();
         let (storage, a, b) = cpu_slice!(arg);
         let g = match &*storage {
             Storage::Cpu(CpuStorage::F32(v)) => {
                 let go = grad_res.flatten_all()?.to_vec1::<f32>()?;
-                let mut g = vec![0f32; b - a];
+                let mut g = fresh::zeros::<f32>(b - a);
                 self.run(&v[a..b], &dims, Some((&go, &mut g))).map_err(wrap)?;
                 CpuStorage::F32(g)
             }
             Storage::Cpu(CpuStorage::F64(v)) => {
                 let go = grad_res.flatten_all()?.to_vec1::<f64>()?;
-                let mut g = vec![0f64; b - a];
+                let mut g = fresh::zeros::<f64>(b - a);
                 self.run(&v[a..b], &dims, Some((&go, &mut g))).map_err(wrap)?;
                 CpuStorage::F64(g)
             }
@@ -376,7 +424,7 @@ impl SoftmaxOp {
 
     fn backward<T: Float>(&self, y: &[T], go: &[T], dims: &[usize]) -> xent::Result<Vec<T>> {
         let (y, go) = (View::new(y, dims)?, View::new(go, dims)?);
-        let mut g = vec![T::ZERO; y.len()];
+        let mut g = fresh::zeros::<T>(y.len());
         if self.log {
             xent::log_softmax_backward_into(y, go, self.dim, &mut g)?;
         } else {
@@ -487,12 +535,12 @@ fn apply(input: &Tensor, target: &Tensor, loss: Spec, composed: bool) -> Result<
             Some(t) => t,
             None => {
                 let cpu = x.to_device(&Device::Cpu)?;
-                let op = Op { loss, target: cpu_target(target)? };
+                let op = Op::new(loss, target, &cpu)?;
                 cpu.contiguous()?.apply_op1(op)?.to_device(&device)?
             }
         }
     } else {
-        let op = Op { loss, target: cpu_target(target)? };
+        let op = Op::new(loss, target, &x)?;
         x.contiguous()?.apply_op1(op)?
     };
     if out.dtype() == dtype {

@@ -1,6 +1,6 @@
 //! [`linear_cross_entropy`]: PyTorch 2.15's fused projection and cross-entropy on candle tensors.
 
-use super::{as_slice_of, cast, cpu_slice, offsets, wrap};
+use super::{as_slice_of, cast, cpu_slice, fresh, offsets, wrap};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Device, Layout, Result, Shape, Storage, Tensor};
 use std::sync::Mutex;
 use xent::*;
@@ -49,8 +49,8 @@ impl LinearOp {
             weight: View::new(w.0, w.1)?,
             bias: b.map(|b| View::new(b.0, b.1)).transpose()?,
         };
-        let mut g = grad_output
-            .map(|_| (vec![T::ZERO; x.0.len()], vec![T::ZERO; w.0.len()], b.map(|b| vec![T::ZERO; b.0.len()])));
+        let mut g =
+            grad_output.map(|_| (fresh::zeros(x.0.len()), fresh::zeros(w.0.len()), b.map(|b| fresh::zeros(b.0.len()))));
         let grads = match (&mut g, grad_output) {
             (Some((gx, gw, gb)), Some(go)) => {
                 Some(LinearGrads { grad_output: go, input: gx, weight: gw, bias: gb.as_deref_mut() })

@@ -175,6 +175,46 @@ fn bad_targets_are_errors_not_panics() {
     assert!(xent_candle::tversky_loss(&x, &y, &Default::default()).is_err());
 }
 
+/// A reduced loss on a leaf computes its gradient in the forward pass: `backward()` hands over
+/// the core's gradient bit for bit, a second `backward()` gives it again, another upstream
+/// gradient scales it, and the loss itself is the forward-only one's.
+#[test]
+fn the_fused_forward_gives_the_core_gradient() {
+    let dev = Device::Cpu;
+    let mut rng = xent::testing::Rng::new(5);
+    let shape = [3usize, 5, 4, 7];
+    let xs: Vec<f32> = (0..shape.iter().product()).map(|_| rng.normal(3.0) as f32).collect();
+    let ts: Vec<u8> = (0..3 * 4 * 7).map(|i| if i % 9 == 0 { 255 } else { (i * 7 % 5) as u8 }).collect();
+    let weight = vec![0.5, 2.0, 1.0, 0.25, 3.0];
+    let opts = CrossEntropyOptions { weight: Some(weight.clone()), ignore_index: 255, ..Default::default() };
+    let core = CrossEntropyLoss::<f32>::new(CrossEntropyOptions {
+        weight: Some(weight.iter().map(|&w| w as f32).collect()),
+        ignore_index: 255,
+        ..Default::default()
+    })
+    .unwrap();
+    let mut want = vec![0f32; xs.len()];
+    let out = core
+        .forward_backward(View::new(&xs, &shape).unwrap(), View::new(&ts, &[3, 4, 7]).unwrap(), &[1.0], &mut want)
+        .unwrap();
+    let x = Var::from_tensor(&Tensor::from_vec(xs.clone(), &shape[..], &dev).unwrap()).unwrap();
+    let t = Tensor::from_vec(ts, &[3usize, 4, 7][..], &dev).unwrap();
+    let loss = xent_candle::cross_entropy(x.as_tensor(), &t, &opts).unwrap();
+    let plain = xent_candle::cross_entropy(&x.as_tensor().detach(), &t, &opts).unwrap();
+    assert_eq!(loss.to_scalar::<f32>().unwrap().to_bits(), out.loss[0].to_bits());
+    assert_eq!(plain.to_scalar::<f32>().unwrap().to_bits(), out.loss[0].to_bits());
+    let bits =
+        |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    let want_bits: Vec<u32> = want.iter().map(|v| v.to_bits()).collect();
+    for _ in 0..2 {
+        let g = loss.backward().unwrap();
+        assert_eq!(bits(g.get(x.as_tensor()).unwrap()), want_bits);
+    }
+    let g = (&loss * 0.5).unwrap().backward().unwrap();
+    let halved: Vec<u32> = want.iter().map(|v| (v * 0.5).to_bits()).collect();
+    assert_eq!(bits(g.get(x.as_tensor()).unwrap()), halved);
+}
+
 /// A linear classifier trained with weighted cross-entropy: the loss falls.
 #[test]
 fn training_loop_smoke_test() {
