@@ -12,20 +12,32 @@ const HUGE: usize = 4 << 20;
 /// `n` zeros in fresh memory, advised for huge pages when large (the advice is a hint: where the
 /// kernel has no transparent huge pages, or other systems, the memory is the allocator's as is).
 pub(crate) fn zeros<T: xent::Float>(n: usize) -> Vec<T> {
+    // From calloc: fresh pages are not touched until the kernel writes the gradient.
     let v = vec![T::ZERO; n];
-    let bytes = std::mem::size_of_val(v.as_slice());
-    if bytes >= HUGE {
-        advise(v.as_ptr().cast(), bytes);
-    }
+    advise_large(v.as_ptr().cast(), size_of_val(v.as_slice()));
     v
+}
+
+/// `n` zeros of a type whose zero is not all-zero bytes to the allocator (bf16, f16), advised
+/// before they are written.
+pub(crate) fn filled<S: xent::Element>(n: usize) -> Vec<S> {
+    let mut v: Vec<S> = Vec::with_capacity(n);
+    advise_large(v.as_ptr().cast(), n * size_of::<S>());
+    v.resize(n, S::narrow(<S::Math as xent::Float>::ZERO));
+    v
+}
+
+fn advise_large(start: *const u8, bytes: usize) {
+    if bytes >= HUGE {
+        advise(start, bytes);
+    }
 }
 
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
 fn advise(start: *const u8, bytes: usize) {
     const PAGE: usize = 2 << 20;
-    // The whole 2 MiB pages inside the block. `vec![0; n]` came from calloc and was not written
-    // yet, so its pages are not yet faulted in.
+    // The whole 2 MiB pages inside the block, not written yet.
     let a = (start as usize).div_ceil(PAGE) * PAGE;
     let e = (start as usize + bytes) / PAGE * PAGE;
     if e > a {

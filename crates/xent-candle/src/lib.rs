@@ -9,7 +9,11 @@
 //! and the tests check it against the kernels on the CPU); the option sets without a
 //! composition (probability targets, soft labels, `[N, C]` overlap inputs, DiceFocal,
 //! one-channel DiceCE, `EmptyMean::Zero`, empty inputs) copy the input to the CPU and the
-//! gradient back. f32 and f64 are computed as they are; f16 and bf16 in f32.
+//! gradient back. f32 and f64 are computed as they are. bf16 and f16 scores are computed in f32
+//! and give an f32 loss (and softmax), as xent's core and PyTorch's autocast do, with the
+//! gradient in the input's type, rounded once: on the CPU, cross-entropy, NLL, the BCE losses,
+//! sigmoid focal and softmax read the 2-byte values in place; the MONAI losses and
+//! `linear_cross_entropy` (whose core widens its arguments once anyway) run on an f32 copy.
 //!
 //! Options are xent's option structs, with `f64` class weights; targets are candle integer
 //! tensors (u8, u32, i16, i32, i64) for class indices, read in their own type, and float tensors
@@ -41,6 +45,7 @@ pub use linear::{linear_cross_entropy, linear_cross_entropy_composed};
 
 use std::sync::Mutex;
 
+use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Result, Shape, Storage, Tensor};
 use xent::*;
 
@@ -88,6 +93,28 @@ fn ce_opts<T: Float>(o: &CrossEntropyOptions<f64>) -> CrossEntropyOptions<T> {
     }
 }
 
+fn nll_opts<T: Float>(o: &NllOptions<f64>) -> NllOptions<T> {
+    NllOptions {
+        weight: o.weight.as_deref().map(cast),
+        ignore_index: o.ignore_index,
+        reduction: o.reduction,
+        empty_mean: o.empty_mean,
+    }
+}
+
+fn bce_opts<T: Float>(o: &BceOptions<f64>) -> xent::Result<BceOptions<T>> {
+    Ok(BceOptions { weight: cast_tensor(&o.weight)?, reduction: o.reduction, empty_mean: o.empty_mean })
+}
+
+fn bce_logits_opts<T: Float>(o: &BceWithLogitsOptions<f64>) -> xent::Result<BceWithLogitsOptions<T>> {
+    Ok(BceWithLogitsOptions {
+        weight: cast_tensor(&o.weight)?,
+        pos_weight: cast_tensor(&o.pos_weight)?,
+        reduction: o.reduction,
+        empty_mean: o.empty_mean,
+    })
+}
+
 fn dice_opts<T: Float>(o: &DiceOptions<f64>) -> DiceOptions<T> {
     DiceOptions {
         activation: o.activation,
@@ -127,16 +154,14 @@ fn focal_opts<T: Float>(o: &FocalOptions<f64>) -> FocalOptions<T> {
     }
 }
 
+/// A loss built from a [`Spec`], or `None` where it does not take such scores or targets.
+type MaybeLoss<S, Y, M = S> = xent::Result<Option<Box<dyn xent::Loss<S, Y, M>>>>;
+
 /// The loss of `spec` on class-index targets of type `L`; `None` if it takes float targets.
-fn index_loss<T: Float, L: Label>(spec: &Spec) -> xent::Result<Option<Box<dyn xent::Loss<T, L>>>> {
+fn index_loss<T: Float, L: Label>(spec: &Spec) -> MaybeLoss<T, L> {
     Ok(Some(match spec {
         Spec::CrossEntropy(o) => Box::new(CrossEntropyLoss::<T>::new(ce_opts(o))?),
-        Spec::Nll(o) => Box::new(NllLoss::<T>::new(NllOptions {
-            weight: o.weight.as_deref().map(cast),
-            ignore_index: o.ignore_index,
-            reduction: o.reduction,
-            empty_mean: o.empty_mean,
-        })?),
+        Spec::Nll(o) => Box::new(NllLoss::<T>::new(nll_opts(o))?),
         Spec::Dice(o) => Box::new(DiceLoss::<T>::new(dice_opts(o))?),
         Spec::GeneralizedDice(o) => Box::new(GeneralizedDiceLoss::<T>::new(o.clone())?),
         Spec::Tversky(o) => Box::new(TverskyLoss::<T>::new(o.clone())?),
@@ -178,7 +203,7 @@ fn index_loss<T: Float, L: Label>(spec: &Spec) -> xent::Result<Option<Box<dyn xe
 
 /// The loss of `spec` on float targets (probabilities, binary targets, soft labels); `None` if
 /// it takes class indices.
-fn float_loss<T: Float>(spec: &Spec) -> xent::Result<Option<Box<dyn xent::Loss<T, T>>>>
+fn float_loss<T: Float>(spec: &Spec) -> MaybeLoss<T, T>
 where
     CrossEntropyLoss<T>: xent::Loss<T, T>,
     DiceLoss<T>: xent::Loss<T, T>,
@@ -186,20 +211,42 @@ where
 {
     Ok(Some(match spec {
         Spec::CrossEntropy(o) => Box::new(CrossEntropyLoss::<T>::new(ce_opts(o))?),
-        Spec::Bce(o) => Box::new(BceLoss::<T>::new(BceOptions {
-            weight: cast_tensor(&o.weight)?,
-            reduction: o.reduction,
-            empty_mean: o.empty_mean,
-        })?),
-        Spec::BceWithLogits(o) => Box::new(BceWithLogitsLoss::<T>::new(BceWithLogitsOptions {
-            weight: cast_tensor(&o.weight)?,
-            pos_weight: cast_tensor(&o.pos_weight)?,
-            reduction: o.reduction,
-            empty_mean: o.empty_mean,
-        })?),
+        Spec::Bce(o) => Box::new(BceLoss::<T>::new(bce_opts(o)?)?),
+        Spec::BceWithLogits(o) => Box::new(BceWithLogitsLoss::<T>::new(bce_logits_opts(o)?)?),
         Spec::SigmoidFocal(o) => Box::new(SigmoidFocalLoss::<T>::new(o.clone())?),
         Spec::Dice(o) => Box::new(DiceLoss::<T>::new(dice_opts(o))?),
         Spec::Tversky(o) => Box::new(TverskyLoss::<T>::new(o.clone())?),
+        _ => return Ok(None),
+    }))
+}
+
+/// The loss of `spec` on half-precision scores `H` and class indices `L` (maths in f32); `None`
+/// where the core has no half path for it or it takes float targets.
+fn half_index_loss<H: Element<Math = f32>, L: Label>(spec: &Spec) -> MaybeLoss<H, L, f32>
+where
+    CrossEntropyLoss<f32>: xent::Loss<H, L, f32>,
+    NllLoss<f32>: xent::Loss<H, L, f32>,
+{
+    Ok(Some(match spec {
+        Spec::CrossEntropy(o) => Box::new(CrossEntropyLoss::<f32>::new(ce_opts(o))?),
+        Spec::Nll(o) => Box::new(NllLoss::<f32>::new(nll_opts(o))?),
+        _ => return Ok(None),
+    }))
+}
+
+/// The loss of `spec` on half-precision scores and float targets of the same type.
+fn half_float_loss<H: Element<Math = f32>>(spec: &Spec) -> MaybeLoss<H, H, f32>
+where
+    CrossEntropyLoss<f32>: xent::Loss<H, H, f32>,
+    BceLoss<f32>: xent::Loss<H, H, f32>,
+    BceWithLogitsLoss<f32>: xent::Loss<H, H, f32>,
+    SigmoidFocalLoss<f32>: xent::Loss<H, H, f32>,
+{
+    Ok(Some(match spec {
+        Spec::CrossEntropy(o) => Box::new(CrossEntropyLoss::<f32>::new(ce_opts(o))?),
+        Spec::Bce(o) => Box::new(BceLoss::<f32>::new(bce_opts(o)?)?),
+        Spec::BceWithLogits(o) => Box::new(BceWithLogitsLoss::<f32>::new(bce_logits_opts(o)?)?),
+        Spec::SigmoidFocal(o) => Box::new(SigmoidFocalLoss::<f32>::new(o.clone())?),
         _ => return Ok(None),
     }))
 }
@@ -220,15 +267,88 @@ impl Spec {
             Spec::DiceFocal(o) => o.reduction,
         }
     }
+
+    /// Whether the core takes half-precision scores for this loss as they are.
+    fn half(&self) -> bool {
+        matches!(
+            self,
+            Spec::CrossEntropy(_) | Spec::Nll(_) | Spec::Bce(_) | Spec::BceWithLogits(_) | Spec::SigmoidFocal(_)
+        )
+    }
 }
 
-/// The custom op: the loss of its one argument (the scores) for the targets, a CPU tensor
-/// (contiguous, of an integer type or f32 / f64) read in place.
+/// A type the ops read from candle's storage in place: the losses and outputs for it.
+trait Stored: Element<Math: candle_core::WithDType> + candle_core::WithDType {
+    /// The loss on class indices of type `L`; `None` if it takes float targets.
+    fn index_loss<L: Label>(spec: &Spec) -> MaybeLoss<Self, L, Self::Math>;
+    /// The loss on float targets of this type; `None` if it takes class indices.
+    fn float_loss(spec: &Spec) -> MaybeLoss<Self, Self, Self::Math>;
+    /// The storage's values, if they are of this type.
+    fn values(s: &CpuStorage) -> Option<&[Self]>;
+    /// `n` zeros for a gradient (fresh memory, see [`fresh`]).
+    fn zeros(n: usize) -> Vec<Self>;
+}
+
+macro_rules! stored {
+    ($t:ty, $variant:ident, $index:ident, $float:ident, $zeros:expr) => {
+        impl Stored for $t {
+            fn index_loss<L: Label>(spec: &Spec) -> MaybeLoss<$t, L, Self::Math> {
+                $index::<_, L>(spec)
+            }
+            fn float_loss(spec: &Spec) -> MaybeLoss<$t, $t, Self::Math> {
+                $float::<$t>(spec)
+            }
+            fn values(s: &CpuStorage) -> Option<&[$t]> {
+                match s {
+                    CpuStorage::$variant(v) => Some(v),
+                    _ => None,
+                }
+            }
+            fn zeros(n: usize) -> Vec<$t> {
+                $zeros(n)
+            }
+        }
+    };
+}
+stored!(f32, F32, index_loss, float_loss, fresh::zeros::<f32>);
+stored!(f64, F64, index_loss, float_loss, fresh::zeros::<f64>);
+stored!(bf16, BF16, half_index_loss, half_float_loss, fresh::filled::<bf16>);
+stored!(f16, F16, half_index_loss, half_float_loss, fresh::filled::<f16>);
+
+/// Runs `$body` with `$t` the storage's element type (f32, f64, bf16, f16) and `$v` its values.
+macro_rules! by_type {
+    ($storage:expr, |$v:ident: $t:ident| $body:expr) => {
+        match $storage {
+            CpuStorage::F32($v) => {
+                type $t = f32;
+                $body
+            }
+            CpuStorage::F64($v) => {
+                type $t = f64;
+                $body
+            }
+            CpuStorage::BF16($v) => {
+                type $t = bf16;
+                $body
+            }
+            CpuStorage::F16($v) => {
+                type $t = f16;
+                $body
+            }
+            s => Err(candle_core::Error::Msg(format!("xent: scores of dtype {:?} are not supported", s.dtype()))),
+        }
+    };
+}
+
+/// The custom op: the loss of its one argument (the scores, f32, f64, or bf16 / f16 where the
+/// core takes them) for the targets, a CPU tensor (contiguous, integers in their own type,
+/// floats in the scores' type) read in place.
 ///
 /// As [`linear_cross_entropy`]'s op: when the scores take part in autograd and the loss is
 /// reduced to one number, the forward pass is the fused one, reading the scores once for the
-/// loss and the gradient of an upstream 1 (what `loss.backward()` sends), which `bwd` hands over
-/// (scaled by any other upstream gradient).
+/// loss and the gradient of an upstream 1 (what `loss.backward()` sends), which `bwd` hands over.
+/// For any other upstream gradient `bwd` computes it afresh (one more read of the scores), so
+/// the gradient is the core's, bit for bit, whatever the upstream.
 struct Op {
     loss: Spec,
     target: Tensor,
@@ -237,8 +357,6 @@ struct Op {
     /// That gradient.
     grad: Mutex<Option<Tensor>>,
 }
-
-type Backward<'a, T> = Option<(&'a [T], &'a mut [T])>;
 
 fn wrong_target(float: bool) -> xent::Error {
     xent::Error::InvalidOption {
@@ -252,25 +370,19 @@ fn wrong_target(float: bool) -> xent::Error {
     }
 }
 
-/// `v` as a slice of `T`, if `S` is `T`.
-#[allow(clippy::ptr_arg)] // `Any` can name the `Vec`, not the unsized slice
-fn as_slice_of<S: 'static, T: 'static>(v: &Vec<S>) -> Option<&[T]> {
-    (v as &dyn std::any::Any).downcast_ref::<Vec<T>>().map(Vec::as_slice)
-}
-
 impl Op {
     fn new(loss: Spec, target: &Tensor, scores: &Tensor) -> Result<Op> {
         let eager = scores.track_op() && loss.reduction() != Reduction::None;
-        Ok(Op { eager, grad: Mutex::new(None), target: cpu_target(target)?, loss })
+        Ok(Op { eager, grad: Mutex::new(None), target: cpu_target(target, scores.dtype())?, loss })
     }
 
     /// The loss of the scores `x`, and its gradient with `back`, through [`xent::Loss`].
-    fn run<T: Float>(&self, x: &[T], shape: &[usize], back: Backward<'_, T>) -> xent::Result<LossOutput<T>>
-    where
-        CrossEntropyLoss<T>: xent::Loss<T, T>,
-        DiceLoss<T>: xent::Loss<T, T>,
-        TverskyLoss<T>: xent::Loss<T, T>,
-    {
+    fn run<S: Stored>(
+        &self,
+        x: &[S],
+        shape: &[usize],
+        back: Option<(&[S::Math], &mut [S])>,
+    ) -> xent::Result<LossOutput<S::Math>> {
         let input = View::new(x, shape)?;
         let back = back.map(|(grad_output, grad_input)| xent::Backward { grad_output, grad_input });
         let (storage, layout) = self.target.storage_and_layout();
@@ -281,7 +393,7 @@ impl Op {
         macro_rules! index {
             ($v:expr) => {{
                 let target = View::new(&$v[a..b], tshape)?;
-                index_loss::<T, _>(&self.loss)?.ok_or_else(|| wrong_target(false))?.evaluate(input, target, back)
+                S::index_loss(&self.loss)?.ok_or_else(|| wrong_target(false))?.evaluate(input, target, back)
             }};
         }
         match cpu {
@@ -290,31 +402,34 @@ impl Op {
             CpuStorage::I16(v) => index!(v),
             CpuStorage::I32(v) => index!(v),
             CpuStorage::I64(v) => index!(v),
-            CpuStorage::F32(_) | CpuStorage::F64(_) => {
-                let loss = float_loss::<T>(&self.loss)?.ok_or_else(|| wrong_target(true))?;
-                // In place when the target has the input's type, else widened or narrowed once.
-                let converted: Vec<T>;
-                let y: &[T] = match cpu {
-                    CpuStorage::F32(v) => match as_slice_of::<f32, T>(v) {
-                        Some(y) => &y[a..b],
-                        None => {
-                            converted = v[a..b].iter().map(|&v| T::from_f64(f64::from(v))).collect();
-                            &converted
-                        }
-                    },
-                    CpuStorage::F64(v) => match as_slice_of::<f64, T>(v) {
-                        Some(y) => &y[a..b],
-                        None => {
-                            converted = v[a..b].iter().map(|&v| T::from_f64(v)).collect();
-                            &converted
-                        }
-                    },
-                    _ => unreachable!(),
-                };
-                loss.evaluate(input, View::new(y, tshape)?, back)
+            float => {
+                let y = S::values(float).expect("float targets were given the scores' type when the op was built");
+                let loss = S::float_loss(&self.loss)?.ok_or_else(|| wrong_target(true))?;
+                loss.evaluate(input, View::new(&y[a..b], tshape)?, back)
             }
-            _ => unreachable!("the target's type was checked when the op was built"),
         }
+    }
+
+    /// The loss (and with `eager` the gradient, kept) of the scores `x`.
+    fn forward<S: Stored>(&self, x: &[S], dims: &[usize]) -> Result<(CpuStorage, Shape)> {
+        let out = if self.eager {
+            let mut g = S::zeros(x.len());
+            let one = [<S::Math as Float>::ONE];
+            let out = self.run(x, dims, Some((&one, &mut g))).map_err(wrap)?;
+            *self.grad.lock().unwrap_or_else(|p| p.into_inner()) = Some(Tensor::from_vec(g, dims, &Device::Cpu)?);
+            out
+        } else {
+            self.run(x, dims, None).map_err(wrap)?
+        };
+        Ok((<S::Math as candle_core::WithDType>::to_cpu_storage_owned(out.loss), Shape::from(out.shape)))
+    }
+
+    /// The gradient for the upstream `go`, the scores `x` read in place.
+    fn backward<S: Stored>(&self, x: &[S], dims: &[usize], go: &Tensor) -> Result<Tensor> {
+        let go: Vec<S::Math> = go.flatten_all()?.to_dtype(<S::Math as candle_core::WithDType>::DTYPE)?.to_vec1()?;
+        let mut g = S::zeros(x.len());
+        self.run(x, dims, Some((&go, &mut g))).map_err(wrap)?;
+        Tensor::from_vec(g, dims, &Device::Cpu)
     }
 }
 
@@ -334,74 +449,33 @@ impl CustomOp1 for Op {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let (a, b) = offsets(layout)?;
-        macro_rules! forward {
-            ($v:expr, $t:ty, $variant:ident) => {{
-                let x = &$v[a..b];
-                let out = if self.eager {
-                    let mut g = fresh::zeros::<$t>(x.len());
-                    let out = self.run::<$t>(x, layout.dims(), Some((&[1.0], &mut g))).map_err(wrap)?;
-                    let g = Tensor::from_vec(g, layout.dims(), &Device::Cpu)?;
-                    *self.grad.lock().unwrap_or_else(|p| p.into_inner()) = Some(g);
-                    out
-                } else {
-                    self.run::<$t>(x, layout.dims(), None).map_err(wrap)?
-                };
-                Ok((CpuStorage::$variant(out.loss), Shape::from(out.shape)))
-            }};
-        }
-        match storage {
-            CpuStorage::F32(v) => forward!(v, f32, F32),
-            CpuStorage::F64(v) => forward!(v, f64, F64),
-            _ => Err(candle_core::Error::Msg("xent: the input is not f32 or f64".into())),
-        }
+        by_type!(storage, |v: T| self.forward::<T>(&v[a..b], layout.dims()))
     }
 
-    /// The gradient kept by the forward pass scaled by the (scalar) upstream gradient, or
-    /// computed now: the scores read where candle keeps them (no copy) and the gradient written
-    /// once, with xent's fused kernel.
+    /// The gradient the forward pass kept, for an upstream 1; otherwise computed now, the
+    /// scores read where candle keeps them (no copy) and the gradient written once, with xent's
+    /// fused kernel.
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
         if let Some(g) = self.grad.lock().unwrap_or_else(|p| p.into_inner()).clone() {
-            let s = grad_res.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?[0];
-            return Ok(Some(if s == 1.0 { g } else { g.affine(s, 0.0)? }));
+            if grad_res.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()? == [1.0] {
+                return Ok(Some(g));
+            }
         }
-        let dims = arg.dims().to_vec();
         let (storage, a, b) = cpu_slice!(arg);
-        let g = match &*storage {
-            Storage::Cpu(CpuStorage::F32(v)) => {
-                let go = grad_res.flatten_all()?.to_vec1::<f32>()?;
-                let mut g = fresh::zeros::<f32>(b - a);
-                self.run(&v[a..b], &dims, Some((&go, &mut g))).map_err(wrap)?;
-                CpuStorage::F32(g)
-            }
-            Storage::Cpu(CpuStorage::F64(v)) => {
-                let go = grad_res.flatten_all()?.to_vec1::<f64>()?;
-                let mut g = fresh::zeros::<f64>(b - a);
-                self.run(&v[a..b], &dims, Some((&go, &mut g))).map_err(wrap)?;
-                CpuStorage::F64(g)
-            }
-            _ => return Err(candle_core::Error::Msg("xent: the scores are not f32 or f64 on the CPU".into())),
+        let Storage::Cpu(cpu) = &*storage else {
+            return Err(candle_core::Error::Msg("xent: the scores are not on the CPU".into()));
         };
-        drop(storage);
-        Ok(Some(tensor_of(g, dims, arg.device())?))
-    }
-}
-
-/// A tensor owning `g` (no copy).
-fn tensor_of(g: CpuStorage, dims: Vec<usize>, device: &Device) -> Result<Tensor> {
-    match g {
-        CpuStorage::F32(v) => Tensor::from_vec(v, dims, device),
-        CpuStorage::F64(v) => Tensor::from_vec(v, dims, device),
-        _ => unreachable!("gradients are f32 or f64"),
+        by_type!(cpu, |v: T| self.backward::<T>(&v[a..b], arg.dims(), grad_res)).map(Some)
     }
 }
 
 /// The target as the op reads it: on the CPU, contiguous, integers as they are and floats in
-/// f32 or f64 (copied only where they are not already so).
-fn cpu_target(target: &Tensor) -> Result<Tensor> {
+/// the scores' type `float` (converted only where they are not already so).
+fn cpu_target(target: &Tensor, float: DType) -> Result<Tensor> {
     let t = target.to_device(&Device::Cpu)?.contiguous()?;
     match t.dtype() {
-        DType::U8 | DType::U32 | DType::I16 | DType::I32 | DType::I64 | DType::F32 | DType::F64 => Ok(t),
-        DType::F16 | DType::BF16 => t.to_dtype(DType::F32),
+        DType::U8 | DType::U32 | DType::I16 | DType::I32 | DType::I64 => Ok(t),
+        DType::F32 | DType::F64 | DType::F16 | DType::BF16 => t.to_dtype(float),
         d => Err(candle_core::Error::Msg(format!("xent: target dtype {d:?} is not supported"))),
     }
 }
@@ -413,24 +487,39 @@ struct SoftmaxOp {
 }
 
 impl SoftmaxOp {
-    fn forward<T: Float>(&self, x: &[T], dims: &[usize]) -> xent::Result<Vec<T>> {
-        let v = View::new(x, dims)?;
-        if self.log {
-            xent::log_softmax(v, self.dim)
-        } else {
-            xent::softmax(v, self.dim)
-        }
+    fn forward<S: Stored>(&self, x: &[S], dims: &[usize]) -> Result<CpuStorage> {
+        let v = View::new(x, dims).map_err(wrap)?;
+        let y = if self.log { xent::log_softmax(v, self.dim) } else { xent::softmax(v, self.dim) }.map_err(wrap)?;
+        Ok(<S::Math as candle_core::WithDType>::to_cpu_storage_owned(y))
     }
 
-    fn backward<T: Float>(&self, y: &[T], go: &[T], dims: &[usize]) -> xent::Result<Vec<T>> {
-        let (y, go) = (View::new(y, dims)?, View::new(go, dims)?);
-        let mut g = fresh::zeros::<T>(y.len());
+    /// The gradient in the input's type `S`, from the output and the upstream gradient (the
+    /// maths type, read in place).
+    fn backward<S: Stored>(
+        &self,
+        y: &CpuStorage,
+        go: &CpuStorage,
+        (ya, yb): (usize, usize),
+        (ga, gb): (usize, usize),
+        dims: &[usize],
+    ) -> Result<Tensor>
+    where
+        S::Math: Stored,
+    {
+        let (Some(y), Some(go)) = (<S::Math as Stored>::values(y), <S::Math as Stored>::values(go)) else {
+            return Err(candle_core::Error::Msg(
+                "xent: softmax's output and gradient are not of one float type".into(),
+            ));
+        };
+        let (y, go) = (View::new(&y[ya..yb], dims).map_err(wrap)?, View::new(&go[ga..gb], dims).map_err(wrap)?);
+        let mut g = S::zeros(y.len());
         if self.log {
-            xent::log_softmax_backward_into(y, go, self.dim, &mut g)?;
+            xent::log_softmax_backward_into(y, go, self.dim, &mut g)
         } else {
-            xent::softmax_backward_into(y, go, self.dim, &mut g)?;
+            xent::softmax_backward_into(y, go, self.dim, &mut g)
         }
-        Ok(g)
+        .map_err(wrap)?;
+        Tensor::from_vec(g, dims, &Device::Cpu)
     }
 }
 
@@ -441,69 +530,61 @@ impl CustomOp1 for SoftmaxOp {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let (a, b) = offsets(layout)?;
-        let out = match storage {
-            CpuStorage::F32(v) => CpuStorage::F32(self.forward(&v[a..b], layout.dims()).map_err(wrap)?),
-            CpuStorage::F64(v) => CpuStorage::F64(self.forward(&v[a..b], layout.dims()).map_err(wrap)?),
-            _ => return Err(candle_core::Error::Msg("xent: the input is not f32 or f64".into())),
-        };
+        let out = by_type!(storage, |v: T| self.forward::<T>(&v[a..b], layout.dims()))?;
         Ok((out, layout.shape().clone()))
     }
 
     /// From the output (read in place) and the upstream gradient.
     fn bwd(&self, arg: &Tensor, res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
-        let dims = res.dims().to_vec();
-        let go = grad_res.contiguous()?;
+        let go = grad_res.to_dtype(res.dtype())?.contiguous()?;
         let (ys, ya, yb) = cpu_slice!(res);
         let (gs, ga, gb) = cpu_slice!(go);
-        let g = match (&*ys, &*gs) {
-            (Storage::Cpu(CpuStorage::F32(y)), Storage::Cpu(CpuStorage::F32(g))) => {
-                CpuStorage::F32(self.backward(&y[ya..yb], &g[ga..gb], &dims).map_err(wrap)?)
-            }
-            (Storage::Cpu(CpuStorage::F64(y)), Storage::Cpu(CpuStorage::F64(g))) => {
-                CpuStorage::F64(self.backward(&y[ya..yb], &g[ga..gb], &dims).map_err(wrap)?)
-            }
-            _ => {
-                return Err(candle_core::Error::Msg(
-                    "xent: softmax's output and gradient are not f32 / f64 on the CPU".into(),
-                ))
-            }
+        let (Storage::Cpu(y), Storage::Cpu(g)) = (&*ys, &*gs) else {
+            return Err(candle_core::Error::Msg("xent: softmax's output is not on the CPU".into()));
         };
-        drop((ys, gs));
-        Ok(Some(tensor_of(g, dims, arg.device())?))
+        let dims = res.dims();
+        let grad = match arg.dtype() {
+            DType::F32 => self.backward::<f32>(y, g, (ya, yb), (ga, gb), dims),
+            DType::F64 => self.backward::<f64>(y, g, (ya, yb), (ga, gb), dims),
+            DType::BF16 => self.backward::<bf16>(y, g, (ya, yb), (ga, gb), dims),
+            DType::F16 => self.backward::<f16>(y, g, (ya, yb), (ga, gb), dims),
+            d => Err(candle_core::Error::Msg(format!("xent: softmax of dtype {d:?}"))),
+        }?;
+        Ok(Some(grad))
+    }
+}
+
+/// The dtype a loss or softmax of `dtype` scores returns: f32 for bf16 and f16 (computed in
+/// f32, as xent's core and PyTorch's autocast), the input's own otherwise.
+fn check_float(dtype: DType) -> Result<()> {
+    match dtype {
+        DType::F32 | DType::F64 | DType::F16 | DType::BF16 => Ok(()),
+        d => Err(candle_core::Error::Msg(format!("xent: input dtype {d:?} is not a float type"))),
     }
 }
 
 /// Softmax (or log-softmax) of `input` over `dim`, as PyTorch's: xent's kernels on the CPU
-/// (output and gradient), candle-nn's ops elsewhere; f16 and bf16 computed in f32.
+/// (output and gradient; bf16 and f16 read as they are), candle-nn's ops elsewhere (on an f32
+/// copy of half inputs). The output of a half input is f32.
 fn softmax_op(input: &Tensor, dim: i64, log: bool) -> Result<Tensor> {
     let rank = input.rank() as i64;
     if !(-rank.max(1)..rank.max(1)).contains(&dim) {
         return Err(candle_core::Error::Msg(format!("xent: dim {dim} is out of range for a {rank}-d input")));
     }
-    let dtype = input.dtype();
-    let x = match dtype {
-        DType::F32 | DType::F64 => input.clone(),
-        DType::F16 | DType::BF16 => input.to_dtype(DType::F32)?,
-        d => return Err(candle_core::Error::Msg(format!("xent: input dtype {d:?} is not a float type"))),
-    };
-    let out = if x.device().is_cpu() {
-        x.contiguous()?.apply_op1(SoftmaxOp { dim, log })?
+    check_float(input.dtype())?;
+    if input.device().is_cpu() {
+        return input.contiguous()?.apply_op1(SoftmaxOp { dim, log });
+    }
+    let x = if input.dtype() == DType::F64 { input.clone() } else { input.to_dtype(DType::F32)? };
+    let d = if dim < 0 { (dim + rank) as usize } else { dim as usize };
+    if log {
+        candle_nn::ops::log_softmax(&x, d)
     } else {
-        let d = if dim < 0 { (dim + rank) as usize } else { dim as usize };
-        if log {
-            candle_nn::ops::log_softmax(&x, d)?
-        } else {
-            candle_nn::ops::softmax(&x, d)?
-        }
-    };
-    if out.dtype() == dtype {
-        Ok(out)
-    } else {
-        out.to_dtype(dtype)
+        candle_nn::ops::softmax(&x, d)
     }
 }
 
-/// Softmax over `dim` (`torch.softmax`), with autograd.
+/// Softmax over `dim` (`torch.softmax`), with autograd. A bf16 or f16 input gives an f32 output.
 ///
 /// # Errors
 /// A `dim` out of range, a non-float input, and candle's own errors.
@@ -511,7 +592,8 @@ pub fn softmax(input: &Tensor, dim: i64) -> Result<Tensor> {
     softmax_op(input, dim, false)
 }
 
-/// Log-softmax over `dim` (`torch.log_softmax`), with autograd.
+/// Log-softmax over `dim` (`torch.log_softmax`), with autograd. A bf16 or f16 input gives an f32
+/// output.
 ///
 /// # Errors
 /// As [`softmax`].
@@ -521,33 +603,26 @@ pub fn log_softmax(input: &Tensor, dim: i64) -> Result<Tensor> {
 
 /// Runs `loss` on `input` through xent's kernels on the CPU (input moved there and back if
 /// needed), or through the composition of candle ops where one exists and the input is
-/// elsewhere (or `composed` asks for it).
+/// elsewhere (or `composed` asks for it). bf16 and f16 scores go to the kernels as they are
+/// where the core takes them, and are copied to f32 otherwise; their loss is f32.
 fn apply(input: &Tensor, target: &Tensor, loss: Spec, composed: bool) -> Result<Tensor> {
-    let dtype = input.dtype();
-    let x = match dtype {
-        DType::F32 | DType::F64 => input.clone(),
-        DType::F16 | DType::BF16 => input.to_dtype(DType::F32)?,
-        d => return Err(candle_core::Error::Msg(format!("xent: input dtype {d:?} is not a float type"))),
-    };
-    let device = x.device().clone();
-    let out = if composed || !device.is_cpu() {
-        match composed::loss(&x, target, &loss)? {
-            Some(t) => t,
-            None => {
-                let cpu = x.to_device(&Device::Cpu)?;
-                let op = Op::new(loss, target, &cpu)?;
-                cpu.contiguous()?.apply_op1(op)?.to_device(&device)?
-            }
-        }
-    } else {
+    check_float(input.dtype())?;
+    let half = matches!(input.dtype(), DType::F16 | DType::BF16);
+    let device = input.device().clone();
+    let in_place = !composed && device.is_cpu() && (!half || loss.half());
+    let x = if half && !in_place { input.to_dtype(DType::F32)? } else { input.clone() };
+    if in_place {
         let op = Op::new(loss, target, &x)?;
-        x.contiguous()?.apply_op1(op)?
-    };
-    if out.dtype() == dtype {
-        Ok(out)
-    } else {
-        out.to_dtype(dtype)
+        return x.contiguous()?.apply_op1(op);
     }
+    if composed || !device.is_cpu() {
+        if let Some(t) = composed::loss(&x, target, &loss)? {
+            return Ok(t);
+        }
+    }
+    let cpu = x.to_device(&Device::Cpu)?;
+    let op = Op::new(loss, target, &cpu)?;
+    cpu.contiguous()?.apply_op1(op)?.to_device(&device)
 }
 
 macro_rules! losses {

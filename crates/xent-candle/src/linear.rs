@@ -1,6 +1,6 @@
 //! [`linear_cross_entropy`]: PyTorch 2.15's fused projection and cross-entropy on candle tensors.
 
-use super::{as_slice_of, cast, cpu_slice, fresh, offsets, wrap};
+use super::{cast, cpu_slice, fresh, offsets, wrap, Stored};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Device, Layout, Result, Shape, Storage, Tensor};
 use std::sync::Mutex;
 use xent::*;
@@ -26,7 +26,7 @@ type Arg<'a, T> = (&'a [T], &'a [usize]);
 
 impl LinearOp {
     /// The loss, and with `grad_output` the three gradients.
-    fn run<T: Float + LinearTarget<T>>(
+    fn run<T: Float + Stored + LinearTarget<T>>(
         &self,
         x: Arg<'_, T>,
         w: Arg<'_, T>,
@@ -73,19 +73,10 @@ impl LinearOp {
             CpuStorage::I16(v) => index!(v, i16),
             CpuStorage::I32(v) => index!(v, i32),
             CpuStorage::I64(v) => index!(v, i64),
-            // Probabilities in place when they have the input's type, else converted once.
-            CpuStorage::F32(v) => match as_slice_of::<f32, T>(v) {
-                Some(y) => lce.evaluate::<T>(linear, View::new(&y[a..e], tshape)?, grads),
-                None => {
-                    let y: Vec<T> = v[a..e].iter().map(|&v| T::from_f64(f64::from(v))).collect();
-                    lce.evaluate::<T>(linear, View::new(&y, tshape)?, grads)
-                }
-            },
-            CpuStorage::F64(v) => match as_slice_of::<f64, T>(v) {
-                Some(y) => lce.evaluate::<T>(linear, View::new(&y[a..e], tshape)?, grads),
-                None => lce.evaluate::<T>(linear, View::new(&cast::<T>(&v[a..e]), tshape)?, grads),
-            },
-            _ => unreachable!("the target's type was checked when the op was built"),
+            float => {
+                let y = T::values(float).expect("float targets were given the input's type when the op was built");
+                lce.evaluate::<T>(linear, View::new(&y[a..e], tshape)?, grads)
+            }
         }?;
         Ok((out, g))
     }
@@ -231,7 +222,8 @@ impl CustomOp3 for LinearOp {
 /// CPU, xent's chunked kernels; with a reduced loss whose arguments want gradients, the forward
 /// pass computes the gradients too (three matrix products in all), and `backward()` scales them;
 /// with `Reduction::None`, `backward()` computes them. Elsewhere the composition
-/// [`linear_cross_entropy_composed`], which forms the logits. f16 and bf16 in f32.
+/// [`linear_cross_entropy_composed`], which forms the logits. bf16 and f16 arguments are
+/// computed in f32 and give an f32 loss; their gradients come back in their own types.
 ///
 /// ```
 /// use candle_core::{Device, Tensor, Var};
@@ -258,7 +250,6 @@ pub fn linear_cross_entropy(
     if !input.device().is_cpu() {
         return linear_cross_entropy_composed(input, weight, bias, target, options);
     }
-    let dtype = input.dtype();
     let float = |t: &Tensor| match t.dtype() {
         DType::F32 | DType::F64 => t.contiguous(),
         DType::F16 | DType::BF16 => t.to_dtype(DType::F32)?.contiguous(),
@@ -267,15 +258,15 @@ pub fn linear_cross_entropy(
     let (x, w, b) = (float(input)?, float(weight)?, bias.map(float).transpose()?);
     let eager = options.reduction != Reduction::None
         && (input.track_op() || weight.track_op() || bias.is_some_and(Tensor::track_op));
-    let op = LinearOp { options: options.clone(), target: super::cpu_target(target)?, eager, grads: Mutex::new(None) };
-    let out = match &b {
-        Some(b) => x.apply_op3(&w, b, op)?,
-        None => x.apply_op2(&w, op)?,
+    let op = LinearOp {
+        options: options.clone(),
+        target: super::cpu_target(target, x.dtype())?,
+        eager,
+        grads: Mutex::new(None),
     };
-    if out.dtype() == dtype {
-        Ok(out)
-    } else {
-        out.to_dtype(dtype)
+    match &b {
+        Some(b) => x.apply_op3(&w, b, op),
+        None => x.apply_op2(&w, op),
     }
 }
 
@@ -311,10 +302,16 @@ pub fn linear_cross_entropy_composed(
     if probabilities && options.ignore_index.is_some() {
         return bad("ignore_index cannot be specified when the targets are probabilities".into());
     }
+    // Half arguments are computed in f32, as on the CPU.
+    let f32 = |t: &Tensor| match t.dtype() {
+        DType::F16 | DType::BF16 => t.to_dtype(DType::F32),
+        _ => Ok(t.clone()),
+    };
+    let (input, weight, bias) = (f32(input)?, f32(weight)?, bias.map(f32).transpose()?);
     let (width, d) = (out.iter().product::<usize>(), ws[ws.len() - 1]);
     let x2 = if xs.len() == 2 { input.clone() } else { input.unsqueeze(0)? };
     let mut z = x2.matmul(&weight.reshape((width, d))?.t()?)?;
-    if let Some(b) = bias {
+    if let Some(b) = &bias {
         z = z.broadcast_add(&b.reshape(width)?)?;
     }
     let mut logits_shape = vec![x2.dims()[0]];

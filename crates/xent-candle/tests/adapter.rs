@@ -155,9 +155,21 @@ fn half_precision_is_computed_in_f32() {
     let x = Tensor::new(&[[1.0f32, 2.0, 3.0]], &dev).unwrap();
     let t = Tensor::new(&[2u32], &dev).unwrap();
     for dt in [DType::F16, DType::BF16] {
-        let l = xent_candle::cross_entropy(&x.to_dtype(dt).unwrap(), &t, &Default::default()).unwrap();
-        assert_eq!(l.dtype(), dt);
-        assert!((l.to_dtype(DType::F32).unwrap().to_scalar::<f32>().unwrap() - 0.4076).abs() < 2e-3);
+        // In place (cross-entropy) and through an f32 copy (Dice): an f32 loss, a gradient in
+        // the input's type.
+        let xv = Var::from_tensor(&x.to_dtype(dt).unwrap()).unwrap();
+        let l = xent_candle::cross_entropy(xv.as_tensor(), &t, &Default::default()).unwrap();
+        assert_eq!(l.dtype(), DType::F32);
+        assert!((l.to_scalar::<f32>().unwrap() - 0.4076).abs() < 1e-4);
+        let g = l.backward().unwrap();
+        assert_eq!(g.get(xv.as_tensor()).unwrap().dtype(), dt);
+        let d = xent_candle::dice_loss(xv.as_tensor(), &t, &Default::default()).unwrap();
+        assert_eq!(d.dtype(), DType::F32);
+        assert_eq!(d.backward().unwrap().get(xv.as_tensor()).unwrap().dtype(), dt);
+        let s = xent_candle::softmax(xv.as_tensor(), -1).unwrap();
+        assert_eq!(s.dtype(), DType::F32);
+        let g = s.sum_all().unwrap().backward().unwrap();
+        assert_eq!(g.get(xv.as_tensor()).unwrap().dtype(), dt);
     }
 }
 
@@ -198,7 +210,7 @@ fn the_fused_forward_gives_the_core_gradient() {
         .forward_backward(View::new(&xs, &shape).unwrap(), View::new(&ts, &[3, 4, 7]).unwrap(), &[1.0], &mut want)
         .unwrap();
     let x = Var::from_tensor(&Tensor::from_vec(xs.clone(), &shape[..], &dev).unwrap()).unwrap();
-    let t = Tensor::from_vec(ts, &[3usize, 4, 7][..], &dev).unwrap();
+    let t = Tensor::from_vec(ts.clone(), &[3usize, 4, 7][..], &dev).unwrap();
     let loss = xent_candle::cross_entropy(x.as_tensor(), &t, &opts).unwrap();
     let plain = xent_candle::cross_entropy(&x.as_tensor().detach(), &t, &opts).unwrap();
     assert_eq!(loss.to_scalar::<f32>().unwrap().to_bits(), out.loss[0].to_bits());
@@ -210,9 +222,12 @@ fn the_fused_forward_gives_the_core_gradient() {
         let g = loss.backward().unwrap();
         assert_eq!(bits(g.get(x.as_tensor()).unwrap()), want_bits);
     }
-    let g = (&loss * 0.5).unwrap().backward().unwrap();
-    let halved: Vec<u32> = want.iter().map(|v| (v * 0.5).to_bits()).collect();
-    assert_eq!(bits(g.get(x.as_tensor()).unwrap()), halved);
+    // Another upstream gradient: the core's gradient for it.
+    let mut scaled = vec![0f32; xs.len()];
+    core.forward_backward(View::new(&xs, &shape).unwrap(), View::new(&ts, &[3, 4, 7]).unwrap(), &[0.3], &mut scaled)
+        .unwrap();
+    let g = (&loss * 0.3).unwrap().backward().unwrap();
+    assert_eq!(bits(g.get(x.as_tensor()).unwrap()), scaled.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
 }
 
 /// A linear classifier trained with weighted cross-entropy: the loss falls.

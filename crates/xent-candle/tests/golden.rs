@@ -38,6 +38,8 @@ fn run(op: &str, v: &Value) -> Result<Outcome, String> {
     let dtype = match v["dtype"].as_str().unwrap_or("f64") {
         "f32" => DType::F32,
         "f64" => DType::F64,
+        "bf16" => DType::BF16,
+        "f16" => DType::F16,
         _ => return Ok(Outcome::Skip("a dtype this runner does not know")),
     };
     let input = |k: &str| v["inputs"].get(k).map(tensor);
