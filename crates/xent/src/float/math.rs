@@ -7,8 +7,10 @@
 //! ```
 //! for `x <= 0`, evaluated with fused multiply-adds (exactly rounded wherever they run, so the
 //! bits do not depend on the vector width). Relative error below 8.4e-8 (1 ulp; the degree-6 fit
-//! alone is within 2e-9, as close as Cephes' degree-7 one in six operations instead of eight); 0 below
-//! -86.98 (where `e^x < 2.1e-38` nears the subnormals), NaN for NaN.
+//! alone is within 2e-9, as close as Cephes' degree-7 one in six operations instead of eight).
+//! Down to -103.98 the result may be subnormal, as libm's (and PyTorch's): `2^n` is applied as
+//! `2^(n + 64)` and then `2^-64`, so a normal result is exact scaling (the same bits as one
+//! factor) and a subnormal one is rounded once; 0 below; NaN for NaN.
 //!
 //! `ln` likewise (fused multiply-adds too), from the exponent bits and a polynomial of the
 //! mantissa (Cephes' `logf`):
@@ -26,8 +28,8 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const C1: f32 = 0.693_359_4;
     const C2: f32 = -2.121_944_4e-4;
-    // Below LO, `n <= -126` and `e^x` may be subnormal: flushed to 0 (`e^LO` is 2.1e-38).
-    const LO: f32 = -86.98;
+    // Below LO, `e^x` is under half the smallest subnormal (2^-150, at -103.97): 0.
+    const LO: f32 = -103.98;
     // Comparisons with NaN are false: NaN passes through the clamps.
     let xc = if x > 0.0 { 0.0 } else { x };
     let xc = if xc < LO { LO } else { xc };
@@ -46,8 +48,9 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
     let p = p.mul_add(r, 4.999_999_4e-1);
     let p = p.mul_add(r, 1.0);
     let y = p.mul_add(r, 1.0);
-    // 2^n from its exponent bits (n in -125..=0, a normal number).
-    let v = y * f32::from_bits(((ni + 127) as u32) << 23);
+    // 2^(n + 64) from its exponent bits (n in -150..=0: a normal number), then 2^-64: exact
+    // while the result is normal, one rounding where it is subnormal.
+    let v = y * f32::from_bits(((ni + 127 + 64) as u32) << 23) * f32::from_bits((127 - 64) << 23);
     if x < LO {
         0.0
     } else {
@@ -148,7 +151,15 @@ mod tests {
         }
         assert_eq!(exp_f32(0.0), 1.0);
         assert_eq!(exp_f32(-0.0), 1.0);
-        assert_eq!(exp_f32(-87.0), 0.0);
+        // Subnormal results, as libm's, within one subnormal step; 0 below half the smallest.
+        let mut x = -86.9f32;
+        while x > -103.9 {
+            let (got, want) = (exp_f32(x) as f64, (x as f64).exp());
+            assert!((got - want).abs() <= want * 1e-7 + 1.5e-45, "exp({x}) = {got}, want {want}");
+            x -= 0.0037;
+        }
+        assert!(exp_f32(-90.0) > 0.0 && exp_f32(-90.0) < f32::MIN_POSITIVE);
+        assert_eq!(exp_f32(-104.0), 0.0);
         assert_eq!(exp_f32(f32::NEG_INFINITY), 0.0);
         assert!(exp_f32(f32::NAN).is_nan() && exp_f32(-f32::NAN).is_nan());
     }
