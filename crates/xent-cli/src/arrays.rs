@@ -84,9 +84,11 @@ pub fn safetensors_header(r: &mut impl Read, name: Option<&str>) -> Result<(Dtyp
         safetensors::Dtype::U16 => Dtype::U16,
         safetensors::Dtype::I32 => Dtype::I32,
         safetensors::Dtype::I64 => Dtype::I64,
+        safetensors::Dtype::F16 => Dtype::F16,
+        safetensors::Dtype::BF16 => Dtype::BF16,
         safetensors::Dtype::F32 => Dtype::F32,
         safetensors::Dtype::F64 => Dtype::F64,
-        other => bail!("tensor {name:?} has dtype {other:?}, not one of U8, U16, I32, I64, F32, F64"),
+        other => bail!("tensor {name:?} has dtype {other:?}, not one of U8, U16, I32, I64, F16, BF16, F32, F64"),
     };
     let elements = xent::numel(&t.shape)?;
     let (start, end) = t.data_offsets;
@@ -114,12 +116,21 @@ macro_rules! element {
                     Dtype::U16 if !$floats => npy::decode(b, u16::from_le_bytes).into_iter().map(|v| v as $t).collect(),
                     Dtype::I32 if !$floats => npy::decode(b, i32::from_le_bytes).into_iter().map(|v| v as $t).collect(),
                     Dtype::I64 if !$floats => npy::decode(b, i64::from_le_bytes).into_iter().map(|v| v as $t).collect(),
+                    // Half values widen exactly (they are computed in f32).
+                    Dtype::F16 if $floats => npy::decode(b, u16::from_le_bytes)
+                        .into_iter()
+                        .map(|v| xent::f16::from_bits(v).to_f64() as $t)
+                        .collect(),
+                    Dtype::BF16 if $floats => npy::decode(b, u16::from_le_bytes)
+                        .into_iter()
+                        .map(|v| xent::bf16::from_bits(v).to_f64() as $t)
+                        .collect(),
                     Dtype::F32 if $floats => npy::decode(b, f32::from_le_bytes).into_iter().map(|v| v as $t).collect(),
                     Dtype::F64 if $floats => npy::decode(b, f64::from_le_bytes).into_iter().map(|v| v as $t).collect(),
                     d => bail!(
                         "has dtype {}, expected {}",
                         d.name(),
-                        if $floats { "float32 or float64" } else { "an integer type" }
+                        if $floats { "a float type" } else { "an integer type" }
                     ),
                 })
             }

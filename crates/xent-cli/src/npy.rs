@@ -11,6 +11,10 @@ pub enum Dtype {
     U16,
     I32,
     I64,
+    /// IEEE half (`<f2`; `F16` in safetensors).
+    F16,
+    /// bfloat16 (safetensors' `BF16`; NumPy has no such type).
+    BF16,
     F32,
     F64,
 }
@@ -23,16 +27,17 @@ impl Dtype {
         let big = match order {
             ">" => true,
             "<" | "|" | "=" => false,
-            _ => bail!("dtype {descr:?} is not supported (u1, u2, i4, i8, f4, f8)"),
+            _ => bail!("dtype {descr:?} is not supported (u1, u2, i4, i8, f2, f4, f8)"),
         };
         let dtype = match code {
             "u1" => Dtype::U8,
             "u2" => Dtype::U16,
             "i4" => Dtype::I32,
             "i8" => Dtype::I64,
+            "f2" => Dtype::F16,
             "f4" => Dtype::F32,
             "f8" => Dtype::F64,
-            _ => bail!("dtype {descr:?} is not supported (u1, u2, i4, i8, f4, f8)"),
+            _ => bail!("dtype {descr:?} is not supported (u1, u2, i4, i8, f2, f4, f8)"),
         };
         Ok((dtype, big))
     }
@@ -41,10 +46,15 @@ impl Dtype {
     pub fn size(self) -> usize {
         match self {
             Dtype::U8 => 1,
-            Dtype::U16 => 2,
+            Dtype::U16 | Dtype::F16 | Dtype::BF16 => 2,
             Dtype::I32 | Dtype::F32 => 4,
             Dtype::I64 | Dtype::F64 => 8,
         }
+    }
+
+    /// A floating-point type.
+    pub fn is_float(self) -> bool {
+        matches!(self, Dtype::F16 | Dtype::BF16 | Dtype::F32 | Dtype::F64)
     }
 
     /// NumPy's short name.
@@ -54,6 +64,8 @@ impl Dtype {
             Dtype::U16 => "uint16",
             Dtype::I32 => "int32",
             Dtype::I64 => "int64",
+            Dtype::F16 => "float16",
+            Dtype::BF16 => "bfloat16",
             Dtype::F32 => "float32",
             Dtype::F64 => "float64",
         }

@@ -145,7 +145,7 @@ fn every_bad_input_is_a_clean_error() {
         (w(&[&p("good.png"), "--colormap", &p("empty_dir")]), "colour map"),
         (w(&["--counts", &p("x.npy")]), "x.npy"),
         (l("x.npy", "t5.npy", &[]), "target shape [5]"),
-        (l("xi.npy", "t.npy", &[]), "float32 or float64"),
+        (l("xi.npy", "t.npy", &[]), "must be a float type"),
         (l("xhuge.npy", "t.npy", &[]), "1000000000000000 elements, over the limit"),
         (l("x.npy", "t.npy", &["--max-elements", "5"]), "over the limit"),
         (l("bad.safetensors", "t.npy", &[]), "not JSON"),

@@ -5,7 +5,6 @@ use super::report::Report;
 use super::stream::GradOut;
 use super::{class_weights, Args};
 use crate::arrays::{self, Element, Source};
-use crate::npy;
 use anyhow::{Context, Result};
 use xent::*;
 
@@ -42,7 +41,7 @@ where
         wants.then(|| LinearGrads { grad_output: &one, input: &mut gx, weight: &mut gw, bias: gb.as_deref_mut() });
     let ctx = || format!("{} / {} / {}", x.path.display(), w.path.display(), t.path.display());
     let out = match t.dtype {
-        npy::Dtype::F32 | npy::Dtype::F64 => {
+        d if d.is_float() => {
             let tv = t.read_all::<T>()?;
             lce.evaluate::<T>(linear, View::new(&tv, &t.shape)?, grads)
         }
@@ -58,8 +57,10 @@ where
         anyhow::bail!("--linear-bias-grad-out needs --linear-bias");
     }
     let mut files = Vec::new();
-    for (path, shape, g) in outputs.into_iter().chain(bias_out) {
-        let mut f = GradOut::new::<T>(path, shape)?;
+    for ((path, shape, g), dtype) in
+        outputs.into_iter().chain(bias_out).zip([x.dtype, w.dtype, b.as_ref().map_or(x.dtype, |b| b.dtype)])
+    {
+        let mut f = GradOut::new(path, shape, dtype)?;
         f.write(g)?;
         files.push(f);
     }

@@ -70,8 +70,8 @@ pub struct Args {
     /// The loss.
     #[arg(long, value_enum)]
     pub loss: Name,
-    /// Scores: FILE.npy, or FILE.safetensors[:TENSOR] (float32 or float64); for
-    /// linear-cross-entropy the features `[N, D]` or `[D]`.
+    /// Scores: FILE.npy, or FILE.safetensors[:TENSOR] (float16, bfloat16, float32, float64; the
+    /// half types computed in float32); for linear-cross-entropy the features `[N, D]` or `[D]`.
     #[arg(long)]
     pub input: String,
     /// Targets: class indices (integers) or probabilities (floats), FILE.npy or FILE.safetensors[:TENSOR].
@@ -136,7 +136,8 @@ pub struct Args {
     /// Weight of the cross-entropy part (dice-ce; default 1).
     #[arg(long, allow_hyphen_values = true)]
     pub lambda_ce: Option<f64>,
-    /// Write d(loss)/d(input) to this .npy file (atomically).
+    /// Write d(loss)/d(input) to this file (atomically), in the input's type: .npy, or
+    /// .safetensors (one tensor `grad`; needed for bfloat16).
     #[arg(long)]
     pub grad_out: Option<PathBuf>,
     /// The projection of linear-cross-entropy, `[C, D]` or `[C, d1..dk, D]` (the input's type).
@@ -145,10 +146,10 @@ pub struct Args {
     /// Its bias, `[C]` or `[C, d1..dk]`.
     #[arg(long)]
     pub linear_bias: Option<String>,
-    /// Write d(loss)/d(linear weight) to this .npy file (atomically).
+    /// Write d(loss)/d(linear weight) to this file (atomically), as --grad-out.
     #[arg(long)]
     pub linear_weight_grad_out: Option<PathBuf>,
-    /// Write d(loss)/d(linear bias) to this .npy file (atomically).
+    /// Write d(loss)/d(linear bias) to this file (atomically), as --grad-out.
     #[arg(long)]
     pub linear_bias_grad_out: Option<PathBuf>,
     /// Output format.
@@ -287,9 +288,14 @@ pub fn run(a: &Args) -> Result<String> {
     let x = arrays::open(&a.input, a.max_elements)?;
     let t = arrays::open(&a.target, a.max_elements)?;
     let r = match x.dtype {
-        npy::Dtype::F32 => run_typed::<f32>(a, &x, &t)?,
+        // Half inputs are computed in f32 on their exact values, as the core's half path.
+        npy::Dtype::F16 | npy::Dtype::BF16 | npy::Dtype::F32 => run_typed::<f32>(a, &x, &t)?,
         npy::Dtype::F64 => run_typed::<f64>(a, &x, &t)?,
-        d => bail!("{}: the input must be float32 or float64, not {}", x.path.display(), d.name()),
+        d => bail!(
+            "{}: the input must be a float type (float16, bfloat16, float32, float64), not {}",
+            x.path.display(),
+            d.name()
+        ),
     };
     Ok(report::render(a, &x, &r))
 }

@@ -10,30 +10,47 @@ use anyhow::{bail, ensure, Context, Result};
 use std::path::PathBuf;
 use xent::*;
 
-/// A gradient file being written chunk by chunk.
-pub(super) struct GradOut(Option<AtomicFile>);
+/// A gradient file being written chunk by chunk, in the input's type: `.npy` (float16, float32,
+/// float64) or `.safetensors` (one tensor, `grad`; also bfloat16). A half gradient is the f32
+/// gradient rounded once.
+pub(super) struct GradOut(Option<(AtomicFile, npy::Dtype)>);
 
 impl GradOut {
-    pub(super) fn new<T: Float>(path: &Option<PathBuf>, shape: &[usize]) -> Result<GradOut> {
+    pub(super) fn new(path: &Option<PathBuf>, shape: &[usize], dtype: npy::Dtype) -> Result<GradOut> {
         let Some(p) = path else { return Ok(GradOut(None)) };
+        let header = if p.extension().is_some_and(|e| e == "safetensors") {
+            safetensors_header(dtype, shape)
+        } else {
+            let descr = match dtype {
+                npy::Dtype::F16 => "<f2",
+                npy::Dtype::F32 => "<f4",
+                npy::Dtype::F64 => "<f8",
+                d => {
+                    bail!("{}: a {} gradient needs a .safetensors file (NumPy has no such type)", p.display(), d.name())
+                }
+            };
+            npy::header(descr, shape)
+        };
         let mut f = AtomicFile::create(p)?;
-        f.write_all(&npy::header(if T::NAME == "f32" { "<f4" } else { "<f8" }, shape))?;
-        Ok(GradOut(Some(f)))
+        f.write_all(&header)?;
+        Ok(GradOut(Some((f, dtype))))
     }
     fn wants(&self) -> bool {
         self.0.is_some()
     }
     pub(super) fn write<T: Float>(&mut self, g: &[T]) -> Result<()> {
-        if let Some(f) = &mut self.0 {
+        if let Some((f, dtype)) = &mut self.0 {
             // A MiB or so at a time: a large gradient is not copied whole.
             let mut bytes = Vec::with_capacity(1 << 20);
             for part in g.chunks(1 << 17) {
                 bytes.clear();
                 for v in part {
-                    if T::NAME == "f32" {
-                        bytes.extend_from_slice(&(v.to_f64() as f32).to_le_bytes());
-                    } else {
-                        bytes.extend_from_slice(&v.to_f64().to_le_bytes());
+                    let v = v.to_f64();
+                    match dtype {
+                        npy::Dtype::F16 => bytes.extend_from_slice(&xent::f16::from_f32(v as f32).to_le_bytes()),
+                        npy::Dtype::BF16 => bytes.extend_from_slice(&xent::bf16::from_f32(v as f32).to_le_bytes()),
+                        npy::Dtype::F32 => bytes.extend_from_slice(&(v as f32).to_le_bytes()),
+                        _ => bytes.extend_from_slice(&v.to_le_bytes()),
                     }
                 }
                 f.write_all(&bytes)?;
@@ -42,8 +59,27 @@ impl GradOut {
         Ok(())
     }
     pub(super) fn commit(self) -> Result<()> {
-        self.0.map_or(Ok(()), AtomicFile::commit)
+        self.0.map_or(Ok(()), |(f, _)| f.commit())
     }
+}
+
+/// The header of a `.safetensors` file holding one tensor `grad` of `dtype` and `shape`.
+fn safetensors_header(dtype: npy::Dtype, shape: &[usize]) -> Vec<u8> {
+    let name = match dtype {
+        npy::Dtype::F16 => "F16",
+        npy::Dtype::BF16 => "BF16",
+        npy::Dtype::F32 => "F32",
+        _ => "F64",
+    };
+    let bytes = shape.iter().product::<usize>() * dtype.size();
+    let mut json =
+        serde_json::json!({ "grad": { "dtype": name, "shape": shape, "data_offsets": [0, bytes] } }).to_string();
+    while !json.len().is_multiple_of(8) {
+        json.push(' ');
+    }
+    let mut out = (json.len() as u64).to_le_bytes().to_vec();
+    out.extend(json.as_bytes());
+    out
 }
 
 /// Exact running totals of a streamed loss, merged chunk by chunk.
@@ -103,7 +139,7 @@ where
     let red = a.reduction;
     let weight = class_weights::<T>(a)?;
     let ignore_index = a.ignore_index.unwrap_or(-100);
-    if matches!(t.dtype, npy::Dtype::F32 | npy::Dtype::F64) {
+    if t.dtype.is_float() {
         ensure!(a.loss != Name::Nll, "{}: nll takes class indices (an integer array)", t.path.display());
         return probs_loss::<T>(a, x, t, weight, red);
     }
@@ -160,7 +196,7 @@ where
     } else {
         T::ONE
     };
-    let mut grad = GradOut::new::<T>(&a.grad_out, &x.shape)?;
+    let mut grad = GradOut::new(&a.grad_out, &x.shape, x.dtype)?;
     let mut totals = Totals::default();
     let mut per_class = vec![(0u64, 0.0f64); classes];
     let mut ignored = 0u64;
@@ -230,7 +266,7 @@ where
     let n = x.rows();
     let positions = if unbatched { 1 } else { n * x.row_len() / x.shape[1].max(1) };
     let scale = if red == Reduction::Mean { T::from_f64(1.0 / positions as f64) } else { T::ONE };
-    let mut grad = GradOut::new::<T>(&a.grad_out, &x.shape)?;
+    let mut grad = GradOut::new(&a.grad_out, &x.shape, x.dtype)?;
     let mut totals = Totals::default();
     for r0 in (0..if unbatched { 1 } else { n }).step_by(rows) {
         let m = if unbatched { 1 } else { rows.min(n - r0) };
@@ -290,7 +326,7 @@ pub(super) fn binary_loss<T: Float + Element>(a: &Args, x: &Source, t: &Source) 
     };
     let total = xent::numel(&x.shape)?;
     let scale = if red == Reduction::Mean { T::from_f64(1.0 / total as f64) } else { T::ONE };
-    let mut grad = GradOut::new::<T>(&a.grad_out, &x.shape)?;
+    let mut grad = GradOut::new(&a.grad_out, &x.shape, x.dtype)?;
     let mut totals = Totals::default();
     let bar = progress::bar(n as u64, "rows");
     for r0 in (0..n.max(1)).step_by(rows) {

@@ -4,7 +4,6 @@ use super::report::Report;
 use super::stream::GradOut;
 use super::{class_weights, eval, Act, Args, Name};
 use crate::arrays::{Element, Source};
-use crate::npy;
 use anyhow::{bail, Context, Result};
 use xent::*;
 
@@ -66,7 +65,7 @@ where
     let go = [T::ONE];
     let fb = a.grad_out.is_some();
     let ctx = || format!("{} / {}", x.path.display(), t.path.display());
-    let float_target = matches!(t.dtype, npy::Dtype::F32 | npy::Dtype::F64);
+    let float_target = t.dtype.is_float();
     if float_target != a.soft_label {
         bail!(
             "{}: {} target with{} --soft-label (soft labels are float [N, C, ...]; class indices integers)",
@@ -147,7 +146,7 @@ where
         }
     }
     .with_context(ctx)?;
-    let mut grad = GradOut::new::<T>(&a.grad_out, &x.shape)?;
+    let mut grad = GradOut::new(&a.grad_out, &x.shape, x.dtype)?;
     grad.write(&g)?;
     grad.commit()?;
     Ok(Report::whole(&out))
