@@ -178,4 +178,44 @@ fuzz_target!(|data: &[u8]| {
         let _ = l.forward_backward(xv, tv, &go, &mut g);
     }
     let _ = ClassCounts::from_images(tv, wlen, ii);
+    // Half-precision scores (and float targets) through the losses that take them, the maths in
+    // f32: bf16 or f16, the same values rounded.
+    macro_rules! half {
+        ($h:ty) => {{
+            let xh: Vec<$h> = x.iter().map(|&v| <$h>::from_f32(v)).collect();
+            let yh: Vec<$h> = y.iter().map(|&v| <$h>::from_f32(v)).collect();
+            let mut gh = vec![<$h>::ZERO; g.len()];
+            let (Ok(xv), Ok(yhv)) = (View::new(&xh, &shape), View::new(&yh, &shape)) else { return };
+            let _ = softmax(xv, dim);
+            let _ = log_softmax(xv, dim);
+            let _ = softmax_backward_into(yv, yv, dim, &mut gh);
+            let _ = log_softmax_backward_into(yv, yv, dim, &mut gh);
+            let ce = CrossEntropyLoss::new(CrossEntropyOptions { weight: weight.clone(), ignore_index: ce_ii, reduction: red, label_smoothing: o1, empty_mean: empty });
+            if let Ok(l) = ce {
+                let _ = l.forward_backward(xv, tv, &go, &mut gh);
+                let _ = l.forward_backward(xv, yhv, &go, &mut gh);
+            }
+            if let Ok(l) = NllLoss::new(NllOptions { weight: weight.clone(), ignore_index: -1, reduction: red, empty_mean: empty }) {
+                let _ = l.forward_backward(xv, tv, &go, &mut gh);
+            }
+            let wt = weight.clone().and_then(|w| {
+                let k = w.len();
+                xent::WeightTensor::new(w, vec![k]).ok()
+            });
+            if let Ok(l) = BceLoss::new(BceOptions { weight: wt.clone(), reduction: red, empty_mean: empty }) {
+                let _ = l.forward_backward(xv, yhv, &go, &mut gh);
+            }
+            if let Ok(l) = BceWithLogitsLoss::new(BceWithLogitsOptions { weight: wt.clone(), pos_weight: wt, reduction: red, empty_mean: empty }) {
+                let _ = l.forward_backward(xv, yhv, &go, &mut gh);
+            }
+            if let Ok(l) = SigmoidFocalLoss::new(SigmoidFocalOptions { alpha: o1, gamma: o2, reduction: red, empty_mean: empty }) {
+                let _ = l.forward_backward(xv, yhv, &go, &mut gh);
+            }
+        }};
+    }
+    if flag & 2 != 0 {
+        half!(bf16);
+    } else {
+        half!(f16);
+    }
 });
