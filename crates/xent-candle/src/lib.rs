@@ -12,8 +12,9 @@
 //! gradient back. f32 and f64 are computed as they are. bf16 and f16 scores are computed in f32
 //! and give an f32 loss (and softmax), as xent's core and PyTorch's autocast do, with the
 //! gradient in the input's type, rounded once: on the CPU, cross-entropy, NLL, the BCE losses,
-//! sigmoid focal and softmax read the 2-byte values in place; the MONAI losses and
-//! `linear_cross_entropy` (whose core widens its arguments once anyway) run on an f32 copy.
+//! sigmoid focal, Dice, generalized Dice, Tversky and softmax read the 2-byte values in place;
+//! MONAI's focal loss, DiceCE, DiceFocal and `linear_cross_entropy` (whose core widens its
+//! arguments once anyway) run on an f32 copy.
 //!
 //! Options are xent's option structs, with `f64` class weights; targets are candle integer
 //! tensors (u8, u32, i16, i32, i64) for class indices, read in their own type, and float tensors
@@ -226,10 +227,16 @@ fn half_index_loss<H: Element<Math = f32>, L: Label>(spec: &Spec) -> MaybeLoss<H
 where
     CrossEntropyLoss<f32>: xent::Loss<H, L, f32>,
     NllLoss<f32>: xent::Loss<H, L, f32>,
+    DiceLoss<f32>: xent::Loss<H, L, f32>,
+    GeneralizedDiceLoss<f32>: xent::Loss<H, L, f32>,
+    TverskyLoss<f32>: xent::Loss<H, L, f32>,
 {
     Ok(Some(match spec {
         Spec::CrossEntropy(o) => Box::new(CrossEntropyLoss::<f32>::new(ce_opts(o))?),
         Spec::Nll(o) => Box::new(NllLoss::<f32>::new(nll_opts(o))?),
+        Spec::Dice(o) => Box::new(DiceLoss::<f32>::new(dice_opts(o))?),
+        Spec::GeneralizedDice(o) => Box::new(GeneralizedDiceLoss::<f32>::new(o.clone())?),
+        Spec::Tversky(o) => Box::new(TverskyLoss::<f32>::new(o.clone())?),
         _ => return Ok(None),
     }))
 }
@@ -241,12 +248,16 @@ where
     BceLoss<f32>: xent::Loss<H, H, f32>,
     BceWithLogitsLoss<f32>: xent::Loss<H, H, f32>,
     SigmoidFocalLoss<f32>: xent::Loss<H, H, f32>,
+    DiceLoss<f32>: xent::Loss<H, H, f32>,
+    TverskyLoss<f32>: xent::Loss<H, H, f32>,
 {
     Ok(Some(match spec {
         Spec::CrossEntropy(o) => Box::new(CrossEntropyLoss::<f32>::new(ce_opts(o))?),
         Spec::Bce(o) => Box::new(BceLoss::<f32>::new(bce_opts(o)?)?),
         Spec::BceWithLogits(o) => Box::new(BceWithLogitsLoss::<f32>::new(bce_logits_opts(o)?)?),
         Spec::SigmoidFocal(o) => Box::new(SigmoidFocalLoss::<f32>::new(o.clone())?),
+        Spec::Dice(o) => Box::new(DiceLoss::<f32>::new(dice_opts(o))?),
+        Spec::Tversky(o) => Box::new(TverskyLoss::<f32>::new(o.clone())?),
         _ => return Ok(None),
     }))
 }
@@ -270,10 +281,7 @@ impl Spec {
 
     /// Whether the core takes half-precision scores for this loss as they are.
     fn half(&self) -> bool {
-        matches!(
-            self,
-            Spec::CrossEntropy(_) | Spec::Nll(_) | Spec::Bce(_) | Spec::BceWithLogits(_) | Spec::SigmoidFocal(_)
-        )
+        !matches!(self, Spec::Focal(_) | Spec::DiceCe(_) | Spec::DiceFocal(_))
     }
 }
 

@@ -170,3 +170,129 @@ fn elementwise_half_is_the_f32_maths_rounded_once() {
     elementwise_same_as_f32::<bf16>();
     elementwise_same_as_f32::<f16>();
 }
+
+/// The overlap losses (Dice and Jaccard, generalized Dice, Tversky) on half inputs, class
+/// indices and soft labels: the f32 path's loss on the same values bit for bit and its gradient
+/// rounded once, for strided `[N, C, H, W]` (with a tail block), `[N, C]` rows and one class, on
+/// 1, 2 and 3 threads.
+fn overlap_same_as_f32<H: Element<Math = f32>>()
+where
+    DiceLoss<f32>: Loss<H, i64, f32> + Loss<H, H, f32>,
+    TverskyLoss<f32>: Loss<H, i64, f32> + Loss<H, H, f32>,
+    GeneralizedDiceLoss<f32>: Loss<H, i64, f32>,
+{
+    let mut rng = Rng::new(21);
+    let pools: Vec<_> =
+        [1, 2, 3].iter().map(|&k| rayon::ThreadPoolBuilder::new().num_threads(k).build().unwrap()).collect();
+    for (shape, tshape) in
+        [(vec![3, 4, 37, 61], vec![3, 37, 61]), (vec![500, 6], vec![500]), (vec![2, 1, 40, 50], vec![2, 40, 50])]
+    {
+        let n: usize = shape.iter().product();
+        let classes = shape[1];
+        let (h, f) = logits::<H>(&mut rng, n);
+        let labels = classes.max(2);
+        let t: Vec<i64> =
+            (0..tshape.iter().product()).map(|i| if i % 13 == 5 { 255 } else { rng.below(labels) as i64 }).collect();
+        // Soft labels: a half softmax of noise, as the input's shape.
+        let (sh, _) = logits::<H>(&mut rng, n);
+        let soft: Vec<H> = sigmoid_of(&sh);
+        let softf: Vec<f32> = soft.iter().map(|v| v.widen()).collect();
+        let (xh, xf, tv) =
+            (View::new(&h, &shape).unwrap(), View::new(&f, &shape).unwrap(), View::new(&t, &tshape).unwrap());
+        let (yh, yf) = (View::new(&soft, &shape).unwrap(), View::new(&softf, &shape).unwrap());
+        let spatial = shape.len() > 2;
+        for flags in 0..4u8 {
+            let dice_opts = DiceOptions {
+                activation: if flags & 1 == 0 { Activation::Softmax } else { Activation::Sigmoid },
+                squared_pred: flags & 2 != 0,
+                jaccard: flags & 1 != 0,
+                batch: !spatial || flags & 2 != 0,
+                include_background: flags != 3,
+                weight: Some(ClassWeight::Uniform(0.7)),
+                ignore_index: Some(255),
+                reduction: if flags == 2 { Reduction::Sum } else { Reduction::Mean },
+                ..Default::default()
+            };
+            let dice = DiceLoss::<f32>::new(dice_opts.clone()).unwrap();
+            // Soft labels take no ignore_index.
+            let dice_soft = DiceLoss::<f32>::new(DiceOptions { ignore_index: None, ..dice_opts }).unwrap();
+            let tversky = TverskyLoss::<f32>::new(TverskyOptions {
+                alpha: 0.3,
+                beta: 0.7,
+                batch: !spatial,
+                ignore_index: Some(255),
+                ..Default::default()
+            })
+            .unwrap();
+            let tversky_soft = TverskyLoss::<f32>::new(TverskyOptions {
+                alpha: 0.3,
+                beta: 0.7,
+                batch: !spatial,
+                ..Default::default()
+            })
+            .unwrap();
+            let gdice =
+                GeneralizedDiceLoss::<f32>::new(GeneralizedDiceOptions { batch: !spatial, ..Default::default() })
+                    .unwrap();
+            // Each loss by class indices (no ignore for the generalized Dice: labels < C) and soft
+            // labels, against its f32 path.
+            let t_in: Vec<i64> = t.iter().map(|&v| if v == 255 { 0 } else { v.min(labels as i64 - 1) }).collect();
+            let t_in = if classes == 1 { t_in.iter().map(|v| v.min(&1)).copied().collect() } else { t_in };
+            let tg = View::new(&t_in, &tshape).unwrap();
+            type Half<'c, H> = Box<dyn Fn(&mut [H]) -> LossOutput<f32> + Sync + 'c>;
+            type Full<'c> = Box<dyn Fn(&mut [f32]) -> LossOutput<f32> + 'c>;
+            let cases: Vec<(&str, Half<'_, H>, Full<'_>)> = vec![
+                (
+                    "dice",
+                    Box::new(|g| dice.forward_backward(xh, tv, &[1.25], g).unwrap()),
+                    Box::new(|g| Loss::<f32, i64>::forward_backward(&dice, xf, tv, &[1.25], g).unwrap()),
+                ),
+                (
+                    "dice soft",
+                    Box::new(|g| dice_soft.forward_backward(xh, yh, &[1.25], g).unwrap()),
+                    Box::new(|g| dice_soft.forward_backward(xf, yf, &[1.25], g).unwrap()),
+                ),
+                (
+                    "tversky soft",
+                    Box::new(|g| tversky_soft.forward_backward(xh, yh, &[0.5], g).unwrap()),
+                    Box::new(|g| tversky_soft.forward_backward(xf, yf, &[0.5], g).unwrap()),
+                ),
+                (
+                    "tversky",
+                    Box::new(|g| tversky.forward_backward(xh, tv, &[0.5], g).unwrap()),
+                    Box::new(|g| Loss::<f32, i64>::forward_backward(&tversky, xf, tv, &[0.5], g).unwrap()),
+                ),
+                (
+                    "generalized dice",
+                    Box::new(|g| gdice.forward_backward(xh, tg, &[1.0], g).unwrap()),
+                    Box::new(|g| Loss::<f32, i64>::forward_backward(&gdice, xf, tg, &[1.0], g).unwrap()),
+                ),
+            ];
+            for (name, half, full) in &cases {
+                let mut want = vec![0f32; n];
+                let lf = full(&mut want);
+                let want: Vec<H> = want.into_iter().map(H::narrow).collect();
+                for pool in &pools {
+                    pool.install(|| {
+                        let mut g = vec![H::narrow(0.0); n];
+                        let lh = half(&mut g);
+                        let bits = |l: &LossOutput<f32>| l.loss.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(bits(&lh), bits(&lf), "{} {name} {shape:?} flags {flags}: loss", H::NAME);
+                        assert!(g == want, "{} {name} {shape:?} flags {flags}: gradient", H::NAME);
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// The sigmoid of each value, rounded to the half type (soft labels in `[0, 1]`).
+fn sigmoid_of<H: Element<Math = f32>>(v: &[H]) -> Vec<H> {
+    v.iter().map(|x| H::narrow(1.0 / (1.0 + (-x.widen()).exp()))).collect()
+}
+
+#[test]
+fn overlap_half_is_the_f32_maths_rounded_once() {
+    overlap_same_as_f32::<bf16>();
+    overlap_same_as_f32::<f16>();
+}

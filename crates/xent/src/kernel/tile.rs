@@ -250,6 +250,26 @@ pub(crate) fn drive_stored<I, O, T, K>(
     narrow_out(&os, out, b.len);
 }
 
+/// Block `b`'s values of `v` (classes `cs` apart) as the maths type, with the block and class
+/// stride that address them: `v` itself for `f32` and `f64`; for `bf16` and `f16` widened into
+/// `buf` (see [`drive_stored`]: classes `b.len` apart, or as rows).
+#[inline(always)]
+pub(crate) fn math_block<'v, I: Element<Math = T>, T: Float>(
+    v: &'v [I],
+    buf: &'v mut Vec<T>,
+    b: Block,
+    cs: usize,
+    classes: usize,
+) -> (&'v [T], Block, usize) {
+    if let Some(vm) = I::as_math(v) {
+        return (vm, b, cs);
+    }
+    let rowwise = !(b.lane_stride == 1 && cs != 1);
+    widen_block(v, buf, b, cs, classes, rowwise);
+    let local = Block { p0: b.p0, len: b.len, base: 0, lane_stride: if rowwise { classes } else { 1 } };
+    (&buf[..], local, if rowwise { cs } else { b.len })
+}
+
 /// Block `b`'s values of `v` (classes `cs` apart) widened into `buf`, classes `b.len` apart
 /// (or as rows).
 #[inline(always)]

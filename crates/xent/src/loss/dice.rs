@@ -6,7 +6,7 @@
 use super::overlap::{check_smooth, run, Common, Scheme, Sums, Target};
 use super::{Backward, ClassWeight, Loss};
 use crate::error::Result;
-use crate::float::{Float, Label};
+use crate::float::{Element, Float, Label};
 pub use crate::kernel::Activation;
 use crate::reduction::{LossOutput, Reduction};
 use crate::view::View;
@@ -128,11 +128,11 @@ impl<T: Float> DiceLoss<T> {
         Ok(DiceLoss { options })
     }
 
-    pub(crate) fn run<L: Label>(
+    pub(crate) fn run<E: Element<Math = T>, L: Label>(
         &self,
-        input: View<'_, T>,
-        target: Target<'_, T, L>,
-        backward: Option<Backward<'_, T>>,
+        input: View<'_, E>,
+        target: Target<'_, E, L>,
+        backward: Option<Backward<'_, E, T>>,
         accumulate: bool,
     ) -> Result<LossOutput<T>> {
         let o = &self.options;
@@ -161,13 +161,22 @@ impl<T: Float> DiceLoss<T> {
 }
 
 impl<T: Float> DiceLoss<T> {
-    fn soft(
+    fn soft<E: Element<Math = T>>(
         &self,
-        input: View<'_, T>,
-        target: View<'_, T>,
-        backward: Option<Backward<'_, T>>,
+        input: View<'_, E>,
+        target: View<'_, E>,
+        backward: Option<Backward<'_, E, T>>,
     ) -> Result<LossOutput<T>> {
-        self.run::<u8>(input, Target::Soft(target), backward, false)
+        self.run::<E, u8>(input, Target::Soft(target), backward, false)
+    }
+
+    fn labels<E: Element<Math = T>, L: Label>(
+        &self,
+        input: View<'_, E>,
+        target: View<'_, L>,
+        backward: Option<Backward<'_, E, T>>,
+    ) -> Result<LossOutput<T>> {
+        self.run(input, Target::Labels(target), backward, false)
     }
 }
 
@@ -182,7 +191,7 @@ impl<T: Float, L: Label> Loss<T, L> for DiceLoss<T> {
         target: View<'_, L>,
         backward: Option<Backward<'_, T>>,
     ) -> Result<LossOutput<T>> {
-        self.run(input, Target::Labels(target), backward, false)
+        self.labels(input, target, backward)
     }
 }
 
@@ -192,6 +201,8 @@ super::float_targets!(
     "Soft labels (MONAI's `soft_label=True`): `target` in `[0, 1]`, the input's shape \
      `[N, C, d1..dk]`; equal to the class-index loss for 0/1 targets."
 );
+super::half_labels!(DiceLoss, labels);
+super::half_targets!(DiceLoss, soft);
 
 /// `lambda_dice * dice + lambda_other * other`, both reduced to scalars: the other part writes
 /// the gradient first, the Dice part adds its own. The output's `weighted_sum` is the loss and

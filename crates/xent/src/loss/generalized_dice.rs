@@ -6,7 +6,7 @@
 use super::overlap::{check_smooth, run, Common, Scheme, Sums, Target};
 use super::{Backward, Loss};
 use crate::error::Result;
-use crate::float::{Float, Label};
+use crate::float::{Element, Float, Label};
 pub use crate::kernel::Activation;
 use crate::reduction::{LossOutput, Reduction};
 use crate::view::View;
@@ -151,6 +151,19 @@ impl<T: Float, L: Label> Loss<T, L> for GeneralizedDiceLoss<T> {
         input: View<'_, T>,
         target: View<'_, L>,
         backward: Option<Backward<'_, T>>,
+    ) -> Result<LossOutput<T>> {
+        self.labels(input, target, backward)
+    }
+}
+
+super::half_labels!(GeneralizedDiceLoss, labels);
+
+impl<T: Float> GeneralizedDiceLoss<T> {
+    fn labels<E: Element<Math = T>, L: Label>(
+        &self,
+        input: View<'_, E>,
+        target: View<'_, L>,
+        backward: Option<Backward<'_, E, T>>,
     ) -> Result<LossOutput<T>> {
         let o = &self.options;
         let common = Common {

@@ -129,6 +129,30 @@ macro_rules! half_targets {
 }
 pub(crate) use half_targets;
 
+/// `impl Loss<bf16, L, f32>` and `Loss<f16, L, f32>` for `$loss<f32>` (class-index targets)
+/// through the loss's own generic `$method(input, target, backward)`.
+macro_rules! half_labels {
+    ($loss:ident, $method:ident) => {
+        $crate::loss::half_labels!(@one $loss, $method, $crate::float::bf16);
+        $crate::loss::half_labels!(@one $loss, $method, $crate::float::f16);
+    };
+    (@one $loss:ident, $method:ident, $t:ty) => {
+        /// Half-precision inputs (maths and loss in `f32`, the input widened a block at a
+        /// time, the gradient rounded once to the input's type).
+        impl<L: Label> Loss<$t, L, f32> for $loss<f32> {
+            fn evaluate(
+                &self,
+                input: View<'_, $t>,
+                target: View<'_, L>,
+                backward: Option<Backward<'_, $t, f32>>,
+            ) -> Result<LossOutput<f32>> {
+                self.$method(input, target, backward)
+            }
+        }
+    };
+}
+pub(crate) use half_labels;
+
 /// `impl<T: Float> Loss<T, T>` for `$loss<T>` (documented by `$doc`) and the half types of
 /// [`half_targets`], all through the loss's own generic `run(input, target, backward)`.
 macro_rules! same_type_targets {

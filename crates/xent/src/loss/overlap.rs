@@ -3,8 +3,8 @@
 
 use super::{check_grad_len, Backward};
 use crate::error::{Error, Result};
-use crate::float::{Float, Label};
-use crate::kernel::{self, Activation, OverlapParams, Truth};
+use crate::float::{Element, Float, Label};
+use crate::kernel::{self, in_place, math_block, narrow_out, scratch_out, Activation, Block, OverlapParams, Truth};
 use crate::layout::Layout;
 use crate::par;
 use crate::reduction::{EmptyMean, LossOutput, Reducer, Reduction};
@@ -49,6 +49,25 @@ pub(crate) enum Target<'a, T, L> {
     Soft(View<'a, T>),
 }
 
+/// Block `b`'s scores (and soft labels) as the maths type with the block and parameters that
+/// address them: in place for `f32` and `f64`; `bf16` and `f16` widened into `xs` / `ys` (see
+/// [`math_block`]).
+#[inline(always)]
+#[allow(clippy::type_complexity)] // the three views of one block
+fn math_view<'v, E: Element<Math = T>, T: Float, L>(
+    (x, truth): (&'v [E], Truth<'v, E, L>),
+    (xs, ys): (&'v mut Vec<T>, &'v mut Vec<T>),
+    o: &OverlapParams,
+    b: Block,
+) -> (&'v [T], Truth<'v, T, L>, Block, OverlapParams) {
+    let (xm, lb, cs) = math_block(x, xs, b, o.class_stride, o.classes);
+    let truth = match truth {
+        Truth::Labels(t) => Truth::Labels(t),
+        Truth::Soft(y) => Truth::Soft(math_block(y, ys, b, o.class_stride, o.classes).0),
+    };
+    (xm, truth, lb, OverlapParams { class_stride: cs, ..*o })
+}
+
 /// What every overlap loss shares: the activation, the classes, the groups, the target.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Common {
@@ -61,10 +80,10 @@ pub(crate) struct Common {
 
 impl Common {
     /// Checks shapes and targets; returns the layout and the kernel parameters.
-    pub(crate) fn check<T: Float, L: Label>(
+    pub(crate) fn check<E: Element, L: Label>(
         &self,
-        input: View<'_, T>,
-        target: Target<'_, T, L>,
+        input: View<'_, E>,
+        target: Target<'_, E, L>,
     ) -> Result<(Layout, OverlapParams)> {
         let lay = match target {
             Target::Labels(t) => validate::check_segmentation(input, t, self.ignore_index, 0)?,
@@ -104,7 +123,13 @@ impl Common {
     }
 
     /// Pass 1: the sums, combined in block order.
-    fn sums<T: Float, L: Label>(&self, lay: Layout, o: &OverlapParams, x: &[T], truth: Truth<'_, T, L>) -> Sums {
+    fn sums<E: Element<Math = T>, T: Float, L: Label>(
+        &self,
+        lay: Layout,
+        o: &OverlapParams,
+        x: &[E],
+        truth: Truth<'_, E, L>,
+    ) -> Sums {
         let groups = if o.batch { 1 } else { lay.outer };
         let ci = o.included();
         let parts = par::for_blocks::<T, f64, _, _>(lay, &mut [], &mut [], |b, _, _| {
@@ -112,7 +137,9 @@ impl Common {
             let span = if b.len == 0 { 1 } else { o.group(b.p0 + b.len - 1) - g0 + 1 };
             let mut s = vec![0.0; span * ci * 3];
             let mut p = vec![T::ZERO; lay.classes];
-            kernel::run(kernel::OverlapSums { x, truth, o, b, g0, p: &mut p, sums: &mut s });
+            let (mut xs, mut ys) = (Vec::new(), Vec::new());
+            let (x, truth, b, o) = math_view((x, truth), (&mut xs, &mut ys), o, b);
+            kernel::run(kernel::OverlapSums { x, truth, o: &o, b, g0, p: &mut p, sums: &mut s });
             (g0, s)
         });
         let mut data = vec![0.0; groups * ci * 3];
@@ -139,16 +166,17 @@ pub(crate) trait Scheme {
 
 /// Runs an overlap loss: checks, sums, scores, class weights (one per included class; `None`
 /// for one class), MONAI's shapes, reduction, and the gradient pass. `accumulate` adds the
-/// gradient to `grad_input` instead of overwriting it.
+/// gradient to `grad_input` instead of overwriting it (scores of the maths type only: a half
+/// gradient is computed in `f32` a block at a time and rounded once).
 #[allow(clippy::too_many_arguments)] // the loss's parts, each used once
-pub(crate) fn run<T: Float, L: Label, S: Scheme>(
+pub(crate) fn run<E: Element<Math = T>, T: Float, L: Label, S: Scheme>(
     common: &Common,
     scheme: &S,
     weight: Option<&[f64]>,
     reduction: Reduction,
-    input: View<'_, T>,
-    target: Target<'_, T, L>,
-    backward: Option<Backward<'_, T>>,
+    input: View<'_, E>,
+    target: Target<'_, E, L>,
+    backward: Option<Backward<'_, E, T>>,
     accumulate: bool,
 ) -> Result<LossOutput<T>> {
     let (lay, o) = common.check(input, target)?;
@@ -210,14 +238,24 @@ pub(crate) fn run<T: Float, L: Label, S: Scheme>(
         if pooled {
             ab = vec![ab[0]; ci];
         }
+        debug_assert!(!accumulate || E::as_math(&[]).is_some(), "a half gradient is rounded once");
         if !accumulate {
-            grad.fill(T::ZERO);
+            grad.fill(E::narrow(T::ZERO));
         }
         par::for_blocks(lay, grad, &mut [] as &mut [f64], |b, g, _| {
-            if let Some(grad) = g {
+            if let Some(mut grad) = g {
                 let (mut p, mut dp) = (vec![T::ZERO; lay.classes], vec![T::ZERO; lay.classes]);
-                let x = input.data();
-                kernel::run(kernel::OverlapBackward { x, truth, o: &o, b, ab: &ab, p: &mut p, dp: &mut dp, grad });
+                let (mut xs, mut ys) = (Vec::new(), Vec::new());
+                let (x, truth, lb, lo) = math_view((input.data(), truth), (&mut xs, &mut ys), &o, b);
+                let (p, dp, ab) = (&mut p, &mut dp, &ab);
+                if let Some(grad) = in_place(&mut grad) {
+                    kernel::run(kernel::OverlapBackward { x, truth, o: &lo, b: lb, ab, p, dp, grad });
+                } else {
+                    let mut os = vec![T::ZERO; b.len * lay.classes];
+                    let scratch = scratch_out(&mut os, grad.rowwise, lay.classes, b.len);
+                    kernel::run(kernel::OverlapBackward { x, truth, o: &lo, b: lb, ab, p, dp, grad: scratch });
+                    narrow_out(&os, &mut grad, b.len);
+                }
             }
         });
     }

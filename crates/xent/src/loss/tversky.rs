@@ -6,7 +6,7 @@
 use super::overlap::{check_smooth, run, Common, Scheme, Sums, Target};
 use super::{Backward, Loss};
 use crate::error::Result;
-use crate::float::{Float, Label};
+use crate::float::{Element, Float, Label};
 pub use crate::kernel::Activation;
 use crate::reduction::{LossOutput, Reduction};
 use crate::validate;
@@ -111,11 +111,11 @@ impl<T: Float> TverskyLoss<T> {
 }
 
 impl<T: Float> TverskyLoss<T> {
-    fn run<L: Label>(
+    fn run<E: Element<Math = T>, L: Label>(
         &self,
-        input: View<'_, T>,
-        target: Target<'_, T, L>,
-        backward: Option<Backward<'_, T>>,
+        input: View<'_, E>,
+        target: Target<'_, E, L>,
+        backward: Option<Backward<'_, E, T>>,
     ) -> Result<LossOutput<T>> {
         let o = &self.options;
         let common = Common {
@@ -129,13 +129,22 @@ impl<T: Float> TverskyLoss<T> {
         run(&common, &scheme, None, o.reduction, input, target, backward, false)
     }
 
-    fn soft(
+    fn soft<E: Element<Math = T>>(
         &self,
-        input: View<'_, T>,
-        target: View<'_, T>,
-        backward: Option<Backward<'_, T>>,
+        input: View<'_, E>,
+        target: View<'_, E>,
+        backward: Option<Backward<'_, E, T>>,
     ) -> Result<LossOutput<T>> {
-        self.run::<u8>(input, Target::Soft(target), backward)
+        self.run::<E, u8>(input, Target::Soft(target), backward)
+    }
+
+    fn labels<E: Element<Math = T>, L: Label>(
+        &self,
+        input: View<'_, E>,
+        target: View<'_, L>,
+        backward: Option<Backward<'_, E, T>>,
+    ) -> Result<LossOutput<T>> {
+        self.run(input, Target::Labels(target), backward)
     }
 }
 
@@ -150,7 +159,7 @@ impl<T: Float, L: Label> Loss<T, L> for TverskyLoss<T> {
         target: View<'_, L>,
         backward: Option<Backward<'_, T>>,
     ) -> Result<LossOutput<T>> {
-        self.run(input, Target::Labels(target), backward)
+        self.labels(input, target, backward)
     }
 }
 
@@ -160,3 +169,5 @@ super::float_targets!(
     "Soft labels (MONAI's `soft_label=True`): `target` in `[0, 1]`, the input's shape \
      `[N, C, d1..dk]`; equal to the class-index loss for 0/1 targets."
 );
+super::half_labels!(TverskyLoss, labels);
+super::half_targets!(TverskyLoss, soft);
