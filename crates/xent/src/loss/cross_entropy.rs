@@ -168,11 +168,23 @@ impl<T: Float, L: Label> Loss<T, L> for CrossEntropyLoss<T> {
         target: View<'_, L>,
         backward: Option<Backward<'_, T>>,
     ) -> Result<LossOutput<T>> {
-        self.index().run(IndexKernel::CrossEntropy, input, target, backward)
+        self.labels(input, target, backward)
     }
 }
 
-super::half_inputs!(CrossEntropyLoss, IndexKernel::CrossEntropy);
+super::half_labels!(CrossEntropyLoss, labels);
+
+impl<T: Float> CrossEntropyLoss<T> {
+    /// Class-index targets, scores stored as `T` or as a half type (`T = f32`).
+    fn labels<E: Element<Math = T>, L: Label>(
+        &self,
+        input: View<'_, E>,
+        target: View<'_, L>,
+        backward: Option<Backward<'_, E, T>>,
+    ) -> Result<LossOutput<T>> {
+        self.index().run(IndexKernel::CrossEntropy, input, target, backward)
+    }
+}
 
 super::float_targets!(
     CrossEntropyLoss,

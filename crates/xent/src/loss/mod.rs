@@ -80,31 +80,6 @@ macro_rules! float_targets {
 }
 pub(crate) use float_targets;
 
-/// `impl Loss<bf16, L>` and `Loss<f16, L>` for `$loss<f32>` (class-index targets) through
-/// [`IndexOptions::run`] with `$kernel`: the maths runs in `f32` on the exact values, the loss
-/// is `f32`, the gradient is rounded once to the input's type.
-macro_rules! half_inputs {
-    ($loss:ident, $kernel:expr) => {
-        $crate::loss::half_inputs!(@one $loss, $kernel, $crate::float::bf16);
-        $crate::loss::half_inputs!(@one $loss, $kernel, $crate::float::f16);
-    };
-    (@one $loss:ident, $kernel:expr, $t:ty) => {
-        /// Half-precision inputs (maths and loss in `f32`, the gradient rounded once to the
-        /// input's type).
-        impl<L: Label> Loss<$t, L, f32> for $loss<f32> {
-            fn evaluate(
-                &self,
-                input: View<'_, $t>,
-                target: View<'_, L>,
-                backward: Option<Backward<'_, $t, f32>>,
-            ) -> Result<LossOutput<f32>> {
-                self.index().run($kernel, input, target, backward)
-            }
-        }
-    };
-}
-pub(crate) use half_inputs;
-
 /// `impl Loss<bf16, bf16, f32>` and `Loss<f16, f16, f32>` for `$loss<f32>` (targets of the
 /// input's type) through the loss's own generic `$method(input, target, backward)`.
 macro_rules! half_targets {

@@ -20,7 +20,7 @@
 
 use super::{Backward, IndexKernel, IndexOptions, Loss};
 use crate::error::Result;
-use crate::float::{Float, Label};
+use crate::float::{Element, Float, Label};
 use crate::reduction::{EmptyMean, LossOutput, Reduction};
 use crate::sum::ExactSum;
 use crate::validate;
@@ -93,8 +93,20 @@ impl<T: Float, L: Label> Loss<T, L> for NllLoss<T> {
         target: View<'_, L>,
         backward: Option<Backward<'_, T>>,
     ) -> Result<LossOutput<T>> {
-        self.index().run(IndexKernel::Nll, input, target, backward)
+        self.labels(input, target, backward)
     }
 }
 
-super::half_inputs!(NllLoss, IndexKernel::Nll);
+super::half_labels!(NllLoss, labels);
+
+impl<T: Float> NllLoss<T> {
+    /// Class-index targets, scores stored as `T` or as a half type (`T = f32`).
+    fn labels<E: Element<Math = T>, L: Label>(
+        &self,
+        input: View<'_, E>,
+        target: View<'_, L>,
+        backward: Option<Backward<'_, E, T>>,
+    ) -> Result<LossOutput<T>> {
+        self.index().run(IndexKernel::Nll, input, target, backward)
+    }
+}
