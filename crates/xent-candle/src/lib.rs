@@ -279,9 +279,11 @@ impl Spec {
         }
     }
 
-    /// Whether the core takes half-precision scores for this loss as they are.
+    /// Whether the core takes half-precision scores for this loss as they are: whether
+    /// [`half_index_loss`] or [`half_float_loss`] has it (bad options count as yes: that path
+    /// reports them).
     fn half(&self) -> bool {
-        !matches!(self, Spec::Focal(_) | Spec::DiceCe(_) | Spec::DiceFocal(_))
+        !matches!(half_index_loss::<bf16, u8>(self), Ok(None)) || !matches!(half_float_loss::<bf16>(self), Ok(None))
     }
 }
 
@@ -562,12 +564,22 @@ impl CustomOp1 for SoftmaxOp {
     }
 }
 
-/// The dtype a loss or softmax of `dtype` scores returns: f32 for bf16 and f16 (computed in
-/// f32, as xent's core and PyTorch's autocast), the input's own otherwise.
+/// An error unless `dtype` is one of the float types xent computes (f32, f64, bf16, f16).
 fn check_float(dtype: DType) -> Result<()> {
     match dtype {
         DType::F32 | DType::F64 | DType::F16 | DType::BF16 => Ok(()),
         d => Err(candle_core::Error::Msg(format!("xent: input dtype {d:?} is not a float type"))),
+    }
+}
+
+/// `t` as the maths reads it where the kernels do not take it in place: f32 and f64 as they
+/// are, bf16 and f16 widened to an f32 copy (computed in f32, as xent's core and PyTorch's
+/// autocast).
+pub(crate) fn widened(t: &Tensor) -> Result<Tensor> {
+    check_float(t.dtype())?;
+    match t.dtype() {
+        DType::F16 | DType::BF16 => t.to_dtype(DType::F32),
+        _ => Ok(t.clone()),
     }
 }
 
@@ -583,7 +595,7 @@ fn softmax_op(input: &Tensor, dim: i64, log: bool) -> Result<Tensor> {
     if input.device().is_cpu() {
         return input.contiguous()?.apply_op1(SoftmaxOp { dim, log });
     }
-    let x = if input.dtype() == DType::F64 { input.clone() } else { input.to_dtype(DType::F32)? };
+    let x = widened(input)?;
     let d = if dim < 0 { (dim + rank) as usize } else { dim as usize };
     if log {
         candle_nn::ops::log_softmax(&x, d)
@@ -618,7 +630,7 @@ fn apply(input: &Tensor, target: &Tensor, loss: Spec, composed: bool) -> Result<
     let half = matches!(input.dtype(), DType::F16 | DType::BF16);
     let device = input.device().clone();
     let in_place = !composed && device.is_cpu() && (!half || loss.half());
-    let x = if half && !in_place { input.to_dtype(DType::F32)? } else { input.clone() };
+    let x = if in_place { input.clone() } else { widened(input)? };
     if in_place {
         let op = Op::new(loss, target, &x)?;
         return x.contiguous()?.apply_op1(op);

@@ -250,11 +250,7 @@ pub fn linear_cross_entropy(
     if !input.device().is_cpu() {
         return linear_cross_entropy_composed(input, weight, bias, target, options);
     }
-    let float = |t: &Tensor| match t.dtype() {
-        DType::F32 | DType::F64 => t.contiguous(),
-        DType::F16 | DType::BF16 => t.to_dtype(DType::F32)?.contiguous(),
-        d => Err(candle_core::Error::Msg(format!("xent: dtype {d:?} is not a float type"))),
-    };
+    let float = |t: &Tensor| super::widened(t)?.contiguous();
     let (x, w, b) = (float(input)?, float(weight)?, bias.map(float).transpose()?);
     let eager = options.reduction != Reduction::None
         && (input.track_op() || weight.track_op() || bias.is_some_and(Tensor::track_op));
@@ -303,11 +299,8 @@ pub fn linear_cross_entropy_composed(
         return bad("ignore_index cannot be specified when the targets are probabilities".into());
     }
     // Half arguments are computed in f32, as on the CPU.
-    let f32 = |t: &Tensor| match t.dtype() {
-        DType::F16 | DType::BF16 => t.to_dtype(DType::F32),
-        _ => Ok(t.clone()),
-    };
-    let (input, weight, bias) = (f32(input)?, f32(weight)?, bias.map(f32).transpose()?);
+    let (input, weight, bias) =
+        (super::widened(input)?, super::widened(weight)?, bias.map(super::widened).transpose()?);
     let (width, d) = (out.iter().product::<usize>(), ws[ws.len() - 1]);
     let x2 = if xs.len() == 2 { input.clone() } else { input.unsqueeze(0)? };
     let mut z = x2.matmul(&weight.reshape((width, d))?.t()?)?;

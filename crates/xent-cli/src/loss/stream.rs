@@ -44,14 +44,13 @@ impl GradOut {
             let mut bytes = Vec::with_capacity(1 << 20);
             for part in g.chunks(1 << 17) {
                 bytes.clear();
-                for v in part {
-                    let v = v.to_f64();
-                    match dtype {
-                        npy::Dtype::F16 => bytes.extend_from_slice(&xent::f16::from_f32(v as f32).to_le_bytes()),
-                        npy::Dtype::BF16 => bytes.extend_from_slice(&xent::bf16::from_f32(v as f32).to_le_bytes()),
-                        npy::Dtype::F32 => bytes.extend_from_slice(&(v as f32).to_le_bytes()),
-                        _ => bytes.extend_from_slice(&v.to_le_bytes()),
-                    }
+                // Half gradients are computed in f32 (`v as f32` is exact) and rounded once.
+                let f32s = part.iter().map(|v| v.to_f64() as f32);
+                match dtype {
+                    npy::Dtype::F16 => bytes.extend(f32s.flat_map(|v| xent::f16::from_f32(v).to_le_bytes())),
+                    npy::Dtype::BF16 => bytes.extend(f32s.flat_map(|v| xent::bf16::from_f32(v).to_le_bytes())),
+                    npy::Dtype::F32 => bytes.extend(f32s.flat_map(f32::to_le_bytes)),
+                    _ => bytes.extend(part.iter().flat_map(|v| v.to_f64().to_le_bytes())),
                 }
                 f.write_all(&bytes)?;
             }

@@ -159,20 +159,12 @@ impl<T: Float> CrossEntropyLoss<T> {
     }
 }
 
-/// Class-index targets `[N, d1..dk]` (or `[]`), of any [`Label`] type: the loss reads the logits
-/// once, keeping the exponentials in the gradient buffer.
-impl<T: Float, L: Label> Loss<T, L> for CrossEntropyLoss<T> {
-    fn evaluate(
-        &self,
-        input: View<'_, T>,
-        target: View<'_, L>,
-        backward: Option<Backward<'_, T>>,
-    ) -> Result<LossOutput<T>> {
-        self.labels(input, target, backward)
-    }
-}
-
-super::half_labels!(CrossEntropyLoss, labels);
+super::label_targets!(
+    CrossEntropyLoss,
+    labels,
+    "Class-index targets `[N, d1..dk]` (or `[]`), of any [`Label`] type: the loss reads the logits \
+     once, keeping the exponentials in the gradient buffer."
+);
 
 impl<T: Float> CrossEntropyLoss<T> {
     /// Class-index targets, scores stored as `T` or as a half type (`T = f32`).

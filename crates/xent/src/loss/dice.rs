@@ -180,20 +180,12 @@ impl<T: Float> DiceLoss<T> {
     }
 }
 
-/// Scores `input` `[N, C, d1..dk]` for class indices `target` `[N, d1..dk]`.
-///
-/// # Errors
-/// Shapes, labels outside `0..C` (other than `ignore_index`), a weight of the wrong length.
-impl<T: Float, L: Label> Loss<T, L> for DiceLoss<T> {
-    fn evaluate(
-        &self,
-        input: View<'_, T>,
-        target: View<'_, L>,
-        backward: Option<Backward<'_, T>>,
-    ) -> Result<LossOutput<T>> {
-        self.labels(input, target, backward)
-    }
-}
+super::label_targets!(
+    DiceLoss,
+    labels,
+    "Scores `input` `[N, C, d1..dk]` for class indices `target` `[N, d1..dk]`.\n\n# Errors\n\
+     Shapes, labels outside `0..C` (other than `ignore_index`), a weight of the wrong length."
+);
 
 super::float_targets!(
     DiceLoss,
@@ -201,7 +193,6 @@ super::float_targets!(
     "Soft labels (MONAI's `soft_label=True`): `target` in `[0, 1]`, the input's shape \
      `[N, C, d1..dk]`; equal to the class-index loss for 0/1 targets."
 );
-super::half_labels!(DiceLoss, labels);
 super::half_targets!(DiceLoss, soft);
 
 /// `lambda_dice * dice + lambda_other * other`, both reduced to scalars: the other part writes

@@ -141,22 +141,12 @@ impl<T: Float> GeneralizedDiceLoss<T> {
     }
 }
 
-/// Scores `input` `[N, C, d1..dk]` for class indices `target` `[N, d1..dk]`.
-///
-/// # Errors
-/// Shapes, labels outside `0..C` (other than `ignore_index`).
-impl<T: Float, L: Label> Loss<T, L> for GeneralizedDiceLoss<T> {
-    fn evaluate(
-        &self,
-        input: View<'_, T>,
-        target: View<'_, L>,
-        backward: Option<Backward<'_, T>>,
-    ) -> Result<LossOutput<T>> {
-        self.labels(input, target, backward)
-    }
-}
-
-super::half_labels!(GeneralizedDiceLoss, labels);
+super::label_targets!(
+    GeneralizedDiceLoss,
+    labels,
+    "Scores `input` `[N, C, d1..dk]` for class indices `target` `[N, d1..dk]`.\n\n# Errors\n\
+     Shapes, labels outside `0..C` (other than `ignore_index`)."
+);
 
 impl<T: Float> GeneralizedDiceLoss<T> {
     fn labels<E: Element<Math = T>, L: Label>(

@@ -104,14 +104,26 @@ macro_rules! half_targets {
 }
 pub(crate) use half_targets;
 
-/// `impl Loss<bf16, L, f32>` and `Loss<f16, L, f32>` for `$loss<f32>` (class-index targets)
-/// through the loss's own generic `$method(input, target, backward)`.
-macro_rules! half_labels {
-    ($loss:ident, $method:ident) => {
-        $crate::loss::half_labels!(@one $loss, $method, $crate::float::bf16);
-        $crate::loss::half_labels!(@one $loss, $method, $crate::float::f16);
+/// `impl<T: Float, L: Label> Loss<T, L>` for `$loss<T>` (class-index targets, documented by
+/// `$doc`) and `Loss<bf16, L, f32>` / `Loss<f16, L, f32>` for `$loss<f32>`, all through the
+/// loss's own generic `$method(input, target, backward)`.
+macro_rules! label_targets {
+    ($loss:ident, $method:ident, $doc:literal) => {
+        #[doc = $doc]
+        impl<T: Float, L: Label> Loss<T, L> for $loss<T> {
+            fn evaluate(
+                &self,
+                input: View<'_, T>,
+                target: View<'_, L>,
+                backward: Option<Backward<'_, T>>,
+            ) -> Result<LossOutput<T>> {
+                self.$method(input, target, backward)
+            }
+        }
+        $crate::loss::label_targets!(@half $loss, $method, $crate::float::bf16);
+        $crate::loss::label_targets!(@half $loss, $method, $crate::float::f16);
     };
-    (@one $loss:ident, $method:ident, $t:ty) => {
+    (@half $loss:ident, $method:ident, $t:ty) => {
         /// Half-precision inputs (maths and loss in `f32`, the input widened a block at a
         /// time, the gradient rounded once to the input's type).
         impl<L: Label> Loss<$t, L, f32> for $loss<f32> {
@@ -126,7 +138,7 @@ macro_rules! half_labels {
         }
     };
 }
-pub(crate) use half_labels;
+pub(crate) use label_targets;
 
 /// `impl<T: Float> Loss<T, T>` for `$loss<T>` (documented by `$doc`) and the half types of
 /// [`half_targets`], all through the loss's own generic `run(input, target, backward)`.

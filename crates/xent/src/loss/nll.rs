@@ -85,19 +85,11 @@ impl<T: Float> NllLoss<T> {
     }
 }
 
-/// Log-probabilities `input` `[N, C, d1..dk]` for class-index targets `[N, d1..dk]`.
-impl<T: Float, L: Label> Loss<T, L> for NllLoss<T> {
-    fn evaluate(
-        &self,
-        input: View<'_, T>,
-        target: View<'_, L>,
-        backward: Option<Backward<'_, T>>,
-    ) -> Result<LossOutput<T>> {
-        self.labels(input, target, backward)
-    }
-}
-
-super::half_labels!(NllLoss, labels);
+super::label_targets!(
+    NllLoss,
+    labels,
+    "Log-probabilities `input` `[N, C, d1..dk]` for class-index targets `[N, d1..dk]`."
+);
 
 impl<T: Float> NllLoss<T> {
     /// Class-index targets, scores stored as `T` or as a half type (`T = f32`).

@@ -148,20 +148,12 @@ impl<T: Float> TverskyLoss<T> {
     }
 }
 
-/// Scores `input` `[N, C, d1..dk]` for class indices `target` `[N, d1..dk]`.
-///
-/// # Errors
-/// Shapes, labels outside `0..C` (other than `ignore_index`).
-impl<T: Float, L: Label> Loss<T, L> for TverskyLoss<T> {
-    fn evaluate(
-        &self,
-        input: View<'_, T>,
-        target: View<'_, L>,
-        backward: Option<Backward<'_, T>>,
-    ) -> Result<LossOutput<T>> {
-        self.labels(input, target, backward)
-    }
-}
+super::label_targets!(
+    TverskyLoss,
+    labels,
+    "Scores `input` `[N, C, d1..dk]` for class indices `target` `[N, d1..dk]`.\n\n# Errors\n\
+     Shapes, labels outside `0..C` (other than `ignore_index`)."
+);
 
 super::float_targets!(
     TverskyLoss,
@@ -169,5 +161,4 @@ super::float_targets!(
     "Soft labels (MONAI's `soft_label=True`): `target` in `[0, 1]`, the input's shape \
      `[N, C, d1..dk]`; equal to the class-index loss for 0/1 targets."
 );
-super::half_labels!(TverskyLoss, labels);
 super::half_targets!(TverskyLoss, soft);
