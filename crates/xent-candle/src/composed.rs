@@ -2,12 +2,11 @@
 //! The same formulas as xent's kernels, tested against them on the CPU; xent's kernels stay the
 //! reference for the last bits (MONAI's f32 quirks, BCE's clamped gradient at 0 and 1).
 
-use super::Spec;
 use candle_core::{DType, Result, Tensor};
 use xent::*;
 
 /// The composed loss, or `None` where there is no composition for these options.
-pub(crate) fn loss(x: &Tensor, target: &Tensor, loss: &Spec) -> Result<Option<Tensor>> {
+pub(crate) fn loss(x: &Tensor, target: &Tensor, loss: &LossSpec) -> Result<Option<Tensor>> {
     if x.elem_count() == 0 {
         return Ok(None); // candle cannot reduce an empty tensor
     }
@@ -16,22 +15,11 @@ pub(crate) fn loss(x: &Tensor, target: &Tensor, loss: &Spec) -> Result<Option<Te
     let spatial = x.rank() >= 3;
     let index = index && spatial;
     if index {
-        let ignore = match loss {
-            Spec::CrossEntropy(o) => Some(o.ignore_index),
-            Spec::Nll(o) => Some(o.ignore_index),
-            Spec::Dice(o) => o.ignore_index,
-            Spec::GeneralizedDice(o) => o.ignore_index,
-            Spec::Tversky(o) => o.ignore_index,
-            Spec::Focal(o) => o.ignore_index,
-            Spec::DiceCe(o) => o.ignore_index,
-            Spec::DiceFocal(o) => o.ignore_index,
-            Spec::Bce(_) | Spec::BceWithLogits(_) | Spec::SigmoidFocal(_) => None,
-        };
-        check_index_target(x, target, ignore)?;
+        check_index_target(x, target, loss.ignore_index())?;
     }
     Ok(Some(match loss {
-        Spec::CrossEntropy(o) if o.empty_mean == EmptyMean::Nan && index => cross_entropy(x, target, o, true)?,
-        Spec::Nll(o) if o.empty_mean == EmptyMean::Nan && index => {
+        LossSpec::CrossEntropy(o) if o.empty_mean == EmptyMean::Nan && index => cross_entropy(x, target, o, true)?,
+        LossSpec::Nll(o) if o.empty_mean == EmptyMean::Nan && index => {
             let o = CrossEntropyOptions {
                 weight: o.weight.clone(),
                 ignore_index: o.ignore_index,
@@ -41,14 +29,14 @@ pub(crate) fn loss(x: &Tensor, target: &Tensor, loss: &Spec) -> Result<Option<Te
             };
             cross_entropy(x, target, &o, false)?
         }
-        Spec::BceWithLogits(o) if o.empty_mean == EmptyMean::Nan => bce_with_logits(x, target, o)?,
-        Spec::Bce(o) if o.empty_mean == EmptyMean::Nan => bce(x, target, o)?,
-        Spec::SigmoidFocal(o) if o.empty_mean == EmptyMean::Nan => sigmoid_focal(x, target, o)?,
-        Spec::Dice(o) if index => overlap(x, target, &Overlap::dice(o))?,
-        Spec::GeneralizedDice(o) if index => overlap(x, target, &Overlap::generalized(o))?,
-        Spec::Tversky(o) if index => overlap(x, target, &Overlap::tversky(o))?,
-        Spec::Focal(o) if index => focal(x, target, o)?,
-        Spec::DiceCe(o) if index && o.reduction != Reduction::None && x.dim(1)? > 1 => {
+        LossSpec::BceWithLogits(o) if o.empty_mean == EmptyMean::Nan => bce_with_logits(x, target, o)?,
+        LossSpec::Bce(o) if o.empty_mean == EmptyMean::Nan => bce(x, target, o)?,
+        LossSpec::SigmoidFocal(o) if o.empty_mean == EmptyMean::Nan => sigmoid_focal(x, target, o)?,
+        LossSpec::Dice(o) if index => overlap(x, target, &Overlap::dice(o))?,
+        LossSpec::GeneralizedDice(o) if index => overlap(x, target, &Overlap::generalized(o))?,
+        LossSpec::Tversky(o) if index => overlap(x, target, &Overlap::tversky(o))?,
+        LossSpec::Focal(o) if index => focal(x, target, o)?,
+        LossSpec::DiceCe(o) if index && o.reduction != Reduction::None && x.dim(1)? > 1 => {
             let (dice, ce) = (o.dice_part(), o.cross_entropy_part());
             let d = overlap(x, target, &Overlap::dice(&dice))?;
             let c = cross_entropy(x, target, &ce, true)?;

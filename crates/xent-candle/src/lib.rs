@@ -60,239 +60,12 @@ macro_rules! cpu_slice {
 }
 pub(crate) use cpu_slice;
 
-/// A loss and its options (class weights in `f64`, cast to the input's type).
-#[derive(Debug, Clone)]
-enum Spec {
-    CrossEntropy(CrossEntropyOptions<f64>),
-    Nll(NllOptions<f64>),
-    Bce(BceOptions<f64>),
-    BceWithLogits(BceWithLogitsOptions<f64>),
-    SigmoidFocal(SigmoidFocalOptions),
-    Dice(DiceOptions<f64>),
-    GeneralizedDice(GeneralizedDiceOptions),
-    Tversky(TverskyOptions),
-    Focal(FocalOptions<f64>),
-    DiceCe(DiceCeOptions<f64>),
-    DiceFocal(DiceFocalOptions<f64>),
-}
-
-fn cast<T: Float>(v: &[f64]) -> Vec<T> {
-    v.iter().map(|&x| T::from_f64(x)).collect()
-}
-
-fn cast_tensor<T: Float>(t: &Option<xent::WeightTensor<f64>>) -> xent::Result<Option<xent::WeightTensor<T>>> {
-    t.as_ref().map(|t| xent::WeightTensor::new(cast(t.values()), t.shape().to_vec())).transpose()
-}
-
-fn ce_opts<T: Float>(o: &CrossEntropyOptions<f64>) -> CrossEntropyOptions<T> {
-    CrossEntropyOptions {
-        weight: o.weight.as_deref().map(cast),
-        ignore_index: o.ignore_index,
-        reduction: o.reduction,
-        label_smoothing: o.label_smoothing,
-        empty_mean: o.empty_mean,
-    }
-}
-
-fn nll_opts<T: Float>(o: &NllOptions<f64>) -> NllOptions<T> {
-    NllOptions {
-        weight: o.weight.as_deref().map(cast),
-        ignore_index: o.ignore_index,
-        reduction: o.reduction,
-        empty_mean: o.empty_mean,
-    }
-}
-
-fn bce_opts<T: Float>(o: &BceOptions<f64>) -> xent::Result<BceOptions<T>> {
-    Ok(BceOptions { weight: cast_tensor(&o.weight)?, reduction: o.reduction, empty_mean: o.empty_mean })
-}
-
-fn bce_logits_opts<T: Float>(o: &BceWithLogitsOptions<f64>) -> xent::Result<BceWithLogitsOptions<T>> {
-    Ok(BceWithLogitsOptions {
-        weight: cast_tensor(&o.weight)?,
-        pos_weight: cast_tensor(&o.pos_weight)?,
-        reduction: o.reduction,
-        empty_mean: o.empty_mean,
-    })
-}
-
-fn dice_opts<T: Float>(o: &DiceOptions<f64>) -> DiceOptions<T> {
-    DiceOptions {
-        activation: o.activation,
-        include_background: o.include_background,
-        squared_pred: o.squared_pred,
-        jaccard: o.jaccard,
-        batch: o.batch,
-        smooth_nr: o.smooth_nr,
-        smooth_dr: o.smooth_dr,
-        weight: class_weight(&o.weight),
-        ignore_index: o.ignore_index,
-        reduction: o.reduction,
-    }
-}
-
-fn class_weight<T: Float>(w: &Option<ClassWeight<f64>>) -> Option<ClassWeight<T>> {
-    w.as_ref().map(|w| match w {
-        ClassWeight::Uniform(v) => ClassWeight::Uniform(T::from_f64(*v)),
-        ClassWeight::PerClass(v) => ClassWeight::PerClass(cast(v)),
-    })
-}
-
-fn focal_opts<T: Float>(o: &FocalOptions<f64>) -> FocalOptions<T> {
-    let alpha = match &o.alpha {
-        FocalAlpha::None => FocalAlpha::None,
-        FocalAlpha::Scalar(a) => FocalAlpha::Scalar(*a),
-        FocalAlpha::PerClass(a) => FocalAlpha::PerClass(cast(a)),
-    };
-    FocalOptions {
-        include_background: o.include_background,
-        gamma: o.gamma,
-        alpha,
-        weight: class_weight(&o.weight),
-        activation: o.activation,
-        ignore_index: o.ignore_index,
-        reduction: o.reduction,
-    }
-}
-
-/// A loss built from a [`Spec`], or `None` where it does not take such scores or targets.
-type MaybeLoss<S, Y, M = S> = xent::Result<Option<Box<dyn xent::Loss<S, Y, M>>>>;
-
-/// The loss of `spec` on class-index targets of type `L`; `None` if it takes float targets.
-fn index_loss<T: Float, L: Label>(spec: &Spec) -> MaybeLoss<T, L> {
-    Ok(Some(match spec {
-        Spec::CrossEntropy(o) => Box::new(CrossEntropyLoss::<T>::new(ce_opts(o))?),
-        Spec::Nll(o) => Box::new(NllLoss::<T>::new(nll_opts(o))?),
-        Spec::Dice(o) => Box::new(DiceLoss::<T>::new(dice_opts(o))?),
-        Spec::GeneralizedDice(o) => Box::new(GeneralizedDiceLoss::<T>::new(o.clone())?),
-        Spec::Tversky(o) => Box::new(TverskyLoss::<T>::new(o.clone())?),
-        Spec::Focal(o) => Box::new(FocalLoss::<T>::new(focal_opts(o))?),
-        Spec::DiceCe(o) => Box::new(DiceCeLoss::<T>::new(DiceCeOptions {
-            activation: o.activation,
-            include_background: o.include_background,
-            squared_pred: o.squared_pred,
-            jaccard: o.jaccard,
-            batch: o.batch,
-            smooth_nr: o.smooth_nr,
-            smooth_dr: o.smooth_dr,
-            weight: o.weight.as_deref().map(cast),
-            lambda_dice: o.lambda_dice,
-            lambda_ce: o.lambda_ce,
-            label_smoothing: o.label_smoothing,
-            ignore_index: o.ignore_index,
-            reduction: o.reduction,
-        })?),
-        Spec::DiceFocal(o) => Box::new(DiceFocalLoss::<T>::new(DiceFocalOptions {
-            activation: o.activation,
-            include_background: o.include_background,
-            squared_pred: o.squared_pred,
-            jaccard: o.jaccard,
-            batch: o.batch,
-            smooth_nr: o.smooth_nr,
-            smooth_dr: o.smooth_dr,
-            gamma: o.gamma,
-            alpha: o.alpha,
-            weight: class_weight(&o.weight),
-            lambda_dice: o.lambda_dice,
-            lambda_focal: o.lambda_focal,
-            ignore_index: o.ignore_index,
-            reduction: o.reduction,
-        })?),
-        _ => return Ok(None),
-    }))
-}
-
-/// The loss of `spec` on float targets (probabilities, binary targets, soft labels); `None` if
-/// it takes class indices.
-fn float_loss<T: Float>(spec: &Spec) -> MaybeLoss<T, T>
-where
-    CrossEntropyLoss<T>: xent::Loss<T, T>,
-    DiceLoss<T>: xent::Loss<T, T>,
-    TverskyLoss<T>: xent::Loss<T, T>,
-{
-    Ok(Some(match spec {
-        Spec::CrossEntropy(o) => Box::new(CrossEntropyLoss::<T>::new(ce_opts(o))?),
-        Spec::Bce(o) => Box::new(BceLoss::<T>::new(bce_opts(o)?)?),
-        Spec::BceWithLogits(o) => Box::new(BceWithLogitsLoss::<T>::new(bce_logits_opts(o)?)?),
-        Spec::SigmoidFocal(o) => Box::new(SigmoidFocalLoss::<T>::new(o.clone())?),
-        Spec::Dice(o) => Box::new(DiceLoss::<T>::new(dice_opts(o))?),
-        Spec::Tversky(o) => Box::new(TverskyLoss::<T>::new(o.clone())?),
-        _ => return Ok(None),
-    }))
-}
-
-/// The loss of `spec` on half-precision scores `H` and class indices `L` (maths in f32); `None`
-/// where the core has no half path for it or it takes float targets.
-fn half_index_loss<H: Element<Math = f32>, L: Label>(spec: &Spec) -> MaybeLoss<H, L, f32>
-where
-    CrossEntropyLoss<f32>: xent::Loss<H, L, f32>,
-    NllLoss<f32>: xent::Loss<H, L, f32>,
-    DiceLoss<f32>: xent::Loss<H, L, f32>,
-    GeneralizedDiceLoss<f32>: xent::Loss<H, L, f32>,
-    TverskyLoss<f32>: xent::Loss<H, L, f32>,
-{
-    Ok(Some(match spec {
-        Spec::CrossEntropy(o) => Box::new(CrossEntropyLoss::<f32>::new(ce_opts(o))?),
-        Spec::Nll(o) => Box::new(NllLoss::<f32>::new(nll_opts(o))?),
-        Spec::Dice(o) => Box::new(DiceLoss::<f32>::new(dice_opts(o))?),
-        Spec::GeneralizedDice(o) => Box::new(GeneralizedDiceLoss::<f32>::new(o.clone())?),
-        Spec::Tversky(o) => Box::new(TverskyLoss::<f32>::new(o.clone())?),
-        _ => return Ok(None),
-    }))
-}
-
-/// The loss of `spec` on half-precision scores and float targets of the same type.
-fn half_float_loss<H: Element<Math = f32>>(spec: &Spec) -> MaybeLoss<H, H, f32>
-where
-    CrossEntropyLoss<f32>: xent::Loss<H, H, f32>,
-    BceLoss<f32>: xent::Loss<H, H, f32>,
-    BceWithLogitsLoss<f32>: xent::Loss<H, H, f32>,
-    SigmoidFocalLoss<f32>: xent::Loss<H, H, f32>,
-    DiceLoss<f32>: xent::Loss<H, H, f32>,
-    TverskyLoss<f32>: xent::Loss<H, H, f32>,
-{
-    Ok(Some(match spec {
-        Spec::CrossEntropy(o) => Box::new(CrossEntropyLoss::<f32>::new(ce_opts(o))?),
-        Spec::Bce(o) => Box::new(BceLoss::<f32>::new(bce_opts(o)?)?),
-        Spec::BceWithLogits(o) => Box::new(BceWithLogitsLoss::<f32>::new(bce_logits_opts(o)?)?),
-        Spec::SigmoidFocal(o) => Box::new(SigmoidFocalLoss::<f32>::new(o.clone())?),
-        Spec::Dice(o) => Box::new(DiceLoss::<f32>::new(dice_opts(o))?),
-        Spec::Tversky(o) => Box::new(TverskyLoss::<f32>::new(o.clone())?),
-        _ => return Ok(None),
-    }))
-}
-
-impl Spec {
-    fn reduction(&self) -> Reduction {
-        match self {
-            Spec::CrossEntropy(o) => o.reduction,
-            Spec::Nll(o) => o.reduction,
-            Spec::Bce(o) => o.reduction,
-            Spec::BceWithLogits(o) => o.reduction,
-            Spec::SigmoidFocal(o) => o.reduction,
-            Spec::Dice(o) => o.reduction,
-            Spec::GeneralizedDice(o) => o.reduction,
-            Spec::Tversky(o) => o.reduction,
-            Spec::Focal(o) => o.reduction,
-            Spec::DiceCe(o) => o.reduction,
-            Spec::DiceFocal(o) => o.reduction,
-        }
-    }
-
-    /// Whether the core takes half-precision scores for this loss as they are: whether
-    /// [`half_index_loss`] or [`half_float_loss`] has it (bad options count as yes: that path
-    /// reports them).
-    fn half(&self) -> bool {
-        !matches!(half_index_loss::<bf16, u8>(self), Ok(None)) || !matches!(half_float_loss::<bf16>(self), Ok(None))
-    }
-}
-
 /// A type the ops read from candle's storage in place: the losses and outputs for it.
 trait Stored: Element<Math: candle_core::WithDType> + candle_core::WithDType {
     /// The loss on class indices of type `L`; `None` if it takes float targets.
-    fn index_loss<L: Label>(spec: &Spec) -> MaybeLoss<Self, L, Self::Math>;
+    fn index_loss<L: Label>(spec: &LossSpec) -> MaybeLoss<Self, L, Self::Math>;
     /// The loss on float targets of this type; `None` if it takes class indices.
-    fn float_loss(spec: &Spec) -> MaybeLoss<Self, Self, Self::Math>;
+    fn float_loss(spec: &LossSpec) -> MaybeLoss<Self, Self, Self::Math>;
     /// The storage's values, if they are of this type.
     fn values(s: &CpuStorage) -> Option<&[Self]>;
     /// `n` zeros for a gradient (fresh memory, see [`fresh`]).
@@ -302,11 +75,11 @@ trait Stored: Element<Math: candle_core::WithDType> + candle_core::WithDType {
 macro_rules! stored {
     ($t:ty, $variant:ident, $index:ident, $float:ident, $zeros:expr) => {
         impl Stored for $t {
-            fn index_loss<L: Label>(spec: &Spec) -> MaybeLoss<$t, L, Self::Math> {
-                $index::<_, L>(spec)
+            fn index_loss<L: Label>(spec: &LossSpec) -> MaybeLoss<$t, L, Self::Math> {
+                spec.$index::<_, L>()
             }
-            fn float_loss(spec: &Spec) -> MaybeLoss<$t, $t, Self::Math> {
-                $float::<$t>(spec)
+            fn float_loss(spec: &LossSpec) -> MaybeLoss<$t, $t, Self::Math> {
+                spec.$float::<$t>()
             }
             fn values(s: &CpuStorage) -> Option<&[$t]> {
                 match s {
@@ -360,7 +133,7 @@ macro_rules! by_type {
 /// For any other upstream gradient `bwd` computes it afresh (one more read of the scores), so
 /// the gradient is the core's, bit for bit, whatever the upstream.
 struct Op {
-    loss: Spec,
+    loss: LossSpec,
     target: Tensor,
     /// Compute the gradient (for `grad_output = 1`) with the loss.
     eager: bool,
@@ -381,7 +154,7 @@ fn wrong_target(float: bool) -> xent::Error {
 }
 
 impl Op {
-    fn new(loss: Spec, target: &Tensor, scores: &Tensor) -> Result<Op> {
+    fn new(loss: LossSpec, target: &Tensor, scores: &Tensor) -> Result<Op> {
         let eager = scores.track_op() && loss.reduction() != Reduction::None;
         Ok(Op { eager, grad: Mutex::new(None), target: cpu_target(target, scores.dtype())?, loss })
     }
@@ -625,7 +398,7 @@ pub fn log_softmax(input: &Tensor, dim: i64) -> Result<Tensor> {
 /// needed), or through the composition of candle ops where one exists and the input is
 /// elsewhere (or `composed` asks for it). bf16 and f16 scores go to the kernels as they are
 /// where the core takes them, and are copied to f32 otherwise; their loss is f32.
-fn apply(input: &Tensor, target: &Tensor, loss: Spec, composed: bool) -> Result<Tensor> {
+fn apply(input: &Tensor, target: &Tensor, loss: LossSpec, composed: bool) -> Result<Tensor> {
     check_float(input.dtype())?;
     let half = matches!(input.dtype(), DType::F16 | DType::BF16);
     let device = input.device().clone();
@@ -652,7 +425,7 @@ macro_rules! losses {
         /// # Errors
         /// xent's errors (shapes, targets, options) as a candle error, and candle's own.
         pub fn $name(input: &Tensor, target: &Tensor, options: &$opts) -> Result<Tensor> {
-            apply(input, target, Spec::$variant(options.clone()), false)
+            apply(input, target, LossSpec::$variant(options.clone()), false)
         }
 
         /// The same loss as a composition of candle ops (the path used off the CPU), or through
@@ -661,7 +434,7 @@ macro_rules! losses {
         /// # Errors
         /// As the kernel version.
         pub fn $composed(input: &Tensor, target: &Tensor, options: &$opts) -> Result<Tensor> {
-            apply(input, target, Spec::$variant(options.clone()), true)
+            apply(input, target, LossSpec::$variant(options.clone()), true)
         }
     )*};
 }

@@ -1,6 +1,6 @@
 //! [`linear_cross_entropy`]: PyTorch 2.15's fused projection and cross-entropy on candle tensors.
 
-use super::{cast, cpu_slice, fresh, offsets, wrap, Stored};
+use super::{cpu_slice, fresh, offsets, wrap, Stored};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Device, Layout, Result, Shape, Storage, Tensor};
 use std::sync::Mutex;
 use xent::*;
@@ -38,7 +38,7 @@ impl LinearOp {
     {
         let o = &self.options;
         let lce = LinearCrossEntropy::new(LinearCrossEntropyOptions {
-            weight: o.weight.as_deref().map(cast),
+            weight: o.weight.as_ref().map(|w| w.iter().map(|&v| <T as Float>::from_f64(v)).collect()),
             ignore_index: o.ignore_index,
             reduction: o.reduction,
             label_smoothing: o.label_smoothing,

@@ -115,6 +115,7 @@ pub use loss::sigmoid_focal::{SigmoidFocalLoss, SigmoidFocalOptions};
 pub use loss::softmax::{
     log_softmax, log_softmax_backward_into, log_softmax_into, softmax, softmax_backward_into, softmax_into,
 };
+pub use loss::spec::{LossSpec, MaybeLoss};
 pub use loss::tversky::{TverskyLoss, TverskyOptions};
 pub use loss::{Activation, Backward, ClassWeight, Loss, WeightTensor};
 pub use reduction::{EmptyMean, LossOutput, Reduction};

@@ -172,6 +172,7 @@ pub mod nll;
 mod overlap;
 pub mod sigmoid_focal;
 pub mod softmax;
+pub mod spec;
 pub mod tversky;
 
 pub use crate::kernel::Activation;
