@@ -49,16 +49,7 @@ fn f1(net: &Net, data: &Segmentation, dev: &Device) -> candle_core::Result<f64> 
     let x = Tensor::from_slice(&data.images, (data.n, 1, s, s), dev)?;
     let z = net.logits(&x)?;
     let fg: Vec<f32> = (z.narrow(1, 1, 1)? - z.narrow(1, 0, 1)?)?.flatten_all()?.to_vec1()?;
-    let (mut tp, mut fp, mut fneg) = (0.0, 0.0, 0.0);
-    for (&v, &m) in fg.iter().zip(&data.masks) {
-        match (v > 0.0, m == 1) {
-            (true, true) => tp += 1.0,
-            (true, false) => fp += 1.0,
-            (false, true) => fneg += 1.0,
-            _ => {}
-        }
-    }
-    Ok(if tp > 0.0 { 2.0 * tp / (2.0 * tp + fp + fneg) } else { 0.0 })
+    Ok(data.f1(&fg))
 }
 
 fn main() -> candle_core::Result<()> {

@@ -86,6 +86,24 @@ impl Segmentation {
     pub fn foreground(&self) -> f64 {
         self.masks.iter().filter(|&&m| m == 1).count() as f64 / self.masks.len() as f64
     }
+    /// Foreground F1 of a prediction: `margin[i] > 0` calls pixel `i` foreground (one value per
+    /// pixel, the masks' order; e.g. the foreground logit minus the background one).
+    pub fn f1(&self, margin: &[f32]) -> f64 {
+        let (mut tp, mut fp, mut fneg) = (0.0, 0.0, 0.0);
+        for (&v, &m) in margin.iter().zip(&self.masks) {
+            match (v > 0.0, m == 1) {
+                (true, true) => tp += 1.0,
+                (true, false) => fp += 1.0,
+                (false, true) => fneg += 1.0,
+                _ => {}
+            }
+        }
+        if tp > 0.0 {
+            2.0 * tp / (2.0 * tp + fp + fneg)
+        } else {
+            0.0
+        }
+    }
 }
 
 /// Thin curved lines and small dots (the foreground, about 2-4% of the pixels) among noise and

@@ -1,0 +1,128 @@
+//! The compositions of burn ops (the path off the Flex backend) against xent's kernels, on Flex
+//! with autodiff: the same loss and the same gradient (f64, to 1e-10 relative), and the same
+//! errors for bad labels and shapes.
+
+use burn_tensor::{DType, Device, Int, Tensor, TensorData};
+use xent::testing::Rng;
+use xent::*;
+
+fn dev() -> Device {
+    Device::flex().autodiff()
+}
+
+fn scores(shape: [usize; 4], rng: &mut Rng) -> Tensor<4> {
+    let n = shape.iter().product();
+    Tensor::<4>::from_data(TensorData::new(rng.vec(n, 2.0), shape), (&dev(), DType::F64)).require_grad()
+}
+
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f64> {
+    t.into_data().convert::<f64>().try_to_vec::<f64>().unwrap()
+}
+
+/// The loss and the gradient of `sum(loss * go)` through `f`, on a fresh copy of `x`.
+fn run(x: &Tensor<4>, f: impl Fn(Tensor<4>) -> xent_burn::Result<Tensor<1>>) -> (Vec<f64>, Vec<f64>) {
+    let x = Tensor::<4>::from_data(x.to_data(), (&dev(), DType::F64)).require_grad();
+    let out = f(x.clone()).unwrap();
+    let n = out.shape().num_elements();
+    let go: Vec<f64> = (0..n).map(|i| 0.5 + (i % 7) as f64 / 7.0).collect();
+    let go = Tensor::<1>::from_data(TensorData::new(go, [n]), (&dev(), DType::F64));
+    let grads = (out.clone() * go).sum().backward();
+    (values(out), values(x.grad(&grads).unwrap()))
+}
+
+fn assert_close(what: &str, a: &[f64], b: &[f64]) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!((x - y).abs() <= 1e-10 * (1.0 + y.abs()), "{what}[{i}]: composed {x}, kernels {y}");
+    }
+}
+
+fn labels(n: usize, s: usize, classes: usize, ignore: i64, rng: &mut Rng) -> Tensor<3, Int> {
+    let v: Vec<i64> = (0..n * s * s).map(|i| if i % 5 == 0 { ignore } else { rng.below(classes) as i64 }).collect();
+    Tensor::<3, Int>::from_data(TensorData::new(v, [n, s, s]), &dev())
+}
+
+#[test]
+fn class_index_losses_compose_as_the_kernels_compute() {
+    let mut rng = Rng::new(3);
+    let x = scores([2, 4, 3, 3], &mut rng);
+    let t = labels(2, 3, 4, 255, &mut rng);
+    for reduction in [Reduction::Mean, Reduction::Sum, Reduction::None] {
+        for (weight, smoothing) in
+            [(None, 0.0), (Some(vec![0.5, 2.0, 0.0, 1.0]), 0.0), (Some(vec![1.0, 3.0, 0.5, 1.0]), 0.2)]
+        {
+            let o = CrossEntropyOptions {
+                weight: weight.clone(),
+                ignore_index: 255,
+                reduction,
+                label_smoothing: smoothing,
+                ..Default::default()
+            };
+            let k = run(&x, |x| xent_burn::cross_entropy(x, t.clone(), &o));
+            let c = run(&x, |x| xent_burn::cross_entropy_composed(x, t.clone(), &o));
+            assert_close(&format!("ce {reduction:?} {weight:?} {smoothing} loss"), &c.0, &k.0);
+            assert_close(&format!("ce {reduction:?} {weight:?} {smoothing} grad"), &c.1, &k.1);
+            let o = NllOptions { weight, ignore_index: 255, reduction, ..Default::default() };
+            let k = run(&x, |x| xent_burn::nll_loss(x, t.clone(), &o));
+            let c = run(&x, |x| xent_burn::nll_loss_composed(x, t.clone(), &o));
+            assert_close("nll loss", &c.0, &k.0);
+            assert_close("nll grad", &c.1, &k.1);
+        }
+    }
+}
+
+#[test]
+fn binary_losses_compose_as_the_kernels_compute() {
+    let mut rng = Rng::new(5);
+    let x = scores([2, 3, 2, 2], &mut rng);
+    let y: Vec<f64> = (0..24).map(|_| rng.uniform()).collect();
+    let y = Tensor::<4>::from_data(TensorData::new(y, [2, 3, 2, 2]), (&dev(), DType::F64));
+    let w = WeightTensor::new(vec![0.5, 1.0, 2.0], vec![3, 1, 1]).unwrap();
+    for reduction in [Reduction::Mean, Reduction::Sum, Reduction::None] {
+        let o = BceWithLogitsOptions {
+            weight: Some(w.clone()),
+            pos_weight: Some(w.clone()),
+            reduction,
+            ..Default::default()
+        };
+        let k = run(&x, |x| xent_burn::binary_cross_entropy_with_logits(x, y.clone(), &o));
+        let c = run(&x, |x| xent_burn::binary_cross_entropy_with_logits_composed(x, y.clone(), &o));
+        assert_close("bce logits loss", &c.0, &k.0);
+        assert_close("bce logits grad", &c.1, &k.1);
+        let o = SigmoidFocalOptions { reduction, ..Default::default() };
+        let k = run(&x, |x| xent_burn::sigmoid_focal_loss(x, y.clone(), &o));
+        let c = run(&x, |x| xent_burn::sigmoid_focal_loss_composed(x, y.clone(), &o));
+        assert_close("sigmoid focal loss", &c.0, &k.0);
+        assert_close("sigmoid focal grad", &c.1, &k.1);
+        let o = BceOptions { weight: Some(w.clone()), reduction, ..Default::default() };
+        let p = |x: Tensor<4>| burn_tensor::activation::sigmoid(x);
+        let k = run(&x, |x| xent_burn::binary_cross_entropy(p(x), y.clone(), &o));
+        let c = run(&x, |x| xent_burn::binary_cross_entropy_composed(p(x), y.clone(), &o));
+        assert_close("bce loss", &c.0, &k.0);
+        assert_close("bce grad", &c.1, &k.1);
+    }
+}
+
+#[test]
+fn both_paths_refuse_bad_labels_and_shapes_with_xents_error() {
+    let mut rng = Rng::new(9);
+    let x = scores([1, 3, 2, 2], &mut rng);
+    let o = CrossEntropyOptions::default();
+    let bad = Tensor::<3, Int>::from_data(TensorData::new(vec![0i64, 1, 3, 2], [1, 2, 2]), &dev());
+    for e in
+        [xent_burn::cross_entropy(x.clone(), bad.clone(), &o), xent_burn::cross_entropy_composed(x.clone(), bad, &o)]
+    {
+        let msg = e.unwrap_err().to_string();
+        assert!(msg.contains("value 3 at flat index 2 is out of range"), "{msg}");
+    }
+    let wrong = Tensor::<3, Int>::from_data(TensorData::new(vec![0i64; 6], [1, 2, 3]), &dev());
+    for e in [
+        xent_burn::cross_entropy(x.clone(), wrong.clone(), &o),
+        xent_burn::cross_entropy_composed(x.clone(), wrong, &o),
+    ] {
+        let msg = e.unwrap_err().to_string();
+        assert!(msg.contains("target has shape [1, 2, 3]"), "{msg}");
+    }
+    let dice = xent_burn::dice_loss_composed(x, labels(1, 2, 3, 0, &mut rng), &DiceOptions::default());
+    assert!(dice.unwrap_err().to_string().contains("no composition of burn ops yet"));
+}
