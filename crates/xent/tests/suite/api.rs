@@ -1,9 +1,7 @@
 //! Behaviour at the edges: PyTorch's special cases, the options beyond PyTorch, and bad input
 //! that must give an `Err` (never a panic).
 
-mod common;
-
-use common::rng::Rng;
+use crate::common::rng::Rng;
 use xent::*;
 
 fn ce(opts: CrossEntropyOptions<f64>) -> CrossEntropyLoss<f64> {

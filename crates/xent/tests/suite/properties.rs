@@ -1,9 +1,7 @@
 //! Property tests: kernels against the plain reference (`xent::reference`), every gradient
 //! against central finite differences (f64), and results bit-identical for 1, 2 and 3 threads.
 
-mod common;
-
-use common::rng::Rng;
+use crate::common::rng::Rng;
 use xent::reference as r;
 use xent::*;
 

@@ -2,9 +2,7 @@
 //! central finite differences (with and without `ignore_index`), and the consistency their
 //! definitions promise.
 
-mod common;
-
-use common::rng::Rng;
+use crate::common::rng::Rng;
 use xent::loss::dice_ce::{DiceCeLoss, DiceCeOptions};
 use xent::loss::focal::{FocalAlpha, FocalLoss, FocalOptions};
 

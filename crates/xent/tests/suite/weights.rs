@@ -1,9 +1,7 @@
 //! Class counts and weighting schemes beyond the golden cases: merging, serialisation, errors,
 //! and the seed helper's two traps.
 
-mod common;
-
-use common::rng::Rng;
+use crate::common::rng::Rng;
 use xent::weights::*;
 use xent::*;
 

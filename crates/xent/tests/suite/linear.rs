@@ -2,9 +2,7 @@
 //! logits, the same bits on any thread count, and its argument errors. (The golden file's cases
 //! fit in one chunk each.)
 
-mod common;
-
-use common::rng::Rng;
+use crate::common::rng::Rng;
 use xent::*;
 
 /// N = 150 rows of D = 3 over a vocabulary of 50 000 (f64): 62 rows per chunk, so three chunks.
