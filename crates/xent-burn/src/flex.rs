@@ -87,7 +87,7 @@ fn dims(t: &FlexTensor) -> Vec<usize> {
     t.shape().to_vec()
 }
 
-/// A loss's arguments on Flex: the scores, the target (integers i64, i32 or u8, or floats of the
+/// A loss's arguments on Flex: the scores, the target (i64 class indices, or floats of the
 /// scores' type), both contiguous, and the target's dimensions.
 #[derive(Debug)]
 struct Args {
@@ -121,8 +121,6 @@ impl Args {
         }
         match self.t.dtype() {
             DType::I64 => index!(i64),
-            DType::I32 => index!(i32),
-            DType::U8 => index!(u8),
             _ => {
                 let y = self.t.as_slice::<S>().expect("float targets were given the scores' type");
                 let loss = S::float_loss(&self.spec)?.ok_or_else(|| wrong_target(true))?;
@@ -204,14 +202,15 @@ fn tracked<C: CheckpointStrategy>(
     }
 }
 
-/// The target as the kernels read it, on Flex: integers i64, i32 or u8 (others converted to
-/// i64), floats in the scores' type `float`; `None` if it is not on Flex.
+/// The target as the kernels read it, on Flex: integers i64 (burn's default; others converted,
+/// rather than every kernel built once more for each type), floats in the scores' type
+/// `float`; `None` if it is not on Flex.
 fn flex_target(target: &Target, float: DType) -> Option<FlexTensor> {
     let t = match target {
         Target::Index(t, _) => {
             let t = t.clone().inner();
             let t = match t.dtype() {
-                DType::I64 | DType::I32 | DType::U8 => t,
+                DType::I64 => t,
                 _ => t.cast(IntDType::I64),
             };
             t.try_into_primitive::<Flex>().ok()?

@@ -12,8 +12,8 @@
 //!
 //! Scores may be f32, f64, bf16 or f16. bf16 and f16 scores are computed in f32 and give an f32
 //! loss (and softmax), as xent's core and PyTorch's autocast do, with the gradient in the input's
-//! type. Class-index targets are burn `Int` tensors (i64, i32 and u8 read in place, the other
-//! integer types converted to i64); PyTorch's `ignore_index = -100` is the options' default. Float
+//! type. Class-index targets are burn `Int` tensors (i64, burn's default, read in place; the
+//! other integer types converted to i64); PyTorch's `ignore_index = -100` is the options' default. Float
 //! targets (probabilities, binary targets, soft labels) are float tensors, converted to the scores'
 //! type where they differ.
 //!

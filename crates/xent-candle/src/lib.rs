@@ -17,7 +17,8 @@
 //! arguments once anyway) run on an f32 copy.
 //!
 //! Options are xent's option structs, with `f64` class weights; targets are candle integer
-//! tensors (u8, u32, i16, i32, i64) for class indices, read in their own type, and float tensors
+//! tensors for class indices (u8, u32 and i64 read in their own type, i16 and i32 converted to
+//! i64), and float tensors
 //! for probabilities, binary targets and soft labels.
 //!
 //! # Example: one training step with weighted cross-entropy
@@ -182,8 +183,6 @@ impl Op {
         match cpu {
             CpuStorage::U8(v) => index!(v),
             CpuStorage::U32(v) => index!(v),
-            CpuStorage::I16(v) => index!(v),
-            CpuStorage::I32(v) => index!(v),
             CpuStorage::I64(v) => index!(v),
             float => {
                 let y = S::values(float).expect("float targets were given the scores' type when the op was built");
@@ -257,7 +256,9 @@ impl CustomOp1 for Op {
 fn cpu_target(target: &Tensor, float: DType) -> Result<Tensor> {
     let t = target.to_device(&Device::Cpu)?.contiguous()?;
     match t.dtype() {
-        DType::U8 | DType::U32 | DType::I16 | DType::I32 | DType::I64 => Ok(t),
+        DType::U8 | DType::U32 | DType::I64 => Ok(t),
+        // Rare label types: one copy to i64 instead of every kernel built once more for each.
+        DType::I16 | DType::I32 => t.to_dtype(DType::I64),
         DType::F32 | DType::F64 | DType::F16 | DType::BF16 => t.to_dtype(float),
         d => Err(candle_core::Error::Msg(format!("xent: target dtype {d:?} is not supported"))),
     }

@@ -70,8 +70,6 @@ impl LinearOp {
         let out = match cpu {
             CpuStorage::U8(v) => index!(v, u8),
             CpuStorage::U32(v) => index!(v, u32),
-            CpuStorage::I16(v) => index!(v, i16),
-            CpuStorage::I32(v) => index!(v, i32),
             CpuStorage::I64(v) => index!(v, i64),
             float => {
                 let y = T::values(float).expect("float targets were given the input's type when the op was built");
