@@ -42,6 +42,14 @@ macro_rules! configs {
             options: $opts,
         }
 
+        forward!($loss, $func);
+    )*};
+}
+
+/// `forward(input, target)` of a loss of scores and targets.
+macro_rules! forward {
+    (LinearCrossEntropyLoss, $func:ident) => {};
+    ($loss:ident, $func:ident) => {
         impl $loss {
             #[doc = concat!("The loss of `input` for `target`, as [`crate::", stringify!($func), "`].")]
             ///
@@ -51,7 +59,24 @@ macro_rules! configs {
                 crate::$func(input, target, &self.options)
             }
         }
-    )*};
+    };
+}
+
+impl LinearCrossEntropyLoss {
+    /// The loss of `input` through the linear layer `weight` (PyTorch's `[C, D]`) and `bias`
+    /// (flat) for `target`, as [`crate::linear_cross_entropy`].
+    ///
+    /// # Errors
+    /// As that function.
+    pub fn forward<const D: usize, const K: usize>(
+        &self,
+        input: Tensor<D>,
+        weight: Tensor<K>,
+        bias: Option<Tensor<1>>,
+        target: impl Into<Target>,
+    ) -> Result<Tensor<1>> {
+        crate::linear_cross_entropy(input, weight, bias, target, &self.options)
+    }
 }
 
 configs! {
@@ -127,5 +152,12 @@ configs! {
         with_alpha => alpha: Option<f64>, with_weight => weight: Option<ClassWeight<f64>>,
         with_lambda_dice => lambda_dice: f64, with_lambda_focal => lambda_focal: f64,
         with_ignore_index => ignore_index: Option<i64>, with_reduction => reduction: Reduction,
+    }
+    /// PyTorch 2.15's linear cross-entropy's config ([`crate::linear_cross_entropy`]); its loss's
+    /// `forward` takes the layer's weight and bias too.
+    LinearCrossEntropyLossConfig => LinearCrossEntropyLoss, LinearCrossEntropyOptions<f64>, linear_cross_entropy {
+        with_weight => weight: Option<Vec<f64>>, with_ignore_index => ignore_index: Option<i64>,
+        with_reduction => reduction: Reduction, with_label_smoothing => label_smoothing: f64,
+        with_empty_mean => empty_mean: EmptyMean,
     }
 }

@@ -22,7 +22,7 @@ use xent::*;
 use crate::{Error, Result, Target};
 
 /// A tracked tensor on Flex (burn-autodiff's tensor type; the checkpointing strategy is the op's).
-type AutodiffTensor = FloatTensor<Autodiff<Flex>>;
+pub(crate) type AutodiffTensor = FloatTensor<Autodiff<Flex>>;
 
 /// A float type xent reads from Flex's storage in place, and its losses.
 trait Stored: Element<Math: burn_backend::Element + bytemuck::Pod> + burn_backend::Element + bytemuck::Pod {
@@ -75,7 +75,7 @@ macro_rules! by_type {
 }
 
 /// A Flex tensor with its values contiguous (no copy where they already are).
-fn contiguous(t: FlexTensor) -> FlexTensor {
+pub(crate) fn contiguous(t: FlexTensor) -> FlexTensor {
     if t.is_contiguous() {
         t
     } else {
@@ -83,7 +83,7 @@ fn contiguous(t: FlexTensor) -> FlexTensor {
     }
 }
 
-fn dims(t: &FlexTensor) -> Vec<usize> {
+pub(crate) fn dims(t: &FlexTensor) -> Vec<usize> {
     t.shape().to_vec()
 }
 
@@ -170,9 +170,7 @@ impl Backward<Flex, 1> for LossBackward {
         let go = grads.consume::<Flex>(&ops.node);
         let [Some(parent)] = ops.parents else { return };
         let LossState { args, kept } = ops.state;
-        let one = kept.is_some()
-            && go.shape().num_elements() == 1
-            && go.clone().into_data().convert::<f64>().try_to_vec::<f64>().ok() == Some(vec![1.0]);
+        let one = kept.is_some() && is_one(&go);
         let grad = match kept {
             Some(g) if one => g,
             _ => by_type!(args.x.dtype(), S => args.gradient::<S>(go))
@@ -180,6 +178,13 @@ impl Backward<Flex, 1> for LossBackward {
         };
         grads.register::<Flex>(parent.id, grad);
     }
+}
+
+/// Whether the upstream gradient `go` is the one element 1 (what `loss.backward()` sends to a
+/// reduced loss), so that a gradient kept by the forward pass is the answer.
+pub(crate) fn is_one(go: &FlexTensor) -> bool {
+    go.shape().num_elements() == 1
+        && go.clone().into_data().convert::<f64>().try_to_vec::<f64>().ok() == Some(vec![1.0])
 }
 
 /// The loss op on a tracked input: fused when the loss is reduced.
@@ -205,7 +210,7 @@ fn tracked<C: CheckpointStrategy>(
 /// The target as the kernels read it, on Flex: integers i64 (burn's default; others converted,
 /// rather than every kernel built once more for each type), floats in the scores' type
 /// `float`; `None` if it is not on Flex.
-fn flex_target(target: &Target, float: DType) -> Option<FlexTensor> {
+pub(crate) fn flex_target(target: &Target, float: DType) -> Option<FlexTensor> {
     let t = match target {
         Target::Index(t, _) => {
             let t = t.clone().inner();

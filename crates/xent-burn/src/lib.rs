@@ -1,6 +1,6 @@
 //! # xent-burn: xent's losses on burn tensors, with burn's autodiff
 //!
-//! Every loss of [`xent`], and [`softmax`] / [`log_softmax`], as a function on burn 0.22
+//! Every loss of [`xent`] ([`linear_cross_entropy`] too), and [`softmax`] / [`log_softmax`], as a function on burn 0.22
 //! [`Tensor`]s that takes part in burn's autodiff. On burn's Flex CPU backend (`Device::flex()`,
 //! with or without `.autodiff()`) the forward and backward passes are xent's own kernels, run
 //! through burn-autodiff's custom backward mechanism: they read the scores and the targets where
@@ -42,8 +42,10 @@
 mod composed;
 mod config;
 mod flex;
+mod linear;
 
 pub use config::*;
+pub use linear::{linear_cross_entropy, linear_cross_entropy_composed};
 
 use burn_tensor::{DType, Int, Tensor};
 use xent::*;

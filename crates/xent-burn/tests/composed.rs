@@ -126,3 +126,137 @@ fn both_paths_refuse_bad_labels_and_shapes_with_xents_error() {
     let dice = xent_burn::dice_loss_composed(x, labels(1, 2, 3, 0, &mut rng), &DiceOptions::default());
     assert!(dice.unwrap_err().to_string().contains("no composition of burn ops yet"));
 }
+
+fn floats<const R: usize>(shape: [usize; R], rng: &mut Rng) -> Tensor<R> {
+    let n = shape.iter().product();
+    Tensor::<R>::from_data(TensorData::new(rng.vec(n, 1.0), shape), (&dev(), DType::F64)).require_grad()
+}
+
+/// linear_cross_entropy's loss and the gradients of input, weight and bias, for the upstream
+/// `go` (`None`: `loss.backward()` itself, the upstream 1 the fused forward keeps gradients for).
+fn run_linear<const D: usize, const K: usize>(
+    x: &Tensor<D>,
+    w: &Tensor<K>,
+    b: &Tensor<1>,
+    go: Option<f64>,
+    f: impl Fn(Tensor<D>, Tensor<K>, Tensor<1>) -> xent_burn::Result<Tensor<1>>,
+) -> [Vec<f64>; 4] {
+    fn fresh<const R: usize>(t: &Tensor<R>) -> Tensor<R> {
+        Tensor::from_data(t.to_data(), (&dev(), DType::F64)).require_grad()
+    }
+    let (x, w, b): (Tensor<D>, Tensor<K>, Tensor<1>) = (fresh(x), fresh(w), fresh(b));
+    let out = f(x.clone(), w.clone(), b.clone()).unwrap();
+    let grads = match go {
+        None => out.backward(),
+        Some(g) => (out.clone() * g).sum().backward(),
+    };
+    [values(out), values(x.grad(&grads).unwrap()), values(w.grad(&grads).unwrap()), values(b.grad(&grads).unwrap())]
+}
+
+#[test]
+fn linear_cross_entropy_composes_as_the_kernels_compute() {
+    let mut rng = Rng::new(11);
+    let (n, d, c, k) = (6, 5, 4, 3);
+    let x = floats([n, d], &mut rng);
+    let x1 = floats([d], &mut rng);
+    let w2 = floats([c, d], &mut rng);
+    let w3 = floats([c, k, d], &mut rng);
+    let (b2, b3) = (floats([c], &mut rng), floats([c * k], &mut rng));
+    let t: Vec<i64> = (0..n).map(|i| if i == 2 { 255 } else { rng.below(c) as i64 }).collect();
+    let t2 = Tensor::<1, Int>::from_data(TensorData::new(t, [n]), &dev());
+    let t3: Vec<i64> = (0..n * k).map(|_| rng.below(c) as i64).collect();
+    let t3 = Tensor::<2, Int>::from_data(TensorData::new(t3, [n, k]), &dev());
+    let t1 = Tensor::<1, Int>::from_data(TensorData::new(vec![1i64], [1]), &dev()).reshape([0usize; 0]);
+    let p: Vec<f64> = (0..n * c).map(|_| rng.uniform()).collect();
+    let p = Tensor::<2>::from_data(TensorData::new(p, [n, c]), (&dev(), DType::F64));
+    let close = |what: &str, a: [Vec<f64>; 4], b: [Vec<f64>; 4]| {
+        for (i, part) in ["loss", "d input", "d weight", "d bias"].iter().enumerate() {
+            assert_close(&format!("{what} {part}"), &a[i], &b[i]);
+        }
+    };
+    for reduction in [Reduction::Mean, Reduction::Sum, Reduction::None] {
+        for (weight, smoothing) in [(None, 0.0), (Some(vec![0.5, 2.0, 0.0, 1.0]), 0.1)] {
+            let o = LinearCrossEntropyOptions {
+                weight,
+                ignore_index: Some(255),
+                reduction,
+                label_smoothing: smoothing,
+                ..Default::default()
+            };
+            let what = format!("{reduction:?} {:?} {smoothing}", o.weight);
+            let ups: &[Option<f64>] = if reduction == Reduction::None { &[Some(0.75)] } else { &[None, Some(0.75)] };
+            for &go in ups {
+                let lce = xent_burn::linear_cross_entropy::<2, 2>;
+                let k = run_linear(&x, &w2, &b2, go, |x, w, b| lce(x, w, Some(b), t2.clone(), &o));
+                let c = run_linear(&x, &w2, &b2, go, |x, w, b| {
+                    xent_burn::linear_cross_entropy_composed(x, w, Some(b), t2.clone(), &o)
+                });
+                close(&format!("[N, D] {what} {go:?}"), c, k);
+                let k = run_linear(&x, &w3, &b3, go, |x, w, b| {
+                    xent_burn::linear_cross_entropy(x, w, Some(b), t3.clone(), &o)
+                });
+                let c = run_linear(&x, &w3, &b3, go, |x, w, b| {
+                    xent_burn::linear_cross_entropy_composed(x, w, Some(b), t3.clone(), &o)
+                });
+                close(&format!("[C, k, D] {what} {go:?}"), c, k);
+                let k = run_linear(&x1, &w2, &b2, go, |x, w, b| {
+                    xent_burn::linear_cross_entropy(x, w, Some(b), t1.clone(), &o)
+                });
+                let c = run_linear(&x1, &w2, &b2, go, |x, w, b| {
+                    xent_burn::linear_cross_entropy_composed(x, w, Some(b), t1.clone(), &o)
+                });
+                close(&format!("[D] {what} {go:?}"), c, k);
+                let o = LinearCrossEntropyOptions { ignore_index: None, ..o.clone() };
+                let k = run_linear(&x, &w2, &b2, go, |x, w, b| {
+                    xent_burn::linear_cross_entropy(x, w, Some(b), p.clone(), &o)
+                });
+                let c = run_linear(&x, &w2, &b2, go, |x, w, b| {
+                    xent_burn::linear_cross_entropy_composed(x, w, Some(b), p.clone(), &o)
+                });
+                close(&format!("probabilities {what} {go:?}"), c, k);
+            }
+        }
+    }
+}
+
+#[test]
+fn linear_cross_entropy_refuses_bad_shapes_on_both_paths() {
+    let mut rng = Rng::new(12);
+    let x = floats([3, 4], &mut rng);
+    let t = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1, 2], [3]), &dev());
+    let o = LinearCrossEntropyOptions::default();
+    for composed in [false, true] {
+        let f = |x: Tensor<2>, w: Tensor<2>, b: Option<Tensor<1>>, t: Tensor<1, Int>, o: &_| {
+            if composed {
+                xent_burn::linear_cross_entropy_composed(x, w, b, t, o)
+            } else {
+                xent_burn::linear_cross_entropy(x, w, b, t, o)
+            }
+        };
+        let e = f(x.clone(), floats([3, 5], &mut rng), None, t.clone(), &o).unwrap_err().to_string();
+        assert!(e.contains("linear_weight") || e.contains("weight"), "{composed}: {e}");
+        let e =
+            f(x.clone(), floats([3, 4], &mut rng), Some(floats([2], &mut rng)), t.clone(), &o).unwrap_err().to_string();
+        assert!(e.contains("linear_bias"), "{composed}: {e}");
+        let bad = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 7, 2], [3]), &dev());
+        let e = f(x.clone(), floats([3, 4], &mut rng), None, bad, &o).unwrap_err().to_string();
+        assert!(e.contains('7'), "{composed}: {e}");
+    }
+}
+
+#[test]
+fn configs_forward_their_options() {
+    let mut rng = Rng::new(13);
+    let x = floats([3, 4], &mut rng);
+    let w = floats([5, 4], &mut rng);
+    let t = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 4, 2], [3]), &dev());
+    let lce = xent_burn::LinearCrossEntropyLossConfig::new().with_label_smoothing(0.1).init();
+    let o = LinearCrossEntropyOptions { label_smoothing: 0.1, ..Default::default() };
+    let a = values(lce.forward(x.clone(), w.clone(), None, t.clone()).unwrap());
+    assert_eq!(a, values(xent_burn::linear_cross_entropy(x.clone(), w.clone(), None, t.clone(), &o).unwrap()));
+    assert_ne!(a, values(xent_burn::linear_cross_entropy(x, w, None, t.clone(), &Default::default()).unwrap()));
+    let (z, t) = (floats([3, 5, 1], &mut rng), t.reshape([3, 1]));
+    let focal = xent_burn::FocalLossConfig::new().with_gamma(3.0).init();
+    let o = FocalOptions { gamma: 3.0, ..Default::default() };
+    assert_eq!(values(focal.forward(z.clone(), t.clone()).unwrap()), values(xent_burn::focal_loss(z, t, &o).unwrap()));
+}

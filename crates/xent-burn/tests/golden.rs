@@ -115,10 +115,8 @@ fn golden_shape(v: &Value, out: &Tensor<1>) -> Vec<usize> {
 }
 
 fn run_case(op: &str, v: &Value) -> Outcome {
-    match op {
-        "class_weights" => return Outcome::Skip("class weights are not a burn op (xent::weights computes them)"),
-        "linear_cross_entropy" => return Outcome::Skip("linear_cross_entropy is not in xent-burn yet"),
-        _ => {}
+    if op == "class_weights" {
+        return Outcome::Skip("class weights are not a burn op (xent::weights computes them)");
     }
     let dtype = match v["dtype"].as_str().unwrap_or("f64") {
         "f32" => DType::F32,
@@ -127,17 +125,67 @@ fn run_case(op: &str, v: &Value) -> Outcome {
         "f16" => DType::F16,
         _ => return Outcome::Skip("a dtype this runner does not know"),
     };
-    let rank = v["inputs"]["input"]["shape"].as_array().map_or(0, Vec::len);
-    let r = match rank {
-        1 => run::<1>(op, v, dtype),
-        2 => run::<2>(op, v, dtype),
-        3 => run::<3>(op, v, dtype),
-        4 => run::<4>(op, v, dtype),
-        5 => run::<5>(op, v, dtype),
-        6 => run::<6>(op, v, dtype),
+    let rank = |k: &str| v["inputs"][k]["shape"].as_array().map_or(0, Vec::len);
+    let r = match (op, rank("input"), rank("linear_weight")) {
+        ("linear_cross_entropy", 1, k) => linear_ranks::<1>(v, dtype, k),
+        ("linear_cross_entropy", 2, k) => linear_ranks::<2>(v, dtype, k),
+        ("linear_cross_entropy", 3, k) => linear_ranks::<3>(v, dtype, k),
+        (_, 1, _) => run::<1>(op, v, dtype),
+        (_, 2, _) => run::<2>(op, v, dtype),
+        (_, 3, _) => run::<3>(op, v, dtype),
+        (_, 4, _) => run::<4>(op, v, dtype),
+        (_, 5, _) => run::<5>(op, v, dtype),
+        (_, 6, _) => run::<6>(op, v, dtype),
         _ => return Outcome::Skip("an input rank this runner does not build"),
     };
     r.unwrap_or_else(Outcome::Error)
+}
+
+fn linear_ranks<const D: usize>(v: &Value, dtype: DType, k: usize) -> Result<Outcome, String> {
+    match k {
+        1 => linear::<D, 1>(v, dtype),
+        2 => linear::<D, 2>(v, dtype),
+        3 => linear::<D, 3>(v, dtype),
+        4 => linear::<D, 4>(v, dtype),
+        _ => Ok(Outcome::Skip("a linear_weight rank this runner does not build")),
+    }
+}
+
+/// A linear_cross_entropy case: input of rank `D`, linear_weight of rank `K`, the bias
+/// flattened (xent-burn's form); the gradients of all three from `backward()`.
+fn linear<const D: usize, const K: usize>(v: &Value, dtype: DType) -> Result<Outcome, String> {
+    let dev = Device::flex().autodiff();
+    let input = |k: &str| v["inputs"].get(k).map(tensor);
+    let x = floats::<D>(&input("input").ok_or("no input")?, dtype, &dev)?.require_grad();
+    let w = floats::<K>(&input("linear_weight").ok_or("no linear_weight")?, dtype, &dev)?.require_grad();
+    let b = input("linear_bias")
+        .map(|b| {
+            let n = b.data.len();
+            floats::<1>(&GTensor { shape: vec![n], ..b }, dtype, &dev).map(Tensor::require_grad)
+        })
+        .transpose()?;
+    let t = target(&input("target").ok_or("no target")?, dtype, &dev);
+    let weight = input("weight").map(|w| w.data);
+    let o = LinearCrossEntropyOptions { weight, ..options("linear_cross_entropy", v).map_err(|e| e.to_string())? };
+    let out = xent_burn::linear_cross_entropy(x.clone(), w.clone(), b.clone(), t, &o).map_err(|e| e.to_string())?;
+    let shape = golden_shape(v, &out);
+    let output = values(out.clone());
+    let (mut grad, mut more) = (None, vec![]);
+    if let Some(go) = v.get("grad_output") {
+        let go = tensor(go);
+        let n = go.data.len();
+        let go = Tensor::<1>::from_data(TensorData::new(go.data, [n]), (&dev, out.dtype()));
+        let grads = (out * go).sum().backward();
+        fn of<const R: usize>(t: &Tensor<R>, grads: &burn_tensor::Gradients) -> Vec<f64> {
+            t.grad(grads).map_or_else(|| vec![0.0; t.shape().num_elements()], values)
+        }
+        grad = Some(of(&x, &grads));
+        more.push(("linear_weight", of(&w, &grads)));
+        if let Some(b) = &b {
+            more.push(("linear_bias", of(b, &grads)));
+        }
+    }
+    Ok(Outcome::Done { output, shape, grad, more })
 }
 
 fn main() -> std::process::ExitCode {
