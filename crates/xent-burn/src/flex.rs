@@ -30,10 +30,12 @@ trait Stored: Element<Math: burn_backend::Element + bytemuck::Pod> + burn_backen
     fn index_loss<L: Label>(spec: &LossSpec) -> MaybeLoss<Self, L, Self::Math>;
     /// The loss on float targets of this type; `None` if it takes class indices.
     fn float_loss(spec: &LossSpec) -> MaybeLoss<Self, Self, Self::Math>;
+    /// `n` zeros for a gradient, in fresh memory advised for huge pages ([`xent::fresh`]).
+    fn zeros(n: usize) -> Vec<Self>;
 }
 
 macro_rules! stored {
-    ($t:ty, $index:ident, $float:ident) => {
+    ($t:ty, $index:ident, $float:ident, $zeros:path) => {
         impl Stored for $t {
             fn index_loss<L: Label>(spec: &LossSpec) -> MaybeLoss<$t, L, Self::Math> {
                 spec.$index::<_, L>()
@@ -41,13 +43,16 @@ macro_rules! stored {
             fn float_loss(spec: &LossSpec) -> MaybeLoss<$t, $t, Self::Math> {
                 spec.$float::<$t>()
             }
+            fn zeros(n: usize) -> Vec<$t> {
+                $zeros(n)
+            }
         }
     };
 }
-stored!(f32, index_loss, float_loss);
-stored!(f64, index_loss, float_loss);
-stored!(bf16, half_index_loss, half_float_loss);
-stored!(f16, half_index_loss, half_float_loss);
+stored!(f32, index_loss, float_loss, fresh::zeros::<f32>);
+stored!(f64, index_loss, float_loss, fresh::zeros::<f64>);
+stored!(bf16, half_index_loss, half_float_loss, fresh::filled::<bf16>);
+stored!(f16, half_index_loss, half_float_loss, fresh::filled::<f16>);
 
 /// Runs `$body` with `$t` the scores' element type (f32, f64, bf16, f16).
 macro_rules! by_type {
@@ -133,7 +138,7 @@ impl Args {
     /// gradient of an upstream 1.
     fn forward<S: Stored>(&self, eager: bool) -> xent::Result<(FlexTensor, Option<FlexTensor>)> {
         let (out, grad) = if eager {
-            let mut g = vec![S::zeroed(); self.x.shape().num_elements()];
+            let mut g = S::zeros(self.x.shape().num_elements());
             let one = [<S::Math as Float>::ONE];
             let out = self.run::<S>(Some((&one, &mut g)))?;
             (out, Some(FlexTensor::from_data(TensorData::new(g, dims(&self.x)))))
@@ -147,7 +152,7 @@ impl Args {
     /// The gradient for the upstream `go`.
     fn gradient<S: Stored>(&self, go: FlexTensor) -> xent::Result<FlexTensor> {
         let go: Vec<S::Math> = go.into_data().convert::<S::Math>().try_to_vec().expect("converted to the maths type");
-        let mut g = vec![S::zeroed(); self.x.shape().num_elements()];
+        let mut g = S::zeros(self.x.shape().num_elements());
         self.run::<S>(Some((&go, &mut g)))?;
         Ok(FlexTensor::from_data(TensorData::new(g, dims(&self.x))))
     }
@@ -278,7 +283,7 @@ impl Softmax {
         let shape = dims(y);
         let go: Vec<S::Math> = go.into_data().convert::<S::Math>().try_to_vec().expect("converted to the maths type");
         let y = View::new(y.as_slice::<S::Math>().expect("the output is contiguous, of the maths type"), &shape)?;
-        let mut g = vec![S::zeroed(); y.len()];
+        let mut g = S::zeros(y.len());
         let go = View::new(&go, &shape)?;
         if self.log {
             xent::log_softmax_backward_into(y, go, self.dim, &mut g)?;

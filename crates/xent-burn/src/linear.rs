@@ -245,7 +245,7 @@ impl Args {
             weight: View::new(of::<S>(&self.w), &wd)?,
             bias: self.b.as_ref().map(|b| View::new(of::<S>(b), out)).transpose()?,
         };
-        let zeros = |t: &FlexTensor| vec![S::zeroed(); t.shape().num_elements()];
+        let zeros = |t: &FlexTensor| fresh::zeros::<S>(t.shape().num_elements());
         let mut g = go.map(|_| (zeros(&self.x), zeros(&self.w), self.b.as_ref().map(zeros)));
         let grads = match (&mut g, go) {
             (Some((gx, gw, gb)), Some(go)) => {

@@ -40,7 +40,6 @@
 #![deny(missing_docs)]
 
 mod composed;
-mod fresh;
 mod linear;
 
 pub use linear::{linear_cross_entropy, linear_cross_entropy_composed};

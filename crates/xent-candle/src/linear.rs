@@ -117,13 +117,14 @@ impl LinearOp {
         }
     }
 
-    /// The gradients: those kept by the forward pass scaled by the (scalar) upstream gradient,
-    /// or computed now from the storages for the upstream gradient.
+    /// The gradients: those kept by the forward pass for an upstream 1, or computed now from the
+    /// storages for the upstream gradient (not the kept ones scaled: that rounds differently
+    /// from the core, and a weight gradient summed over rows can lose digits to it).
     fn bwd(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, grad_res: &Tensor) -> Result<Grads> {
-        if let Some((gx, gw, gb)) = self.grads.lock().unwrap_or_else(|p| p.into_inner()).clone() {
-            let s = grad_res.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
-            let scale = |g: Tensor| if s[0] == 1.0 { Ok(g) } else { g.affine(s[0], 0.0) };
-            return Ok((scale(gx)?, scale(gw)?, gb.map(scale).transpose()?));
+        if let Some(g) = self.grads.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            if grad_res.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()? == [1.0] {
+                return Ok(g);
+            }
         }
         let (xs, xa, xe) = cpu_slice!(x);
         let (ws, wa, we) = cpu_slice!(w);
@@ -218,8 +219,8 @@ impl CustomOp3 for LinearOp {
 /// Shapes: `input` `[N, D]` or `[D]`, `weight` `[C, D]` or `[C, d1..dk, D]`, `bias` the weight's
 /// shape without `D`; integer targets are class indices, float targets probabilities. On the
 /// CPU, xent's chunked kernels; with a reduced loss whose arguments want gradients, the forward
-/// pass computes the gradients too (three matrix products in all), and `backward()` scales them;
-/// with `Reduction::None`, `backward()` computes them. Elsewhere the composition
+/// pass computes the gradients too (three matrix products in all), and `backward()` hands them
+/// over for an upstream 1; any other upstream, and `Reduction::None`, computes them in `backward()`. Elsewhere the composition
 /// [`linear_cross_entropy_composed`], which forms the logits. bf16 and f16 arguments are
 /// computed in f32 and give an f32 loss; their gradients come back in their own types.
 ///

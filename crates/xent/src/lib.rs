@@ -84,6 +84,7 @@
 
 mod error;
 mod float;
+pub mod fresh;
 mod kernel;
 mod layout;
 pub mod loss;

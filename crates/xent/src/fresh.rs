@@ -1,7 +1,8 @@
-//! Fresh gradient buffers backed by transparent huge pages where Linux offers them.
+//! Fresh gradient buffers backed by transparent huge pages where Linux offers them, for the
+//! framework adapters (xent-candle, xent-burn), whose frameworks take ownership of a gradient.
 //!
 //! A gradient as large as the scores (80 MB for `[8, 19, 256, 512]` in f32) is fresh memory in
-//! every step: candle's backward takes ownership of it. glibc maps such a block anew each time,
+//! every step: the framework's backward takes ownership of it. glibc maps such a block anew each time,
 //! and writing it first faults in 4 KiB pages (about 20 ms for 80 MB here, more than the fused
 //! kernel that writes it). Asking the kernel for huge pages on the block (`madvise`, what glibc's
 //! `glibc.malloc.hugetlb=1` tunable does for every block) cuts that to a 512th of the faults.
@@ -11,7 +12,7 @@ const HUGE: usize = 4 << 20;
 
 /// `n` zeros in fresh memory, advised for huge pages when large (the advice is a hint: where the
 /// kernel has no transparent huge pages, or other systems, the memory is the allocator's as is).
-pub(crate) fn zeros<T: xent::Float>(n: usize) -> Vec<T> {
+pub fn zeros<T: crate::Float>(n: usize) -> Vec<T> {
     // From calloc: fresh pages are not touched until the kernel writes the gradient.
     let v = vec![T::ZERO; n];
     advise_large(v.as_ptr().cast(), size_of_val(v.as_slice()));
@@ -20,10 +21,10 @@ pub(crate) fn zeros<T: xent::Float>(n: usize) -> Vec<T> {
 
 /// `n` zeros of a type whose zero is not all-zero bytes to the allocator (bf16, f16), advised
 /// before they are written.
-pub(crate) fn filled<S: xent::Element>(n: usize) -> Vec<S> {
+pub fn filled<S: crate::Element>(n: usize) -> Vec<S> {
     let mut v: Vec<S> = Vec::with_capacity(n);
     advise_large(v.as_ptr().cast(), n * size_of::<S>());
-    v.resize(n, S::narrow(<S::Math as xent::Float>::ZERO));
+    v.resize(n, S::narrow(<S::Math as crate::Float>::ZERO));
     v
 }
 
