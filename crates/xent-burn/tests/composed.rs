@@ -123,7 +123,12 @@ fn both_paths_refuse_bad_labels_and_shapes_with_xents_error() {
         let msg = e.unwrap_err().to_string();
         assert!(msg.contains("target has shape [1, 2, 3]"), "{msg}");
     }
-    let dice = xent_burn::dice_loss_composed(x, labels(1, 2, 3, 0, &mut rng), &DiceOptions::default());
+    let bad = Tensor::<3, Int>::from_data(TensorData::new(vec![0i64, 1, 3, 2], [1, 2, 2]), &dev());
+    let dice = xent_burn::dice_loss_composed(x.clone(), bad, &DiceOptions::default());
+    assert!(dice.unwrap_err().to_string().contains("value 3 at flat index 2 is out of range"));
+    // Soft labels have no composition yet: an error that says so, not a number.
+    let soft = Tensor::<4>::from_data(TensorData::new(vec![0.25f64; 12], [1, 3, 2, 2]), (&dev(), DType::F64));
+    let dice = xent_burn::dice_loss_composed(x, soft, &DiceOptions::default());
     assert!(dice.unwrap_err().to_string().contains("no composition of burn ops yet"));
 }
 
@@ -259,4 +264,139 @@ fn configs_forward_their_options() {
     let focal = xent_burn::FocalLossConfig::new().with_gamma(3.0).init();
     let o = FocalOptions { gamma: 3.0, ..Default::default() };
     assert_eq!(values(focal.forward(z.clone(), t.clone()).unwrap()), values(xent_burn::focal_loss(z, t, &o).unwrap()));
+}
+
+/// Class indices `[2, 3, 3]` in `[0, classes)`, every fifth `ignore` if given.
+fn spatial_labels(classes: usize, ignore: Option<i64>, rng: &mut Rng) -> Tensor<3, Int> {
+    let v: Vec<i64> = (0..18)
+        .map(|i| match ignore {
+            Some(v) if i % 5 == 0 => v,
+            _ => rng.below(classes) as i64,
+        })
+        .collect();
+    Tensor::<3, Int>::from_data(TensorData::new(v, [2, 3, 3]), &dev())
+}
+
+#[test]
+fn monai_losses_compose_as_the_kernels_compute() {
+    let mut rng = Rng::new(17);
+    let logits = scores([2, 4, 3, 3], &mut rng);
+    // The identity activation takes probabilities (raw scores near a zero denominator would
+    // test only the rounding of a cancellation).
+    let probs: Vec<f64> = (0..72).map(|_| rng.uniform()).collect();
+    let probs = Tensor::<4>::from_data(TensorData::new(probs, [2, 4, 3, 3]), (&dev(), DType::F64));
+    let ignored = spatial_labels(4, Some(255), &mut rng);
+    let plain = spatial_labels(4, None, &mut rng);
+    // Class 3 absent: the generalized Dice's weight for it is the largest of its row.
+    let absent = spatial_labels(3, None, &mut rng);
+    let check = |what: String, k: (Vec<f64>, Vec<f64>), c: (Vec<f64>, Vec<f64>)| {
+        assert_close(&format!("{what} loss"), &c.0, &k.0);
+        assert_close(&format!("{what} grad"), &c.1, &k.1);
+    };
+    let acts = [Activation::Softmax, Activation::Sigmoid, Activation::Identity];
+    for reduction in [Reduction::Mean, Reduction::Sum, Reduction::None] {
+        for (i, act) in acts.into_iter().enumerate() {
+            let (bg, flag) = (i != 1, i == 2);
+            let x = if act == Activation::Identity { &probs } else { &logits };
+            for (t, ignore) in [(&ignored, Some(255)), (&plain, None)] {
+                let weight = [None, Some(ClassWeight::Uniform(0.5)), Some(ClassWeight::PerClass(vec![1.0, 2.0, 0.5]))]
+                    [i]
+                    .clone()
+                    .filter(|w| bg || matches!(w, ClassWeight::PerClass(_)));
+                let weight = if bg {
+                    weight.map(|w| match w {
+                        ClassWeight::PerClass(_) => ClassWeight::PerClass(vec![1.0, 2.0, 0.5, 1.5]),
+                        u => u,
+                    })
+                } else {
+                    weight
+                };
+                let o = DiceOptions {
+                    activation: act,
+                    include_background: bg,
+                    squared_pred: flag,
+                    jaccard: !flag,
+                    batch: flag,
+                    weight,
+                    ignore_index: ignore,
+                    reduction,
+                    ..Default::default()
+                };
+                let k = run(x, |x| xent_burn::dice_loss(x, t.clone(), &o));
+                let c = run(x, |x| xent_burn::dice_loss_composed(x, t.clone(), &o));
+                check(format!("dice {o:?}"), k, c);
+                let o = TverskyOptions {
+                    activation: act,
+                    include_background: bg,
+                    alpha: 0.3,
+                    beta: 0.7,
+                    batch: flag,
+                    ignore_index: ignore,
+                    reduction,
+                    ..Default::default()
+                };
+                let k = run(x, |x| xent_burn::tversky_loss(x, t.clone(), &o));
+                let c = run(x, |x| xent_burn::tversky_loss_composed(x, t.clone(), &o));
+                check(format!("tversky {o:?}"), k, c);
+                let alpha =
+                    [FocalAlpha::None, FocalAlpha::Scalar(0.25), FocalAlpha::PerClass(vec![0.2, 0.3, 0.4])][i].clone();
+                let alpha = match alpha {
+                    FocalAlpha::PerClass(_) if bg => FocalAlpha::PerClass(vec![0.2, 0.3, 0.4, 0.1]),
+                    a => a,
+                };
+                let o = FocalOptions {
+                    activation: if i == 1 { Activation::Sigmoid } else { Activation::Softmax },
+                    include_background: bg,
+                    gamma: [2.0, 0.0, 1.5][i],
+                    alpha,
+                    weight: if bg { Some(ClassWeight::PerClass(vec![1.0, 2.0, 0.5, 1.5])) } else { None },
+                    ignore_index: ignore,
+                    reduction,
+                };
+                let k = run(x, |x| xent_burn::focal_loss(x, t.clone(), &o));
+                let c = run(x, |x| xent_burn::focal_loss_composed(x, t.clone(), &o));
+                check(format!("focal {o:?}"), k, c);
+                if reduction == Reduction::None {
+                    continue;
+                }
+                let o = DiceCeOptions {
+                    activation: act,
+                    include_background: bg,
+                    weight: Some(vec![1.0, 2.0, 0.5, 1.5]),
+                    lambda_dice: 0.7,
+                    lambda_ce: 1.3,
+                    label_smoothing: 0.1,
+                    ignore_index: ignore,
+                    reduction,
+                    ..Default::default()
+                };
+                let k = run(x, |x| xent_burn::dice_ce(x, t.clone(), &o));
+                let c = run(x, |x| xent_burn::dice_ce_composed(x, t.clone(), &o));
+                check(format!("dice-ce {o:?}"), k, c);
+                let o = DiceFocalOptions {
+                    activation: act,
+                    include_background: bg,
+                    gamma: 1.5,
+                    alpha: Some(0.3),
+                    lambda_dice: 0.6,
+                    lambda_focal: 1.4,
+                    ignore_index: ignore,
+                    reduction,
+                    ..Default::default()
+                };
+                let k = run(x, |x| xent_burn::dice_focal(x, t.clone(), &o));
+                let c = run(x, |x| xent_burn::dice_focal_composed(x, t.clone(), &o));
+                check(format!("dice-focal {o:?}"), k, c);
+            }
+        }
+        let x = &logits;
+        for w_type in [WeightType::Square, WeightType::Simple, WeightType::Uniform] {
+            for batch in [false, true] {
+                let o = GeneralizedDiceOptions { w_type, batch, reduction, ..Default::default() };
+                let k = run(x, |x| xent_burn::generalized_dice_loss(x, absent.clone(), &o));
+                let c = run(x, |x| xent_burn::generalized_dice_loss_composed(x, absent.clone(), &o));
+                check(format!("generalized dice {o:?}"), k, c);
+            }
+        }
+    }
 }
