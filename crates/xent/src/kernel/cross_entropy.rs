@@ -19,6 +19,7 @@ use super::block::{Block, ClassOut, Lanes, Upstream};
 use super::simd::Kernel;
 use super::tile::{drive_stored, row_exp_sum, row_max, sum_lanes, Tile, TileKernel, TILE};
 use crate::float::{Element, Float, Label};
+use std::hint::select_unpredictable;
 
 /// Everything a class-index kernel needs besides the data.
 #[derive(Debug, Clone, Copy)]
@@ -256,10 +257,10 @@ impl<T: Float, L: Label, const PAIR: bool> CeTiles<'_, '_, T, L, PAIR> {
         for c in 0..classes {
             let (xs, cc, wc) = (&x[off(c)..][..n], c as u32, p.w(c));
             for j in 0..n {
-                m[j] = if xs[j] > m[j] { xs[j] } else { m[j] }; // as in `row_max`
+                m[j] = select_unpredictable(xs[j] > m[j], xs[j], m[j]); // as in `row_max`
                 let hit = tc[j] == cc;
-                xt[j] = if hit { xs[j] } else { xt[j] };
-                wt[j] = if hit { wc } else { wt[j] };
+                xt[j] = select_unpredictable(hit, xs[j], xt[j]);
+                wt[j] = select_unpredictable(hit, wc, wt[j]);
             }
         }
         // Pass 2: the exponentials (kept in the gradient) and their sums.
@@ -481,7 +482,7 @@ impl<T: Float> TileKernel<T> for ProbsTiles<'_, '_, T> {
         for c in 0..p.classes {
             let xs = &x[c * cs..][..n];
             for j in 0..n {
-                m[j] = if xs[j] > m[j] { xs[j] } else { m[j] }; // as in `row_max`
+                m[j] = select_unpredictable(xs[j] > m[j], xs[j], m[j]); // as in `row_max`
             }
         }
         let (mut s, mut a, mut wy) = ([T::ZERO; TILE], [T::ZERO; TILE], [T::ZERO; TILE]);

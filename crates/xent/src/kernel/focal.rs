@@ -27,6 +27,7 @@ use super::block::{Block, ClassOut, Lanes, Upstream};
 use super::simd::Kernel;
 use super::tile::{drive, labels, Tile, TileKernel, TILE};
 use crate::float::{Float, Label};
+use std::hint::select_unpredictable;
 
 /// The alpha term of the focal loss. With the `serde` feature: `null`, a number, or a list.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -345,10 +346,10 @@ fn softmax_tile<T: Float, G: Lanes<T>>(
         let xs = &x[c * cs..][..n];
         let fc = o.alpha_pos.map_or(T::ONE, |a| a[c - first]) * o.w(c);
         for j in 0..n {
-            m[j] = if xs[j] > m[j] { xs[j] } else { m[j] }; // NaN skipped: it reaches the sum
+            m[j] = select_unpredictable(xs[j] > m[j], xs[j], m[j]); // NaN skipped: it reaches the sum
             let hit = lab[j] == c as u32;
-            xt[j] = if hit { xs[j] } else { xt[j] };
-            fa[j] = if hit { fc } else { fa[j] };
+            xt[j] = select_unpredictable(hit, xs[j], xt[j]);
+            fa[j] = select_unpredictable(hit, fc, fa[j]);
         }
     }
     // The sums of e^(x - m); for the gradient each e is kept in its output lane.
