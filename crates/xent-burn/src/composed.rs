@@ -230,16 +230,7 @@ pub(crate) fn loss<const D: usize>(x: Tensor<D>, target: Target, spec: &LossSpec
     let nan_empty = |e: EmptyMean| e == EmptyMean::Nan;
     Ok(Some(match spec {
         LossSpec::CrossEntropy(o) if nan_empty(o.empty_mean) => cross_entropy(x, &target, o, true)?,
-        LossSpec::Nll(o) if nan_empty(o.empty_mean) => {
-            let o = CrossEntropyOptions {
-                weight: o.weight.clone(),
-                ignore_index: o.ignore_index,
-                reduction: o.reduction,
-                label_smoothing: 0.0,
-                empty_mean: o.empty_mean,
-            };
-            cross_entropy(x, &target, &o, false)?
-        }
+        LossSpec::Nll(o) if nan_empty(o.empty_mean) => cross_entropy(x, &target, &o.as_cross_entropy(), false)?,
         LossSpec::BceWithLogits(o) if nan_empty(o.empty_mean) => bce_with_logits(x, &target, o),
         LossSpec::Bce(o) if nan_empty(o.empty_mean) => bce(x, &target, o),
         LossSpec::SigmoidFocal(o) if nan_empty(o.empty_mean) => sigmoid_focal(x, &target, o),

@@ -147,13 +147,7 @@ fn compose<const D: usize, const K: usize>(
     }
     let out = &ws[..K - 1];
     let (c, s) = (out[0], out[1..].iter().product::<usize>());
-    let spec = LossSpec::CrossEntropy(CrossEntropyOptions {
-        weight: o.weight.clone(),
-        ignore_index: o.ignore_index.unwrap_or(-100),
-        reduction: o.reduction,
-        label_smoothing: o.label_smoothing,
-        empty_mean: o.empty_mean,
-    });
+    let spec = LossSpec::CrossEntropy(o.cross_entropy_part());
     let none =
         || Error::Unsupported("linear_cross_entropy with these options has no composition of burn ops yet".into());
     let w2 = w.reshape([c * s, d]);
@@ -228,13 +222,7 @@ impl Args {
         CrossEntropyLoss<S>: Loss<S, S> + Loss<S, i64>,
     {
         let o = &self.options;
-        let lce = LinearCrossEntropy::new(LinearCrossEntropyOptions {
-            weight: o.weight.as_ref().map(|w| w.iter().map(|&v| S::from_f64(v)).collect()),
-            ignore_index: o.ignore_index,
-            reduction: o.reduction,
-            label_smoothing: o.label_smoothing,
-            empty_mean: o.empty_mean,
-        })?;
+        let lce = LinearCrossEntropy::new(o.cast::<S>())?;
         fn of<S: burn_backend::Element + bytemuck::Pod>(t: &FlexTensor) -> &[S] {
             t.as_slice::<S>().expect("contiguous, of the arguments' type")
         }

@@ -20,14 +20,7 @@ pub(crate) fn loss(x: &Tensor, target: &Tensor, loss: &LossSpec) -> Result<Optio
     Ok(Some(match loss {
         LossSpec::CrossEntropy(o) if o.empty_mean == EmptyMean::Nan && index => cross_entropy(x, target, o, true)?,
         LossSpec::Nll(o) if o.empty_mean == EmptyMean::Nan && index => {
-            let o = CrossEntropyOptions {
-                weight: o.weight.clone(),
-                ignore_index: o.ignore_index,
-                reduction: o.reduction,
-                label_smoothing: 0.0,
-                empty_mean: o.empty_mean,
-            };
-            cross_entropy(x, target, &o, false)?
+            cross_entropy(x, target, &o.as_cross_entropy(), false)?
         }
         LossSpec::BceWithLogits(o) if o.empty_mean == EmptyMean::Nan => bce_with_logits(x, target, o)?,
         LossSpec::Bce(o) if o.empty_mean == EmptyMean::Nan => bce(x, target, o)?,

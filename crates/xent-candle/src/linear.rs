@@ -37,13 +37,7 @@ impl LinearOp {
         CrossEntropyLoss<T>: xent::Loss<T, T>,
     {
         let o = &self.options;
-        let lce = LinearCrossEntropy::new(LinearCrossEntropyOptions {
-            weight: o.weight.as_ref().map(|w| w.iter().map(|&v| <T as Float>::from_f64(v)).collect()),
-            ignore_index: o.ignore_index,
-            reduction: o.reduction,
-            label_smoothing: o.label_smoothing,
-            empty_mean: o.empty_mean,
-        })?;
+        let lce = LinearCrossEntropy::new(o.cast::<T>())?;
         let linear = Linear {
             input: View::new(x.0, x.1)?,
             weight: View::new(w.0, w.1)?,
@@ -310,12 +304,5 @@ pub fn linear_cross_entropy_composed(
     logits_shape.extend_from_slice(out);
     let z = z.reshape(logits_shape)?;
     let z = if xs.len() == 2 { z } else { z.squeeze(0)? };
-    let ce = CrossEntropyOptions {
-        weight: options.weight.clone(),
-        ignore_index: options.ignore_index.unwrap_or(-100),
-        reduction: options.reduction,
-        label_smoothing: options.label_smoothing,
-        empty_mean: options.empty_mean,
-    };
-    super::cross_entropy_composed(&z, target, &ce)
+    super::cross_entropy_composed(&z, target, &options.cross_entropy_part())
 }

@@ -88,6 +88,33 @@ impl<T> Default for LinearCrossEntropyOptions<T> {
     }
 }
 
+impl<T: Clone> LinearCrossEntropyOptions<T> {
+    /// The cross-entropy of the logits that these options describe (`ignore_index` `None` is
+    /// -100): what a composition of a matrix product and a cross-entropy takes.
+    pub fn cross_entropy_part(&self) -> CrossEntropyOptions<T> {
+        CrossEntropyOptions {
+            weight: self.weight.clone(),
+            ignore_index: self.ignore_index.unwrap_or(-100),
+            reduction: self.reduction,
+            label_smoothing: self.label_smoothing,
+            empty_mean: self.empty_mean,
+        }
+    }
+}
+
+impl LinearCrossEntropyOptions<f64> {
+    /// The same options with the class weights in `T` (the adapters keep `f64` options).
+    pub fn cast<T: Float>(&self) -> LinearCrossEntropyOptions<T> {
+        LinearCrossEntropyOptions {
+            weight: self.weight.as_ref().map(|w| w.iter().map(|&v| T::from_f64(v)).collect()),
+            ignore_index: self.ignore_index,
+            reduction: self.reduction,
+            label_smoothing: self.label_smoothing,
+            empty_mean: self.empty_mean,
+        }
+    }
+}
+
 /// The linear layer: `input` `[N, D]` (or `[D]`), `weight` `[C, (d1..dk,) D]`, `bias` the
 /// weight's shape without `D`.
 #[derive(Debug, Clone, Copy)]
@@ -265,11 +292,8 @@ impl<T: Float> LinearCrossEntropy<T> {
     /// As [`CrossEntropyLoss::new`].
     pub fn new(options: LinearCrossEntropyOptions<T>) -> Result<Self> {
         let chunk = CrossEntropyLoss::new(CrossEntropyOptions {
-            weight: options.weight.clone(),
-            ignore_index: options.ignore_index.unwrap_or(-100),
             reduction: if options.reduction == Reduction::None { Reduction::None } else { Reduction::Sum },
-            label_smoothing: options.label_smoothing,
-            empty_mean: options.empty_mean,
+            ..options.cross_entropy_part()
         })?;
         Ok(LinearCrossEntropy { options, chunk })
     }

@@ -18,6 +18,7 @@
 //! # Ok::<(), xent::Error>(())
 //! ```
 
+use super::cross_entropy::CrossEntropyOptions;
 use super::{Backward, IndexKernel, IndexOptions, Loss};
 use crate::error::Result;
 use crate::float::{Element, Float, Label};
@@ -38,6 +39,20 @@ pub struct NllOptions<T> {
     pub reduction: Reduction,
     /// What a mean over nothing gives. Default: [`EmptyMean::Nan`], as PyTorch.
     pub empty_mean: EmptyMean,
+}
+
+impl<T: Clone> NllOptions<T> {
+    /// Cross-entropy's options without label smoothing: nll of log-probabilities is the
+    /// cross-entropy of their log-softmax (what a composition takes).
+    pub fn as_cross_entropy(&self) -> CrossEntropyOptions<T> {
+        CrossEntropyOptions {
+            weight: self.weight.clone(),
+            ignore_index: self.ignore_index,
+            reduction: self.reduction,
+            label_smoothing: 0.0,
+            empty_mean: self.empty_mean,
+        }
+    }
 }
 
 impl<T> Default for NllOptions<T> {
