@@ -274,6 +274,15 @@ fn overlap(x: &Tensor, t: &Tensor, o: &Overlap) -> Result<Tensor> {
     let gg = g.sum(dims.as_slice())?;
     let f = match &o.kind {
         OverlapKind::Dice { jaccard, nr, dr, weight } => {
+            let (tp, gg) = if o.squared {
+                // MONAI's squared form takes G as the square of the f32 norm of its float32
+                // one-hot, and tp as (P + G - sum (p - g)^2) / 2: as the kernels do.
+                let r = gg.to_dtype(DType::F32)?.sqrt()?;
+                let g32 = r.sqr()?.to_dtype(gg.dtype())?;
+                ((&tp + ((&g32 - &gg)? * 0.5)?)?, g32)
+            } else {
+                (tp, gg)
+            };
             let num = (&tp * 2.0)?.affine(1.0, *nr)?;
             let den = if *jaccard { ((&pp + &gg)? - &tp)?.affine(2.0, *dr)? } else { (&pp + &gg)?.affine(1.0, *dr)? };
             let f = (num / den)?.affine(-1.0, 1.0)?;
@@ -292,7 +301,9 @@ fn overlap(x: &Tensor, t: &Tensor, o: &Overlap) -> Result<Tensor> {
         }
         OverlapKind::Generalized { w_type, nr, dr } => {
             let cd = gg.rank() - 1; // the class dimension of the sums
-            let gd = gg.detach();
+                                    // MONAI computes the weights in f32; an absent class takes the largest finite
+                                    // weight of its row.
+            let gd = gg.detach().to_dtype(DType::F32)?;
             let w = match w_type {
                 WeightType::Simple => gd.recip()?,
                 WeightType::Square => gd.sqr()?.recip()?,
@@ -301,7 +312,7 @@ fn overlap(x: &Tensor, t: &Tensor, o: &Overlap) -> Result<Tensor> {
             let absent = gd.eq(0.0)?;
             let finite = absent.where_cond(&gd.zeros_like()?, &w)?;
             let top = finite.max_keepdim(cd)?.broadcast_as(finite.shape())?;
-            let w = absent.where_cond(&top, &finite)?;
+            let w = absent.where_cond(&top, &finite)?.to_dtype(gg.dtype())?;
             let num = (&tp * &w)?.sum(cd)?.affine(2.0, *nr)?;
             let den = ((&pp + &gg)? * &w)?.sum(cd)?.affine(1.0, *dr)?;
             (num / den)?.affine(-1.0, 1.0)?

@@ -472,7 +472,7 @@ fn every_loss_composed_matches_its_kernel() {
         };
         let ((ka, kg), (ca, cg)) = (run(kernel), run(composed));
         let near = |a: &[f64], b: &[f64]| {
-            a.len() == b.len() && a.iter().zip(b).all(|(a, b)| (a - b).abs() <= 1e-9 + 1e-6 * b.abs())
+            a.len() == b.len() && a.iter().zip(b).all(|(a, b)| (a - b).abs() <= 1e-12 + 1e-10 * b.abs())
         };
         assert!(near(&ca, &ka), "{name}: {ca:?} vs {ka:?}");
         assert!(near(&cg, &kg), "{name} gradient");
