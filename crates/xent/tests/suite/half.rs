@@ -12,8 +12,9 @@ fn logits<H: Element<Math = f32>>(rng: &mut Rng, n: usize) -> (Vec<H>, Vec<f32>)
 }
 
 /// Cross-entropy and nll on half inputs give the f32 path's loss on the same values bit for bit,
-/// and its gradient rounded once; for strided `[N, C, H, W]`, short rows, long rows (the three
-/// ways the driver reads a block), probability targets, and on 1, 2 and 3 threads.
+/// and its gradient rounded once; for strided `[N, C, H, W]` with few and many classes, short
+/// rows, long rows (the ways the driver reads a block), probability targets, and on 1, 2 and 3
+/// threads.
 fn same_as_f32<H: Element<Math = f32>>()
 where
     CrossEntropyLoss<f32>: Loss<H, i64, f32> + Loss<H, H, f32>,
@@ -22,9 +23,12 @@ where
     let mut rng = Rng::new(16);
     let pools: Vec<_> =
         [1, 2, 3].iter().map(|&k| rayon::ThreadPoolBuilder::new().num_threads(k).build().unwrap()).collect();
-    for (shape, tshape) in
-        [(vec![2, 5, 33, 70], vec![2, 33, 70]), (vec![300, 7], vec![300]), (vec![40, 1000], vec![40])]
-    {
+    for (shape, tshape) in [
+        (vec![2, 5, 33, 70], vec![2, 33, 70]),
+        (vec![2, 70, 5, 9], vec![2, 5, 9]),
+        (vec![300, 7], vec![300]),
+        (vec![40, 1000], vec![40]),
+    ] {
         let n: usize = shape.iter().product();
         let classes = shape[1];
         let (h, f) = logits::<H>(&mut rng, n);
