@@ -300,9 +300,9 @@ fn overlap(x: &Tensor, t: &Tensor, o: &Overlap) -> Result<Tensor> {
             (tp.affine(1.0, *nr)? / den)?.affine(-1.0, 1.0)?
         }
         OverlapKind::Generalized { w_type, nr, dr } => {
+            // MONAI computes the weights in f32; an absent class takes the largest finite
+            // weight of its row.
             let cd = gg.rank() - 1; // the class dimension of the sums
-                                    // MONAI computes the weights in f32; an absent class takes the largest finite
-                                    // weight of its row.
             let gd = gg.detach().to_dtype(DType::F32)?;
             let w = match w_type {
                 WeightType::Simple => gd.recip()?,

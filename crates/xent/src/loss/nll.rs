@@ -42,8 +42,8 @@ pub struct NllOptions<T> {
 }
 
 impl<T: Clone> NllOptions<T> {
-    /// Cross-entropy's options without label smoothing: nll of log-probabilities is the
-    /// cross-entropy of their log-softmax (what a composition takes).
+    /// These options as cross-entropy's, without label smoothing: the compositions compute
+    /// nll as their cross-entropy on log-probabilities, with the log-softmax left out.
     pub fn as_cross_entropy(&self) -> CrossEntropyOptions<T> {
         CrossEntropyOptions {
             weight: self.weight.clone(),
