@@ -85,6 +85,7 @@
 mod error;
 mod float;
 pub mod fresh;
+mod instances;
 mod kernel;
 mod layout;
 pub mod loss;
