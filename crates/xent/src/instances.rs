@@ -24,10 +24,12 @@ static KEEP: fn() = keep;
 
 /// Names each instance as a function pointer, which makes the compiler compile it.
 fn keep() {
-    // Scores `$s`, computed in `$m`: the spec's losses on class indices and on float targets,
-    // softmax, and the language-model head on class indices and on probabilities.
-    macro_rules! instances {
-        ($s:ty, $m:ty, $index:ident, $float:ident, $($lce:ident)::+ ($($h:ty,)?), $probs:ident) => {{
+    type Lce<'a, S, M, Y> =
+        fn(&LinearCrossEntropy<M>, Linear<'a, S>, View<'a, Y>, Option<LinearGrads<'a, S, M>>) -> Result<LossOutput<M>>;
+    // The spec's losses (class indices of the types candle and burn store, float targets) and
+    // softmax, on scores `$s` computed in `$m`.
+    macro_rules! scores {
+        ($s:ty, $m:ty, $index:ident, $float:ident) => {{
             black_box(LossSpec::$float::<$s> as fn(&LossSpec) -> MaybeLoss<$s, $s, $m>);
             black_box(LossSpec::$index::<$s, u8> as fn(&LossSpec) -> MaybeLoss<$s, u8, $m>);
             black_box(LossSpec::$index::<$s, u32> as fn(&LossSpec) -> MaybeLoss<$s, u32, $m>);
@@ -40,30 +42,24 @@ fn keep() {
             black_box(crate::log_softmax::<$s> as fn(View<'_, $s>, i64) -> Result<Vec<$m>>);
             black_box(crate::softmax_backward_into::<$s> as B<'_>);
             black_box(crate::log_softmax_backward_into::<$s> as B<'_>);
-            type E<'a, Y> =
-                fn(&LinearCrossEntropy<$m>, Linear<'a, $s>, View<'a, Y>, Option<LinearGrads<'a, $s, $m>>) -> Result<LossOutput<$m>>;
-            black_box($($lce)::+::<$($h,)? u8> as E<'_, u8>);
-            black_box($($lce)::+::<$($h,)? u32> as E<'_, u32>);
-            black_box($($lce)::+::<$($h,)? i64> as E<'_, i64>);
-            black_box(LinearCrossEntropy::<$m>::$probs::<$s> as E<'_, $s>);
         }};
     }
-    instances!(f32, f32, index_loss, float_loss, LinearCrossEntropy::evaluate(), evaluate);
-    instances!(f64, f64, index_loss, float_loss, LinearCrossEntropy::evaluate(), evaluate);
-    instances!(
-        bf16,
-        f32,
-        half_index_loss,
-        half_float_loss,
-        LinearCrossEntropy::evaluate_half(bf16,),
-        evaluate_half_probabilities
-    );
-    instances!(
-        f16,
-        f32,
-        half_index_loss,
-        half_float_loss,
-        LinearCrossEntropy::evaluate_half(f16,),
-        evaluate_half_probabilities
-    );
+    // The language-model head `$f` on scores `$s` (computed in `$m`) for targets `$y` of each
+    // type listed.
+    macro_rules! lce {
+        ($s:ty, $m:ty, $y:ident => $f:expr; $($t:ty),*) => {$({
+            type $y = $t;
+            black_box($f as Lce<'_, $s, $m, $y>);
+        })*};
+    }
+    scores!(f32, f32, index_loss, float_loss);
+    scores!(f64, f64, index_loss, float_loss);
+    scores!(bf16, f32, half_index_loss, half_float_loss);
+    scores!(f16, f32, half_index_loss, half_float_loss);
+    lce!(f32, f32, Y => LinearCrossEntropy::evaluate::<Y>; u8, u32, i64, f32);
+    lce!(f64, f64, Y => LinearCrossEntropy::evaluate::<Y>; u8, u32, i64, f64);
+    lce!(bf16, f32, Y => LinearCrossEntropy::evaluate_half::<bf16, Y>; u8, u32, i64);
+    lce!(f16, f32, Y => LinearCrossEntropy::evaluate_half::<f16, Y>; u8, u32, i64);
+    lce!(bf16, f32, Y => LinearCrossEntropy::evaluate_half_probabilities::<Y>; bf16);
+    lce!(f16, f32, Y => LinearCrossEntropy::evaluate_half_probabilities::<Y>; f16);
 }
