@@ -211,6 +211,12 @@ fuzz_target!(|data: &[u8]| {
             if let Ok(l) = SigmoidFocalLoss::new(SigmoidFocalOptions { alpha: o1, gamma: o2, reduction: red, empty_mean: empty }) {
                 let _ = l.forward_backward(xv, yhv, &go, &mut gh);
             }
+            if let Ok(l) = FocalLoss::new(FocalOptions { gamma: o2, activation: act, ignore_index: ii, reduction: red, ..Default::default() }) {
+                let _ = l.forward_backward(xv, tv, &go, &mut gh);
+            }
+            if let Ok(l) = DiceFocalLoss::new(DiceFocalOptions { activation: act, gamma: o2, ignore_index: ii, reduction: red, ..Default::default() }) {
+                let _ = l.forward_backward(xv, tv, &go, &mut gh);
+            }
         }};
     }
     if flag & 2 != 0 {

@@ -16,7 +16,7 @@ use burn_autodiff::Autodiff;
 use burn_backend::tensor::FloatTensor;
 use burn_backend::TensorMetadata;
 use burn_flex::{Flex, FlexTensor};
-use burn_tensor::{DType, FloatDType, IntDType, Tensor, TensorData};
+use burn_tensor::{DType, IntDType, Tensor, TensorData};
 use xent::*;
 
 use crate::{Error, Result, Target};
@@ -234,13 +234,8 @@ pub(crate) fn flex_target(target: &Target, float: DType) -> Option<FlexTensor> {
     Some(contiguous(t))
 }
 
-/// The loss through xent's kernels if `input` lives on Flex; `None` otherwise. Half inputs of a
-/// loss the core has no half path for go through burn's (differentiable) cast to f32.
+/// The loss through xent's kernels if `input` lives on Flex; `None` otherwise.
 pub(crate) fn loss<const D: usize>(input: &Tensor<D>, target: &Target, spec: &LossSpec) -> Result<Option<Tensor<1>>> {
-    let half = matches!(input.dtype(), DType::BF16 | DType::F16);
-    if half && !spec.half() {
-        return loss(&input.clone().cast(FloatDType::F32), target, spec);
-    }
     let args = |x: FlexTensor| -> Result<Args> {
         let t = flex_target(target, x.dtype())
             .ok_or_else(|| Error::Unsupported("the scores are on Flex but the target is not".into()))?;

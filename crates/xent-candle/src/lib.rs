@@ -11,10 +11,10 @@
 //! one-channel DiceCE, `EmptyMean::Zero`, empty inputs) copy the input to the CPU and the
 //! gradient back. f32 and f64 are computed as they are. bf16 and f16 scores are computed in f32
 //! and give an f32 loss (and softmax), as xent's core and PyTorch's autocast do, with the
-//! gradient in the input's type, rounded once: on the CPU, cross-entropy, NLL, the BCE losses,
-//! sigmoid focal, Dice, generalized Dice, Tversky and softmax read the 2-byte values in place;
-//! MONAI's focal loss, DiceCE, DiceFocal and `linear_cross_entropy` (whose core widens its
-//! arguments once anyway) run on an f32 copy.
+//! gradient in the input's type, rounded once: on the CPU every loss and softmax hands the
+//! 2-byte values to the core as they are (which widens them once for DiceCE and DiceFocal,
+//! whose two gradients add up); `linear_cross_entropy` (whose core widens its arguments once
+//! anyway) runs on an f32 copy.
 //!
 //! Options are xent's option structs, with `f64` class weights; targets are candle integer
 //! tensors for class indices (u8, u32 and i64 read in their own type, i16 and i32 converted to
@@ -396,18 +396,16 @@ pub fn log_softmax(input: &Tensor, dim: i64) -> Result<Tensor> {
 
 /// Runs `loss` on `input` through xent's kernels on the CPU (input moved there and back if
 /// needed), or through the composition of candle ops where one exists and the input is
-/// elsewhere (or `composed` asks for it). bf16 and f16 scores go to the kernels as they are
-/// where the core takes them, and are copied to f32 otherwise; their loss is f32.
+/// elsewhere (or `composed` asks for it). bf16 and f16 scores go to the kernels as they are (the
+/// compositions take them as f32); their loss is f32.
 fn apply(input: &Tensor, target: &Tensor, loss: LossSpec, composed: bool) -> Result<Tensor> {
     check_float(input.dtype())?;
-    let half = matches!(input.dtype(), DType::F16 | DType::BF16);
     let device = input.device().clone();
-    let in_place = !composed && device.is_cpu() && (!half || loss.half());
-    let x = if in_place { input.clone() } else { widened(input)? };
-    if in_place {
-        let op = Op::new(loss, target, &x)?;
-        return x.contiguous()?.apply_op1(op);
+    if !composed && device.is_cpu() {
+        let op = Op::new(loss, target, input)?;
+        return input.contiguous()?.apply_op1(op);
     }
+    let x = widened(input)?;
     if composed || !device.is_cpu() {
         if let Some(t) = composed::loss(&x, target, &loss)? {
             return Ok(t);

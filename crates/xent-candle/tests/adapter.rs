@@ -155,8 +155,7 @@ fn half_precision_is_computed_in_f32() {
     let x = Tensor::new(&[[1.0f32, 2.0, 3.0]], &dev).unwrap();
     let t = Tensor::new(&[2u32], &dev).unwrap();
     for dt in [DType::F16, DType::BF16] {
-        // In place (cross-entropy) and through an f32 copy (Dice): an f32 loss, a gradient in
-        // the input's type.
+        // An f32 loss, a gradient in the input's type.
         let xv = Var::from_tensor(&x.to_dtype(dt).unwrap()).unwrap();
         let l = xent_candle::cross_entropy(xv.as_tensor(), &t, &Default::default()).unwrap();
         assert_eq!(l.dtype(), DType::F32);
@@ -166,6 +165,23 @@ fn half_precision_is_computed_in_f32() {
         let d = xent_candle::dice_loss(xv.as_tensor(), &t, &Default::default()).unwrap();
         assert_eq!(d.dtype(), DType::F32);
         assert_eq!(d.backward().unwrap().get(xv.as_tensor()).unwrap().dtype(), dt);
+        // MONAI's focal loss and DiceFocal: the f32 loss of the same values, and its gradient
+        // rounded once.
+        let x4 = xv.as_tensor().reshape((1, 3, 1, 1)).unwrap();
+        let wide = Var::from_tensor(&x4.to_dtype(DType::F32).unwrap()).unwrap();
+        let t3 = t.reshape((1, 1, 1)).unwrap();
+        let focal = |x: &Tensor| xent_candle::focal_loss(x, &t3, &Default::default()).unwrap();
+        let dice_focal = |x: &Tensor| xent_candle::dice_focal(x, &t3, &Default::default()).unwrap();
+        for f in [&focal as &dyn Fn(&Tensor) -> Tensor, &dice_focal] {
+            let (lh, lf) = (f(&x4), f(wide.as_tensor()));
+            assert_eq!(lh.dtype(), DType::F32);
+            assert_eq!(lh.to_scalar::<f32>().unwrap(), lf.to_scalar::<f32>().unwrap());
+            let gh = lh.backward().unwrap().get(xv.as_tensor()).unwrap().clone();
+            let gf = lf.backward().unwrap().get(wide.as_tensor()).unwrap().to_dtype(dt).unwrap();
+            assert_eq!(gh.dtype(), dt);
+            let bits = |g: &Tensor| g.flatten_all().unwrap().to_dtype(DType::F32).unwrap().to_vec1::<f32>().unwrap();
+            assert_eq!(bits(&gh), bits(&gf));
+        }
         let s = xent_candle::softmax(xv.as_tensor(), -1).unwrap();
         assert_eq!(s.dtype(), DType::F32);
         let g = s.sum_all().unwrap().backward().unwrap();

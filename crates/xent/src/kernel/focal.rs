@@ -25,8 +25,8 @@
 use super::binary::{pow_zero, sigmoid};
 use super::block::{Block, ClassOut, Lanes, Upstream};
 use super::simd::Kernel;
-use super::tile::{drive, labels, Tile, TileKernel, TILE};
-use crate::float::{Float, Label};
+use super::tile::{drive_stored, labels, Tile, TileKernel, TILE};
+use crate::float::{Element, Float, Label};
 use std::hint::select_unpredictable;
 
 /// The alpha term of the focal loss. With the `serde` feature: `null`, a number, or a list.
@@ -66,31 +66,40 @@ impl<T: Float> FocalParams<'_, T> {
     }
 }
 
-/// What the focal kernel reads: the scores, the targets, the options, the block, and the
-/// upstream gradient (`None`: no gradient; `Each`: per element of the `[N, C', d..]` output;
-/// `PerSample`: per sample).
-#[derive(Clone, Copy)]
-pub(crate) struct FocalData<'a, T, L> {
-    pub x: &'a [T],
+/// What the focal kernel reads: the scores (stored in `S`, the maths in `S::Math`), the
+/// targets, the options, the block, and the upstream gradient (`None`: no gradient; `Each`: per
+/// element of the `[N, C', d..]` output; `PerSample`: per sample).
+pub(crate) struct FocalData<'a, S: Element, L> {
+    pub x: &'a [S],
     pub target: &'a [L],
-    pub o: &'a FocalParams<'a, T>,
+    pub o: &'a FocalParams<'a, S::Math>,
     pub b: Block,
-    pub up: Option<Upstream<'a, T>>,
+    pub up: Option<Upstream<'a, S::Math>>,
 }
 
-/// The focal loss over one block: the gradient (into `grad`, if given) and the class-shaped
-/// loss (into `loss`, if given); adds the losses of each sample the block touches to `sums`,
-/// from the block's first sample. Strided positions go `TILE` at a time (softmax through the
-/// tile driver, sigmoid by [`sigmoid_strided`]), with softmax also rows of at most `SMALL`
-/// classes through the driver's scratch tile; the rest one position at a time.
-pub(crate) struct Focal<'a, T, L> {
-    pub d: FocalData<'a, T, L>,
-    pub grad: Option<ClassOut<'a, T>>,
-    pub loss: Option<ClassOut<'a, T>>,
+impl<S: Element, L> Clone for FocalData<'_, S, L> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<S: Element, L> Copy for FocalData<'_, S, L> {}
+
+/// The focal loss over one block: the gradient (into `grad`, stored in the scores' type, if
+/// given) and the class-shaped loss (into `loss`, if given); adds the losses of each sample the
+/// block touches to `sums`, from the block's first sample. Strided positions go `TILE` at a
+/// time (softmax through the tile driver, sigmoid by [`sigmoid_strided`]), with softmax also
+/// rows of at most `SMALL` classes through the driver's scratch tile; the rest one position at
+/// a time. Half scores are widened and the gradient rounded as
+/// [`drive_stored`](super::tile::drive_stored) does (sigmoid: a tile at a time).
+pub(crate) struct Focal<'a, S: Element, L> {
+    pub d: FocalData<'a, S, L>,
+    pub grad: Option<ClassOut<'a, S>>,
+    pub loss: Option<ClassOut<'a, S::Math>>,
     pub sums: &'a mut [f64],
 }
 
-impl<T: Float, L: Label> Kernel for Focal<'_, T, L> {
+impl<S: Element<Math = T>, T: Float, L: Label> Kernel for Focal<'_, S, L> {
     type Output = ();
     #[inline(always)]
     fn run(self) {
@@ -100,10 +109,12 @@ impl<T: Float, L: Label> Kernel for Focal<'_, T, L> {
             return sigmoid_strided(d, grad, loss, sums);
         }
         if o.softmax && o.classes >= 2 && (grad.is_none() || loss.is_none()) {
-            let is_grad = grad.is_some();
-            let mut out = grad.or(loss);
-            let mut k = FocalTiles { d, grad: is_grad, sums };
-            return drive(&mut k, (d.x, &[]), d.b, (o.class_stride, o.classes), out.as_mut());
+            let shape = (o.class_stride, o.classes);
+            let mut k = FocalTiles { d, grad: grad.is_some(), sums };
+            return match (grad.as_mut(), loss.as_mut()) {
+                (Some(g), _) => drive_stored(&mut k, (d.x, &[]), d.b, shape, Some(g)),
+                (None, l) => drive_stored(&mut k, (d.x, &[]), d.b, shape, l),
+            };
         }
         for k in 0..d.b.len {
             position(&d, k, grad.as_mut(), loss.as_mut(), sums);
@@ -112,14 +123,15 @@ impl<T: Float, L: Label> Kernel for Focal<'_, T, L> {
 }
 
 /// The softmax focal loss with one output (the gradient if `grad`, else the class-shaped
-/// loss) as the tile driver runs it.
-struct FocalTiles<'s, 'a, T, L> {
-    d: FocalData<'a, T, L>,
+/// loss) as the tile driver runs it. The driver hands the tiles their scores in the maths type;
+/// rows go [`position`] by position from the stored scores.
+struct FocalTiles<'s, 'a, S: Element, L> {
+    d: FocalData<'a, S, L>,
     grad: bool,
     sums: &'s mut [f64],
 }
 
-impl<T: Float, L: Label> TileKernel<T> for FocalTiles<'_, '_, T, L> {
+impl<S: Element<Math = T>, T: Float, L: Label> TileKernel<T> for FocalTiles<'_, '_, S, L> {
     const PAIRED: bool = false;
 
     /// Strided positions (`inner > 1`) all lie in one sample; rows (`inner == 1`) are a sample
@@ -156,16 +168,17 @@ impl<T: Float, L: Label> TileKernel<T> for FocalTiles<'_, '_, T, L> {
     }
 }
 
-/// Position `k` of the block, one at a time, with libm's `exp`, `ln` and `powf`.
+/// Position `k` of the block, one at a time, with libm's `exp`, `ln` and `powf`; the gradient
+/// stored in `G` (the scores' type, or the maths type of the driver's scratch).
 #[inline(always)]
-fn position<T: Float, L: Label>(
-    d: &FocalData<'_, T, L>,
+fn position<S: Element<Math = T>, T: Float, L: Label, G: Element<Math = T>>(
+    d: &FocalData<'_, S, L>,
     k: usize,
-    mut grad: Option<&mut ClassOut<'_, T>>,
+    mut grad: Option<&mut ClassOut<'_, G>>,
     mut loss: Option<&mut ClassOut<'_, T>>,
     sums: &mut [f64],
 ) {
-    let (x, target, o, b, up) = (d.x, d.target, d.o, d.b, d.up);
+    let (target, o, b, up) = (d.target, d.o, d.b, d.up);
     let cs = o.class_stride;
     let ci = o.classes - o.first;
     let n0 = b.p0 / o.inner;
@@ -181,7 +194,7 @@ fn position<T: Float, L: Label>(
         // Ignored: loss and gradient stay 0.
         for c in 0..o.classes {
             if let Some(gr) = &mut grad {
-                gr.set(c, k, T::ZERO);
+                gr.set(c, k, G::narrow(T::ZERO));
             }
             if let Some(l) = &mut loss {
                 l.set(c, k, T::ZERO);
@@ -207,7 +220,7 @@ fn position<T: Float, L: Label>(
     let mut total = 0.0;
     if let Some(gr) = &mut grad {
         for c in 0..o.first {
-            gr.set(c, k, T::ZERO);
+            gr.set(c, k, G::narrow(T::ZERO));
         }
     }
     if let Some(l) = &mut loss {
@@ -218,16 +231,16 @@ fn position<T: Float, L: Label>(
     if o.softmax {
         let mut m = T::NEG_INFINITY;
         for c in o.first..o.classes {
-            m = m.max_nan(x[b.at(c, k, cs)]);
+            m = m.max_nan(d.x[b.at(c, k, cs)].widen());
         }
         let mut s = T::ZERO;
         for c in o.first..o.classes {
-            s += (x[b.at(c, k, cs)] - m).exp();
+            s += (d.x[b.at(c, k, cs)].widen() - m).exp();
         }
         let lse = s.ln();
         // Only the target class has a loss (when it is included).
         let (lt, dls) = if t >= o.first && t < o.classes {
-            let ls = (x[b.at(t, k, cs)] - m) - lse;
+            let ls = (d.x[b.at(t, k, cs)].widen() - m) - lse;
             let q = ls.exp();
             let a = o.alpha_pos.map_or(T::ONE, |a| a[t - o.first]) * o.w(t);
             let mq = (T::ONE - q).powf(g);
@@ -245,16 +258,16 @@ fn position<T: Float, L: Label>(
                 l.set(c, k, if c == t { lt } else { T::ZERO });
             }
             if let Some(gr) = &mut grad {
-                let q = ((x[b.at(c, k, cs)] - m) - lse).exp();
+                let q = ((d.x[b.at(c, k, cs)].widen() - m) - lse).exp();
                 // Only the target class has a loss; with one class the label may be 1,
                 // which has no channel (its loss and gradient are 0).
                 let tc = t.clamp(o.first, o.classes - 1);
-                gr.set(c, k, (hot(c) - q) * dls * upat(tc));
+                gr.set(c, k, G::narrow((hot(c) - q) * dls * upat(tc)));
             }
         }
     } else {
         for c in o.first..o.classes {
-            let (xi, ti) = (x[b.at(c, k, cs)], hot(c));
+            let (xi, ti) = (d.x[b.at(c, k, cs)].widen(), hot(c));
             let z = xi * (T::ONE - two * ti);
             let lsz = z.min(T::ZERO) - (-z.abs()).exp().ln_1p();
             let mm = (g * lsz).exp();
@@ -281,7 +294,7 @@ fn position<T: Float, L: Label>(
                 if g != T::ZERO {
                     d += ce * mm * g * sigmoid(-z) * (T::ONE - two * ti);
                 }
-                gr.set(c, k, a * d * upat(c));
+                gr.set(c, k, G::narrow(a * d * upat(c)));
             }
         }
     }
@@ -426,11 +439,12 @@ fn softmax_tile<T: Float, G: Lanes<T>>(
 /// Sigmoid focal loss of a strided block (`inner > 1`, at least two classes, so each target
 /// is 0 or 1): `TILE` positions at a time, a class at a time, element-wise. One `e^-|x|` and
 /// one `ln(1 + e^-|x|)` serve both `ln sigmoid(x)` and `ln sigmoid(z)` (`|z| = |x|`), and the
-/// gradient's `sigmoid(x)` and `sigmoid(-z)`.
+/// gradient's `sigmoid(x)` and `sigmoid(-z)`. Half scores are widened a class's lanes at a time
+/// into a tile on the stack, and their gradient rounded from one.
 #[inline(always)]
-fn sigmoid_strided<'a, T: Float, L: Label>(
-    d: FocalData<'_, T, L>,
-    mut grad: Option<ClassOut<'a, T>>,
+fn sigmoid_strided<'a, S: Element<Math = T>, T: Float, L: Label>(
+    d: FocalData<'_, S, L>,
+    mut grad: Option<ClassOut<'a, S>>,
     mut loss: Option<ClassOut<'a, T>>,
     sums: &mut [f64],
 ) {
@@ -438,18 +452,28 @@ fn sigmoid_strided<'a, T: Float, L: Label>(
     let (n0, j0) = (b.p0 / o.inner, b.p0 % o.inner);
     let (g, two) = (o.gamma, T::from_f64(2.0));
     let ci = o.classes - o.first;
-    let (mut lv, mut gv, mut ub) = ([T::ZERO; TILE], [T::ZERO; TILE], [T::ZERO; TILE]);
+    let (mut lv, mut gv, mut ub, mut xw) = ([T::ZERO; TILE], [T::ZERO; TILE], [T::ZERO; TILE], [T::ZERO; TILE]);
     for k0 in (0..b.len).step_by(TILE) {
         let n = TILE.min(b.len - k0);
         let lab = labels(o.ignore_index, target, b.p0 + k0, n);
         let mut tot = [0.0f64; TILE];
         for c in 0..o.first {
-            for out in [&mut grad, &mut loss].into_iter().flatten() {
+            if let Some(out) = &mut grad {
+                out.lanes(c)[k0..k0 + n].fill(S::narrow(T::ZERO));
+            }
+            if let Some(out) = &mut loss {
                 out.lanes(c)[k0..k0 + n].fill(T::ZERO);
             }
         }
         for c in o.first..o.classes {
             let xs = &x[b.base + c * o.class_stride + k0..][..n];
+            let xs = match S::as_math(xs) {
+                Some(xs) => xs,
+                None => {
+                    S::widen_slice(xs, &mut xw[..n]);
+                    &xw[..n]
+                }
+            };
             match up {
                 Some(Upstream::Each(go)) => {
                     ub[..n].copy_from_slice(&go[(n0 * ci + c - o.first) * o.inner + j0 + k0..][..n])
@@ -476,7 +500,7 @@ fn sigmoid_strided<'a, T: Float, L: Label>(
                 tot[j] += lv[j].to_f64();
             }
             if let Some(out) = &mut grad {
-                out.lanes(c)[k0..k0 + n].copy_from_slice(&gv[..n]);
+                S::narrow_slice(&gv[..n], &mut out.lanes(c)[k0..k0 + n]);
             }
             if let Some(out) = &mut loss {
                 out.lanes(c)[k0..k0 + n].copy_from_slice(&lv[..n]);

@@ -207,3 +207,5 @@ impl<T: Float, L: Label> Loss<T, L> for DiceCeLoss<T> {
         dice::plus(&self.dice, ld, lc, input, target, backward, bce)
     }
 }
+
+super::half_composite!(DiceCeLoss);

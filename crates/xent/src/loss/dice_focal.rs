@@ -205,3 +205,5 @@ impl<T: Float, L: Label> Loss<T, L> for DiceFocalLoss<T> {
         Ok(LossOutput { shape: f.shape, weighted_sum: sum, denominator: ExactSum::from(1.0), loss })
     }
 }
+
+super::half_composite!(DiceFocalLoss);

@@ -40,7 +40,7 @@
 
 use super::{check_grad_len, Backward, ClassWeight, Loss};
 use crate::error::{Error, Result};
-use crate::float::{Float, Label};
+use crate::float::{Element, Float, Label};
 use crate::kernel::{self, FocalData, FocalParams, Upstream};
 pub use crate::kernel::{Activation, FocalAlpha};
 use crate::par;
@@ -126,17 +126,21 @@ impl<T: Float> FocalLoss<T> {
     }
 }
 
-/// Scores `input` `[N, C, d1..dk]` for class indices `target` `[N, d1..dk]`.
-///
-/// # Errors
-/// Shapes, labels outside `0..C` (other than `ignore_index`), weight or alpha of the wrong
-/// length.
-impl<T: Float, L: Label> Loss<T, L> for FocalLoss<T> {
-    fn evaluate(
+super::label_targets!(
+    FocalLoss,
+    labels,
+    "Scores `input` `[N, C, d1..dk]` for class indices `target` `[N, d1..dk]`.\n\n# Errors\n\
+     Shapes, labels outside `0..C` (other than `ignore_index`), weight or alpha of the wrong \
+     length."
+);
+
+impl<T: Float> FocalLoss<T> {
+    /// Class-index targets, scores stored as `T` or as a half type (`T = f32`).
+    fn labels<S: Element<Math = T>, L: Label>(
         &self,
-        input: View<'_, T>,
+        input: View<'_, S>,
         target: View<'_, L>,
-        backward: Option<Backward<'_, T>>,
+        backward: Option<Backward<'_, S, T>>,
     ) -> Result<LossOutput<T>> {
         let o = &self.options;
         let use_softmax = o.activation == Activation::Softmax;
@@ -208,7 +212,7 @@ impl<T: Float, L: Label> Loss<T, L> for FocalLoss<T> {
             Some(_) => Reducer { reduction: o.reduction, empty: EmptyMean::Zero, denominator: ExactSum::from(kept) },
         };
         let per_sample: Vec<T>;
-        let (up, grad): (Option<Upstream<'_, T>>, &mut [T]) = match backward {
+        let (up, grad): (Option<Upstream<'_, T>>, &mut [S]) = match backward {
             Some(Backward { grad_output: go, grad_input: gi }) => {
                 check_grad_len(gi, input.len())?;
                 let up = match reducer.upstream(go, &out_shape)? {

@@ -140,6 +140,49 @@ macro_rules! label_targets {
 }
 pub(crate) use label_targets;
 
+/// `impl<L: Label> Loss<bf16, L, f32>` and `Loss<f16, L, f32>` for the composite `$loss<f32>`
+/// (Dice plus another loss, both writing one gradient) through [`widened`].
+macro_rules! half_composite {
+    ($loss:ident) => {
+        $crate::loss::half_composite!(@one $loss, $crate::float::bf16);
+        $crate::loss::half_composite!(@one $loss, $crate::float::f16);
+    };
+    (@one $loss:ident, $t:ty) => {
+        /// Half-precision inputs: widened to `f32` once (the two parts' gradients add up in
+        /// `f32`), the gradient rounded once to the input's type.
+        impl<L: Label> Loss<$t, L, f32> for $loss<f32> {
+            fn evaluate(
+                &self,
+                input: View<'_, $t>,
+                target: View<'_, L>,
+                backward: Option<Backward<'_, $t, f32>>,
+            ) -> Result<LossOutput<f32>> {
+                $crate::loss::widened(input, backward, |x, b| self.evaluate(x, target, b))
+            }
+        }
+    };
+}
+pub(crate) use half_composite;
+
+/// A loss of `f32` scores run on half scores `input`: the scores widened into an `f32` copy,
+/// the gradient computed in `f32` and rounded once into `grad_input`. For the composites, whose
+/// two parts add into one gradient: rounding each part's would round twice.
+pub(crate) fn widened<H: Element<Math = f32>>(
+    input: View<'_, H>,
+    backward: Option<Backward<'_, H, f32>>,
+    f: impl FnOnce(View<'_, f32>, Option<Backward<'_, f32>>) -> Result<LossOutput<f32>>,
+) -> Result<LossOutput<f32>> {
+    let mut x = vec![0.0; input.len()];
+    H::widen_slice(input.data(), &mut x);
+    let x = View::new(&x, input.shape())?;
+    let Some(Backward { grad_output, grad_input }) = backward else { return f(x, None) };
+    check_grad_len(grad_input, input.len())?;
+    let mut g = vec![0.0; input.len()];
+    let out = f(x, Some(Backward { grad_output, grad_input: &mut g }))?;
+    H::narrow_slice(&g, grad_input);
+    Ok(out)
+}
+
 /// `impl<T: Float> Loss<T, T>` for `$loss<T>` (documented by `$doc`) and the half types of
 /// [`half_targets`], all through the loss's own generic `run(input, target, backward)`.
 macro_rules! same_type_targets {

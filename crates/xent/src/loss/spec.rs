@@ -117,14 +117,30 @@ pub type MaybeLoss<S, Y, M = S> = Result<Option<Box<dyn Loss<S, Y, M>>>>;
 impl LossSpec {
     /// The loss of the spec on class-index targets of type `L`; `None` if it takes float targets.
     pub fn index_loss<T: Float, L: Label>(&self) -> MaybeLoss<T, L> {
+        self.index_any::<T, L>()
+    }
+
+    /// The loss of the spec on scores stored in `S` (maths in `S::Math`) and class indices `L`.
+    fn index_any<S: Element, L: Label>(&self) -> MaybeLoss<S, L, S::Math>
+    where
+        CrossEntropyLoss<S::Math>: Loss<S, L, S::Math>,
+        NllLoss<S::Math>: Loss<S, L, S::Math>,
+        DiceLoss<S::Math>: Loss<S, L, S::Math>,
+        GeneralizedDiceLoss<S::Math>: Loss<S, L, S::Math>,
+        TverskyLoss<S::Math>: Loss<S, L, S::Math>,
+        FocalLoss<S::Math>: Loss<S, L, S::Math>,
+        DiceCeLoss<S::Math>: Loss<S, L, S::Math>,
+        DiceFocalLoss<S::Math>: Loss<S, L, S::Math>,
+    {
+        type T<S> = <S as Element>::Math;
         Ok(Some(match self {
-            LossSpec::CrossEntropy(o) => Box::new(CrossEntropyLoss::<T>::new(ce_opts(o))?),
-            LossSpec::Nll(o) => Box::new(NllLoss::<T>::new(nll_opts(o))?),
-            LossSpec::Dice(o) => Box::new(DiceLoss::<T>::new(dice_opts(o))?),
-            LossSpec::GeneralizedDice(o) => Box::new(GeneralizedDiceLoss::<T>::new(o.clone())?),
-            LossSpec::Tversky(o) => Box::new(TverskyLoss::<T>::new(o.clone())?),
-            LossSpec::Focal(o) => Box::new(FocalLoss::<T>::new(focal_opts(o))?),
-            LossSpec::DiceCe(o) => Box::new(DiceCeLoss::<T>::new(DiceCeOptions {
+            LossSpec::CrossEntropy(o) => Box::new(CrossEntropyLoss::<T<S>>::new(ce_opts::<T<S>>(o))?),
+            LossSpec::Nll(o) => Box::new(NllLoss::<T<S>>::new(nll_opts(o))?),
+            LossSpec::Dice(o) => Box::new(DiceLoss::<T<S>>::new(dice_opts::<T<S>>(o))?),
+            LossSpec::GeneralizedDice(o) => Box::new(GeneralizedDiceLoss::<T<S>>::new(o.clone())?),
+            LossSpec::Tversky(o) => Box::new(TverskyLoss::<T<S>>::new(o.clone())?),
+            LossSpec::Focal(o) => Box::new(FocalLoss::<T<S>>::new(focal_opts(o))?),
+            LossSpec::DiceCe(o) => Box::new(DiceCeLoss::<T<S>>::new(DiceCeOptions {
                 activation: o.activation,
                 include_background: o.include_background,
                 squared_pred: o.squared_pred,
@@ -139,7 +155,7 @@ impl LossSpec {
                 ignore_index: o.ignore_index,
                 reduction: o.reduction,
             })?),
-            LossSpec::DiceFocal(o) => Box::new(DiceFocalLoss::<T>::new(DiceFocalOptions {
+            LossSpec::DiceFocal(o) => Box::new(DiceFocalLoss::<T<S>>::new(DiceFocalOptions {
                 activation: o.activation,
                 include_background: o.include_background,
                 squared_pred: o.squared_pred,
@@ -179,7 +195,7 @@ impl LossSpec {
     }
 
     /// The loss of the spec on half-precision scores `H` and class indices `L` (maths in f32); `None`
-    /// where the core has no half path for it or it takes float targets.
+    /// if it takes float targets.
     pub fn half_index_loss<H: Element<Math = f32>, L: Label>(&self) -> MaybeLoss<H, L, f32>
     where
         CrossEntropyLoss<f32>: Loss<H, L, f32>,
@@ -187,15 +203,11 @@ impl LossSpec {
         DiceLoss<f32>: Loss<H, L, f32>,
         GeneralizedDiceLoss<f32>: Loss<H, L, f32>,
         TverskyLoss<f32>: Loss<H, L, f32>,
+        FocalLoss<f32>: Loss<H, L, f32>,
+        DiceCeLoss<f32>: Loss<H, L, f32>,
+        DiceFocalLoss<f32>: Loss<H, L, f32>,
     {
-        Ok(Some(match self {
-            LossSpec::CrossEntropy(o) => Box::new(CrossEntropyLoss::<f32>::new(ce_opts(o))?),
-            LossSpec::Nll(o) => Box::new(NllLoss::<f32>::new(nll_opts(o))?),
-            LossSpec::Dice(o) => Box::new(DiceLoss::<f32>::new(dice_opts(o))?),
-            LossSpec::GeneralizedDice(o) => Box::new(GeneralizedDiceLoss::<f32>::new(o.clone())?),
-            LossSpec::Tversky(o) => Box::new(TverskyLoss::<f32>::new(o.clone())?),
-            _ => return Ok(None),
-        }))
+        self.index_any::<H, L>()
     }
 
     /// The loss of the spec on half-precision scores and float targets of the same type.
@@ -268,12 +280,5 @@ impl LossSpec {
             LossSpec::DiceFocal(o) => o.ignore_index,
             LossSpec::Bce(_) | LossSpec::BceWithLogits(_) | LossSpec::SigmoidFocal(_) => None,
         }
-    }
-
-    /// Whether the core takes half-precision scores for this loss as they are: whether
-    /// [`LossSpec::half_index_loss`] or [`LossSpec::half_float_loss`] has it (bad options count
-    /// as yes: that path reports them).
-    pub fn half(&self) -> bool {
-        !matches!(self.half_index_loss::<bf16, u8>(), Ok(None)) || !matches!(self.half_float_loss::<bf16>(), Ok(None))
     }
 }

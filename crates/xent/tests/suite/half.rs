@@ -300,3 +300,98 @@ fn overlap_half_is_the_f32_maths_rounded_once() {
     overlap_same_as_f32::<bf16>();
     overlap_same_as_f32::<f16>();
 }
+
+/// MONAI's focal loss and the two composites (DiceCE, DiceFocal) on half inputs: the f32 path's
+/// loss on the same values bit for bit and its gradient rounded once, with softmax and sigmoid,
+/// reduced and not, for strided `[N, C, H, W]` (a tail block), rows of few classes (the scratch
+/// tile), rows of many (a position at a time) and one channel, on 1, 2 and 3 threads.
+fn focal_same_as_f32<H: Element<Math = f32>>()
+where
+    FocalLoss<f32>: Loss<H, i64, f32>,
+    DiceCeLoss<f32>: Loss<H, i64, f32>,
+    DiceFocalLoss<f32>: Loss<H, i64, f32>,
+{
+    let mut rng = Rng::new(23);
+    let pools: Vec<_> =
+        [1, 2, 3].iter().map(|&k| rayon::ThreadPoolBuilder::new().num_threads(k).build().unwrap()).collect();
+    for (shape, tshape) in [
+        (vec![3, 4, 37, 61], vec![3, 37, 61]),
+        (vec![300, 6, 1], vec![300, 1]),
+        (vec![20, 70, 1], vec![20, 1]),
+        (vec![2, 1, 40, 50], vec![2, 40, 50]),
+    ] {
+        let n: usize = shape.iter().product();
+        let classes = shape[1];
+        let (h, f) = logits::<H>(&mut rng, n);
+        let t: Vec<i64> = (0..tshape.iter().product())
+            .map(|i| if classes > 1 && i % 13 == 5 { 255 } else { rng.below(classes.max(2)) as i64 })
+            .collect();
+        let (xh, xf, tv) =
+            (View::new(&h, &shape).unwrap(), View::new(&f, &shape).unwrap(), View::new(&t, &tshape).unwrap());
+        let ignore = if classes > 1 { Some(255) } else { None };
+        for flags in 0..4u8 {
+            let activation = if flags & 1 == 0 { Activation::Softmax } else { Activation::Sigmoid };
+            let reduction = [Reduction::Mean, Reduction::Sum, Reduction::None, Reduction::Mean][flags as usize];
+            let focal = FocalLoss::<f32>::new(FocalOptions {
+                activation,
+                gamma: [2.0, 1.5, 0.0, 2.0][flags as usize],
+                alpha: if flags & 2 == 0 { FocalAlpha::Scalar(0.25) } else { FocalAlpha::None },
+                include_background: flags != 3,
+                ignore_index: ignore,
+                reduction,
+                ..Default::default()
+            })
+            .unwrap();
+            let dice_ce = DiceCeLoss::<f32>::new(DiceCeOptions {
+                activation,
+                lambda_ce: 0.7,
+                ignore_index: ignore,
+                reduction: if reduction == Reduction::None { Reduction::Mean } else { reduction },
+                ..Default::default()
+            })
+            .unwrap();
+            let dice_focal = DiceFocalLoss::<f32>::new(DiceFocalOptions {
+                activation,
+                lambda_focal: 0.6,
+                ignore_index: ignore,
+                reduction,
+                ..Default::default()
+            })
+            .unwrap();
+            type Pair<'a, H> = (&'a str, &'a (dyn Loss<H, i64, f32> + Sync), &'a dyn Loss<f32, i64>);
+            let cases: [Pair<'_, H>; 3] =
+                [("focal", &focal, &focal), ("dice_ce", &dice_ce, &dice_ce), ("dice_focal", &dice_focal, &dice_focal)];
+            for (name, half, full) in cases {
+                let up: Vec<f32> = match full.forward(xf, tv) {
+                    Ok(o) => (0..o.loss.len()).map(|i| 0.5 + (i % 7) as f32 / 4.0).collect(),
+                    Err(e) => {
+                        // The same refusal on both paths (MONAI's: e.g. DiceCE's one channel
+                        // with ignore_index).
+                        assert_eq!(half.forward(xh, tv).unwrap_err().to_string(), e.to_string());
+                        continue;
+                    }
+                };
+                let mut want = vec![0f32; n];
+                let lf = full.forward_backward(xf, tv, &up, &mut want).unwrap();
+                let want: Vec<H> = want.into_iter().map(H::narrow).collect();
+                for pool in &pools {
+                    pool.install(|| {
+                        let mut g = vec![H::narrow(0.0); n];
+                        let lh = half.forward_backward(xh, tv, &up, &mut g).unwrap();
+                        let bits = |l: &LossOutput<f32>| l.loss.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(bits(&lh), bits(&lf), "{} {name} {shape:?} flags {flags}: loss", H::NAME);
+                        assert!(g == want, "{} {name} {shape:?} flags {flags}: gradient", H::NAME);
+                        let l = half.forward(xh, tv).unwrap();
+                        assert_eq!(bits(&l), bits(&lf), "{} {name} {shape:?} flags {flags}: forward", H::NAME);
+                    });
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn focal_half_is_the_f32_maths_rounded_once() {
+    focal_same_as_f32::<bf16>();
+    focal_same_as_f32::<f16>();
+}

@@ -287,7 +287,7 @@ fn fuzz_focal_none_with_a_zero_dimension() {
     for shape in [[2usize, 0, 3], [2, 3, 0]] {
         let t: Vec<i64> = vec![0; shape[0] * shape[2]];
         let l = FocalLoss::<f32>::new(FocalOptions { reduction: Reduction::None, ..Default::default() }).unwrap();
-        let r = l.forward(View::new(&[], &shape).unwrap(), View::new(&t, &[shape[0], shape[2]]).unwrap());
+        let r = l.forward(View::new(&[] as &[f32], &shape).unwrap(), View::new(&t, &[shape[0], shape[2]]).unwrap());
         // Zero classes: every label is out of range; zero pixels: an empty result.
         match shape[1] {
             0 if !t.is_empty() => assert!(r.is_err()),
