@@ -30,15 +30,30 @@ pub struct Args {
     /// Output format: table or json (one object per line).
     #[arg(long, default_value = "table")]
     pub format: String,
-    /// The logits' type: f32, f64, bf16 or f16 (the cross-entropy, element-wise and softmax
-    /// workloads; the others run in f32 only).
+    /// The logits' type: f32, f64, bf16 or f16 (every workload of the losses and softmax in the
+    /// core; count and copy read no logits, and the candle and lmhead workloads run in f32 only).
     #[arg(long, default_value = "f32")]
     pub dtype: String,
 }
 
 /// The workloads that run in any `--dtype`.
-const ANY_DTYPE: [&str; 10] =
-    ["seg19", "cls1k", "lm32k", "cls2", "cls19", "bce", "tvfocal", "bceprob", "softmax19", "probs19"];
+const ANY_DTYPE: [&str; 15] = [
+    "seg19",
+    "seed2",
+    "cls1k",
+    "lm32k",
+    "cls2",
+    "cls19",
+    "bce",
+    "tvfocal",
+    "bceprob",
+    "softmax19",
+    "probs19",
+    "focal19",
+    "sigfocal19",
+    "dice19",
+    "softdice19",
+];
 
 /// What `--dtype` names: an element type, made from the f32 values the workloads draw.
 trait BenchType: Element {
@@ -228,10 +243,12 @@ where
 /// The workloads of [`ANY_DTYPE`] in `E`.
 fn run_typed<E: BenchType>(w: &str, runs: usize) -> Result<Row>
 where
-    CrossEntropyLoss<E::Math>: Loss<E, i64, E::Math> + Loss<E, E, E::Math>,
+    CrossEntropyLoss<E::Math>: Loss<E, i64, E::Math> + Loss<E, u8, E::Math> + Loss<E, E, E::Math>,
     BceWithLogitsLoss<E::Math>: Loss<E, E, E::Math>,
     SigmoidFocalLoss<E::Math>: Loss<E, E, E::Math>,
     BceLoss<E::Math>: Loss<E, E, E::Math>,
+    FocalLoss<E::Math>: Loss<E, u8, E::Math>,
+    DiceLoss<E::Math>: Loss<E, u8, E::Math> + Loss<E, E, E::Math>,
 {
     let m = |v: f64| <E::Math as Float>::from_f64(v);
     Ok(match w {
@@ -311,6 +328,101 @@ where
             let digest = fnv(fnv_math(FNV, &ce.forward(xv, yv)?.loss), &out);
             Row { workload: "probs19", bytes, forward, forward_backward: Some(fb), digest }
         }
+        "seed2" => {
+            // The seed's setting: the weights are the batch's inverse frequency, timed with the loss.
+            let shape = [16usize, 2, 512, 512];
+            let mut rng = Rng::new(2);
+            let x: Vec<E> = (0..shape.iter().product()).map(|_| E::of(logit(&mut rng))).collect();
+            let t: Vec<u8> = (0..16 * 512 * 512).map(|_| u8::from(uniform(&mut rng) < 0.03)).collect();
+            let (xv, tv) = (View::new(&x, &shape)?, View::new(&t, &[16, 512, 512])?);
+            let mut g = vec![E::of(0.0); x.len()];
+            let one = [<E::Math as Float>::ONE];
+            let loss = || {
+                let w = batch_weights(tv, 2, None, Scheme::InverseFrequency, AbsentClasses::Zero).unwrap();
+                // Cast through f32 as before --dtype (the f32 digest unchanged).
+                CrossEntropyLoss::<E::Math>::new(CrossEntropyOptions {
+                    weight: Some(w.iter().map(|&v| m(f64::from(v as f32))).collect()),
+                    ..Default::default()
+                })
+                .unwrap()
+            };
+            let forward = time(runs, || {
+                black_box(Loss::<E, u8, E::Math>::forward(&loss(), xv, tv).unwrap());
+            });
+            let fb = time(runs, || {
+                black_box(Loss::<E, u8, E::Math>::forward_backward(&loss(), xv, tv, &one, &mut g).unwrap());
+            });
+            let digest = fnv(fnv_math(FNV, &Loss::<E, u8, E::Math>::forward(&loss(), xv, tv)?.loss), &g);
+            Row { workload: "seed2", bytes: std::mem::size_of_val(&x[..]), forward, forward_backward: Some(fb), digest }
+        }
+        "focal19" | "sigfocal19" => {
+            // seg19's shape: MONAI's focal loss with softmax (focal19) or sigmoid (its default),
+            // gamma 2, mean, every pixel labelled.
+            let shape = [8usize, 19, 256, 512];
+            let mut rng = Rng::new(8);
+            let x: Vec<E> = (0..shape.iter().product()).map(|_| E::of(logit(&mut rng))).collect();
+            let t: Vec<u8> = (0..x.len() / 19).map(|_| (rng.next() % 19) as u8).collect();
+            let (xv, tv) = (View::new(&x, &shape)?, View::new(&t, &[8, 256, 512])?);
+            let focal = FocalLoss::<E::Math>::new(FocalOptions {
+                activation: if w == "focal19" { Activation::Softmax } else { Activation::Sigmoid },
+                ..Default::default()
+            })?;
+            let focal: &dyn Loss<E, u8, E::Math> = &focal;
+            let mut g = vec![E::of(0.0); x.len()];
+            let one = [<E::Math as Float>::ONE];
+            let forward = time(runs, || {
+                black_box(focal.forward(xv, tv).unwrap());
+            });
+            let fb = time(runs, || {
+                black_box(focal.forward_backward(xv, tv, &one, &mut g).unwrap());
+            });
+            let workload = if w == "focal19" { "focal19" } else { "sigfocal19" };
+            let digest = fnv(fnv_math(FNV, &focal.forward(xv, tv)?.loss), &g);
+            Row { workload, bytes: std::mem::size_of_val(&x[..]), forward, forward_backward: Some(fb), digest }
+        }
+        "dice19" | "softdice19" => {
+            // seg19's shape: MONAI's Dice loss with softmax, mean; dice19 on class indices with 5%
+            // of the pixels ignored (255), softdice19 on soft labels (a softmax of noise).
+            let shape = [8usize, 19, 256, 512];
+            let mut rng = Rng::new(9);
+            let x: Vec<E> = (0..shape.iter().product()).map(|_| E::of(logit(&mut rng))).collect();
+            let dice = DiceLoss::<E::Math>::new(DiceOptions {
+                ignore_index: (w == "dice19").then_some(255),
+                ..Default::default()
+            })?;
+            let xv = View::new(&x, &shape)?;
+            let mut g = vec![E::of(0.0); x.len()];
+            let one = [<E::Math as Float>::ONE];
+            let (forward, fb, loss) = if w == "dice19" {
+                let t: Vec<u8> = (0..x.len() / 19)
+                    .map(|_| if uniform(&mut rng) < 0.05 { 255 } else { (rng.next() % 19) as u8 })
+                    .collect();
+                let tv = View::new(&t, &[8, 256, 512])?;
+                let dice: &dyn Loss<E, u8, E::Math> = &dice;
+                let forward = time(runs, || {
+                    black_box(dice.forward(xv, tv).unwrap());
+                });
+                let fb = time(runs, || {
+                    black_box(dice.forward_backward(xv, tv, &one, &mut g).unwrap());
+                });
+                (forward, fb, dice.forward(xv, tv)?.loss)
+            } else {
+                let noise: Vec<f32> = (0..x.len()).map(|_| logit(&mut rng)).collect();
+                let y: Vec<E> = softmax(View::new(&noise, &shape)?, 1)?.into_iter().map(E::of).collect();
+                let yv = View::new(&y, &shape)?;
+                let dice: &dyn Loss<E, E, E::Math> = &dice;
+                let forward = time(runs, || {
+                    black_box(dice.forward(xv, yv).unwrap());
+                });
+                let fb = time(runs, || {
+                    black_box(dice.forward_backward(xv, yv, &one, &mut g).unwrap());
+                });
+                (forward, fb, dice.forward(xv, yv)?.loss)
+            };
+            let workload = if w == "dice19" { "dice19" } else { "softdice19" };
+            let digest = fnv(fnv_math(FNV, &loss), &g);
+            Row { workload, bytes: std::mem::size_of_val(&x[..]), forward, forward_backward: Some(fb), digest }
+        }
         w => bail!("--workload {w:?} is not one of {ANY_DTYPE:?} (the workloads that take --dtype)"),
     })
 }
@@ -318,31 +430,6 @@ where
 /// The workloads that run in f32 only.
 fn run_f32(w: &str, runs: usize) -> Result<Row> {
     Ok(match w {
-        "seed2" => {
-            // The seed's setting: the weights are the batch's inverse frequency, timed with the loss.
-            let shape = [16usize, 2, 512, 512];
-            let mut rng = Rng::new(2);
-            let x: Vec<f32> = (0..shape.iter().product()).map(|_| logit(&mut rng)).collect();
-            let t: Vec<u8> = (0..16 * 512 * 512).map(|_| u8::from(uniform(&mut rng) < 0.03)).collect();
-            let (xv, tv) = (View::new(&x, &shape)?, View::new(&t, &[16, 512, 512])?);
-            let mut g = vec![0.0f32; x.len()];
-            let loss = || {
-                let w = batch_weights(tv, 2, None, Scheme::InverseFrequency, AbsentClasses::Zero).unwrap();
-                CrossEntropyLoss::new(CrossEntropyOptions {
-                    weight: Some(w.iter().map(|&v| v as f32).collect()),
-                    ..Default::default()
-                })
-                .unwrap()
-            };
-            let forward = time(runs, || {
-                black_box(loss().forward(xv, tv).unwrap());
-            });
-            let fb = time(runs, || {
-                black_box(loss().forward_backward(xv, tv, &[1.0], &mut g).unwrap());
-            });
-            let digest = digest([&loss().forward(xv, tv)?.loss[..], &g]);
-            Row { workload: "seed2", bytes: x.len() * 4, forward, forward_backward: Some(fb), digest }
-        }
         "count" => {
             let shape = [64usize, 512, 1024];
             let mut rng = Rng::new(6);
@@ -360,67 +447,6 @@ fn run_f32(w: &str, runs: usize) -> Result<Row> {
         "copy" => {
             let bytes = 8 * 19 * 256 * 512 * 4;
             Row { workload: "copy", bytes, forward: copy_time(bytes, runs), forward_backward: None, digest: 0 }
-        }
-        "focal19" | "sigfocal19" => {
-            // seg19's shape: MONAI's focal loss with softmax (focal19) or sigmoid (its default),
-            // gamma 2, mean, every pixel labelled.
-            let shape = [8usize, 19, 256, 512];
-            let mut rng = Rng::new(8);
-            let x: Vec<f32> = (0..shape.iter().product()).map(|_| logit(&mut rng)).collect();
-            let t: Vec<u8> = (0..x.len() / 19).map(|_| (rng.next() % 19) as u8).collect();
-            let (xv, tv) = (View::new(&x, &shape)?, View::new(&t, &[8, 256, 512])?);
-            let focal = FocalLoss::new(FocalOptions {
-                activation: if w == "focal19" { Activation::Softmax } else { Activation::Sigmoid },
-                ..Default::default()
-            })?;
-            let mut g = vec![0.0f32; x.len()];
-            let forward = time(runs, || {
-                black_box(focal.forward(xv, tv).unwrap());
-            });
-            let fb = time(runs, || {
-                black_box(focal.forward_backward(xv, tv, &[1.0], &mut g).unwrap());
-            });
-            let workload = if w == "focal19" { "focal19" } else { "sigfocal19" };
-            let digest = digest([&focal.forward(xv, tv)?.loss[..], &g]);
-            Row { workload, bytes: x.len() * 4, forward, forward_backward: Some(fb), digest }
-        }
-        "dice19" | "softdice19" => {
-            // seg19's shape: MONAI's Dice loss with softmax, mean; dice19 on class indices with 5%
-            // of the pixels ignored (255), softdice19 on soft labels (a softmax of noise).
-            let shape = [8usize, 19, 256, 512];
-            let mut rng = Rng::new(9);
-            let x: Vec<f32> = (0..shape.iter().product()).map(|_| logit(&mut rng)).collect();
-            let dice =
-                DiceLoss::new(DiceOptions { ignore_index: (w == "dice19").then_some(255), ..Default::default() })?;
-            let xv = View::new(&x, &shape)?;
-            let mut g = vec![0.0f32; x.len()];
-            let (forward, fb, loss) = if w == "dice19" {
-                let t: Vec<u8> = (0..x.len() / 19)
-                    .map(|_| if uniform(&mut rng) < 0.05 { 255 } else { (rng.next() % 19) as u8 })
-                    .collect();
-                let tv = View::new(&t, &[8, 256, 512])?;
-                let forward = time(runs, || {
-                    black_box(dice.forward(xv, tv).unwrap());
-                });
-                let fb = time(runs, || {
-                    black_box(dice.forward_backward(xv, tv, &[1.0], &mut g).unwrap());
-                });
-                (forward, fb, dice.forward(xv, tv)?.loss)
-            } else {
-                let noise: Vec<f32> = (0..x.len()).map(|_| logit(&mut rng)).collect();
-                let y = softmax(View::new(&noise, &shape)?, 1)?;
-                let yv = View::new(&y, &shape)?;
-                let forward = time(runs, || {
-                    black_box(dice.forward(xv, yv).unwrap());
-                });
-                let fb = time(runs, || {
-                    black_box(dice.forward_backward(xv, yv, &[1.0], &mut g).unwrap());
-                });
-                (forward, fb, dice.forward(xv, yv)?.loss)
-            };
-            let workload = if w == "dice19" { "dice19" } else { "softdice19" };
-            let digest = digest([&loss[..], &g]);
-            Row { workload, bytes: x.len() * 4, forward, forward_backward: Some(fb), digest }
         }
         "candle19" | "candle-grads" => {
             // seg19 through candle: xent_candle::cross_entropy and candle's backward() on a leaf
