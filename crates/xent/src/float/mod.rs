@@ -360,6 +360,23 @@ macro_rules! impl_float {
 impl_float!(f32);
 impl_float!(f64);
 
+/// Class-index targets of any [`Label`] type, the type erased: a kernel that reads its labels
+/// a tile at a time (`Targets::lanes`, in the kernels) is compiled once per score type instead of once per score and label
+/// type (times the vector units it is compiled for).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub enum Targets<'a> {
+    U8(&'a [u8]),
+    U16(&'a [u16]),
+    U32(&'a [u32]),
+    U64(&'a [u64]),
+    Usize(&'a [usize]),
+    I8(&'a [i8]),
+    I16(&'a [i16]),
+    I32(&'a [i32]),
+    I64(&'a [i64]),
+}
+
 /// An integer type that class-index targets and label maps are stored in
 /// (`u8`, `u16`, `u32`, `u64`, `usize`, `i8`, `i16`, `i32`, `i64`; sealed).
 pub trait Label: sealed::Sealed + Copy + PartialEq + Send + Sync + Debug + 'static {
@@ -372,6 +389,9 @@ pub trait Label: sealed::Sealed + Copy + PartialEq + Send + Sync + Debug + 'stat
     /// the class range wins), `classes + 1` for any other value. Exact, and vectorisable at the
     /// type's own width.
     fn bin(self, classes: u32, ignore: Option<i64>) -> u32;
+    /// The targets with their type erased, as the kernels compiled once per score type read them.
+    #[doc(hidden)]
+    fn erase(v: &[Self]) -> Targets<'_>;
     /// The class of a target that passed the range check: `None` if it equals `ignore_index`.
     #[inline(always)]
     fn class_of(self, ignore_index: i64) -> Option<usize> {
@@ -385,8 +405,12 @@ pub trait Label: sealed::Sealed + Copy + PartialEq + Send + Sync + Debug + 'stat
 }
 
 macro_rules! impl_label {
-    ($($t:ty => $wide:ty),*) => {$(
+    ($($t:ty => $wide:ty: $variant:ident),*) => {$(
         impl Label for $t {
+            #[inline(always)]
+            fn erase(v: &[$t]) -> Targets<'_> {
+                Targets::$variant(v)
+            }
             #[inline(always)]
             fn to_i128(self) -> i128 {
                 self as i128
@@ -411,4 +435,4 @@ macro_rules! impl_label {
         }
     )*};
 }
-impl_label!(u8 => u32, u16 => u32, u32 => u32, u64 => u64, usize => u64, i8 => u32, i16 => u32, i32 => u32, i64 => u64);
+impl_label!(u8 => u32: U8, u16 => u32: U16, u32 => u32: U32, u64 => u64: U64, usize => u64: Usize, i8 => u32: I8, i16 => u32: I16, i32 => u32: I32, i64 => u64: I64);

@@ -25,8 +25,8 @@
 use super::binary::{pow_zero, sigmoid};
 use super::block::{Block, ClassOut, Lanes, Upstream};
 use super::simd::Kernel;
-use super::tile::{drive_stored, labels, Tile, TileKernel, TILE};
-use crate::float::{Element, Float, Label};
+use super::tile::{drive_stored, Tile, TileKernel, TILE};
+use crate::float::{Element, Float, Targets};
 use std::hint::select_unpredictable;
 
 /// The alpha term of the focal loss. With the `serde` feature: `null`, a number, or a list.
@@ -69,21 +69,21 @@ impl<T: Float> FocalParams<'_, T> {
 /// What the focal kernel reads: the scores (stored in `S`, the maths in `S::Math`), the
 /// targets, the options, the block, and the upstream gradient (`None`: no gradient; `Each`: per
 /// element of the `[N, C', d..]` output; `PerSample`: per sample).
-pub(crate) struct FocalData<'a, S: Element, L> {
+pub(crate) struct FocalData<'a, S: Element> {
     pub x: &'a [S],
-    pub target: &'a [L],
+    pub target: Targets<'a>,
     pub o: &'a FocalParams<'a, S::Math>,
     pub b: Block,
     pub up: Option<Upstream<'a, S::Math>>,
 }
 
-impl<S: Element, L> Clone for FocalData<'_, S, L> {
+impl<S: Element> Clone for FocalData<'_, S> {
     fn clone(&self) -> Self {
         *self
     }
 }
 
-impl<S: Element, L> Copy for FocalData<'_, S, L> {}
+impl<S: Element> Copy for FocalData<'_, S> {}
 
 /// The focal loss over one block: the gradient (into `grad`, stored in the scores' type, if
 /// given) and the class-shaped loss (into `loss`, if given); adds the losses of each sample the
@@ -92,14 +92,14 @@ impl<S: Element, L> Copy for FocalData<'_, S, L> {}
 /// rows of at most `SMALL` classes through the driver's scratch tile; the rest one position at
 /// a time. Half scores are widened and the gradient rounded as
 /// [`drive_stored`](super::tile::drive_stored) does (sigmoid: a tile at a time).
-pub(crate) struct Focal<'a, S: Element, L> {
-    pub d: FocalData<'a, S, L>,
+pub(crate) struct Focal<'a, S: Element> {
+    pub d: FocalData<'a, S>,
     pub grad: Option<ClassOut<'a, S>>,
     pub loss: Option<ClassOut<'a, S::Math>>,
     pub sums: &'a mut [f64],
 }
 
-impl<S: Element<Math = T>, T: Float, L: Label> Kernel for Focal<'_, S, L> {
+impl<S: Element<Math = T>, T: Float> Kernel for Focal<'_, S> {
     type Output = ();
     #[inline(always)]
     fn run(self) {
@@ -125,13 +125,13 @@ impl<S: Element<Math = T>, T: Float, L: Label> Kernel for Focal<'_, S, L> {
 /// The softmax focal loss with one output (the gradient if `grad`, else the class-shaped
 /// loss) as the tile driver runs it. The driver hands the tiles their scores in the maths type;
 /// rows go [`position`] by position from the stored scores.
-struct FocalTiles<'s, 'a, S: Element, L> {
-    d: FocalData<'a, S, L>,
+struct FocalTiles<'s, 'a, S: Element> {
+    d: FocalData<'a, S>,
     grad: bool,
     sums: &'s mut [f64],
 }
 
-impl<S: Element<Math = T>, T: Float, L: Label> TileKernel<T> for FocalTiles<'_, '_, S, L> {
+impl<S: Element<Math = T>, T: Float> TileKernel<T> for FocalTiles<'_, '_, S> {
     const PAIRED: bool = false;
 
     /// Strided positions (`inner > 1`) all lie in one sample; rows (`inner == 1`) are a sample
@@ -139,7 +139,7 @@ impl<S: Element<Math = T>, T: Float, L: Label> TileKernel<T> for FocalTiles<'_, 
     #[inline(always)]
     fn tile<G: Lanes<T>>(&mut self, x: &[T], _: &[T], t: Tile, out: Option<&mut G>) {
         let (o, b, n) = (self.d.o, self.d.b, t.n);
-        let lab = labels(o.ignore_index, self.d.target, b.p0 + t.k0, n);
+        let lab = self.d.target.lanes(o.ignore_index, b.p0 + t.k0, n);
         if o.inner > 1 {
             let (n0, j0) = (b.p0 / o.inner, b.p0 % o.inner);
             let u = upstream(o, self.d.up, &lab, n, (n0, 0), (j0 + t.k0, 1));
@@ -171,14 +171,14 @@ impl<S: Element<Math = T>, T: Float, L: Label> TileKernel<T> for FocalTiles<'_, 
 /// Position `k` of the block, one at a time, with libm's `exp`, `ln` and `powf`; the gradient
 /// stored in `G` (the scores' type, or the maths type of the driver's scratch).
 #[inline(always)]
-fn position<S: Element<Math = T>, T: Float, L: Label, G: Element<Math = T>>(
-    d: &FocalData<'_, S, L>,
+fn position<S: Element<Math = T>, T: Float, G: Element<Math = T>>(
+    d: &FocalData<'_, S>,
     k: usize,
     mut grad: Option<&mut ClassOut<'_, G>>,
     mut loss: Option<&mut ClassOut<'_, T>>,
     sums: &mut [f64],
 ) {
-    let (target, o, b, up) = (d.target, d.o, d.b, d.up);
+    let (o, b, up) = (d.o, d.b, d.up);
     let cs = o.class_stride;
     let ci = o.classes - o.first;
     let n0 = b.p0 / o.inner;
@@ -186,9 +186,9 @@ fn position<S: Element<Math = T>, T: Float, L: Label, G: Element<Math = T>>(
     let two = T::from_f64(2.0);
     let pos = b.p0 + k;
     let (n, j) = (pos / o.inner, pos % o.inner);
-    let t = match o.ignore_index {
-        Some(ii) => target[pos].class_of(ii),
-        None => Some(target[pos].to_i128() as usize),
+    let t = match d.target.lanes(o.ignore_index, pos, 1)[0] {
+        u32::MAX => None,
+        t => Some(t as usize),
     };
     let Some(t) = t else {
         // Ignored: loss and gradient stay 0.
@@ -442,8 +442,8 @@ fn softmax_tile<T: Float, G: Lanes<T>>(
 /// gradient's `sigmoid(x)` and `sigmoid(-z)`. Half scores are widened a class's lanes at a time
 /// into a tile on the stack, and their gradient rounded from one.
 #[inline(always)]
-fn sigmoid_strided<'a, S: Element<Math = T>, T: Float, L: Label>(
-    d: FocalData<'_, S, L>,
+fn sigmoid_strided<'a, S: Element<Math = T>, T: Float>(
+    d: FocalData<'_, S>,
     mut grad: Option<ClassOut<'a, S>>,
     mut loss: Option<ClassOut<'a, T>>,
     sums: &mut [f64],
@@ -455,7 +455,7 @@ fn sigmoid_strided<'a, S: Element<Math = T>, T: Float, L: Label>(
     let (mut lv, mut gv, mut ub, mut xw) = ([T::ZERO; TILE], [T::ZERO; TILE], [T::ZERO; TILE], [T::ZERO; TILE]);
     for k0 in (0..b.len).step_by(TILE) {
         let n = TILE.min(b.len - k0);
-        let lab = labels(o.ignore_index, target, b.p0 + k0, n);
+        let lab = target.lanes(o.ignore_index, b.p0 + k0, n);
         let mut tot = [0.0f64; TILE];
         for c in 0..o.first {
             if let Some(out) = &mut grad {

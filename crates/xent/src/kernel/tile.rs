@@ -9,7 +9,7 @@
 
 use super::block::{Block, ClassOut, Lanes};
 use super::simd;
-use crate::float::{Element, Float, Label};
+use crate::float::{Element, Float, Label, Targets};
 use std::hint::select_unpredictable;
 
 /// Lanes per tile: a tile's logits stay in L1.
@@ -350,6 +350,26 @@ fn scratch_rows<T: Float, K: TileKernel<T>>(
         k.tile(&xs, ys, Tile { cs: TILE, k0, n, at: 0 }, out.is_some().then_some(&mut scratch));
         if let Some(o) = &mut out {
             from_columns(&os, o.rows(k0, n), classes);
+        }
+    }
+}
+
+/// Targets read by a kernel compiled once per score type (see [`Targets`]).
+impl Targets<'_> {
+    /// [`labels`] of positions `p0..p0 + n` (`n <= TILE`): one call per tile, compiled once per
+    /// label type outside the kernels.
+    #[inline(never)]
+    pub(crate) fn lanes(self, ignore_index: Option<i64>, p0: usize, n: usize) -> [u32; TILE] {
+        match self {
+            Targets::U8(t) => labels(ignore_index, t, p0, n),
+            Targets::U16(t) => labels(ignore_index, t, p0, n),
+            Targets::U32(t) => labels(ignore_index, t, p0, n),
+            Targets::U64(t) => labels(ignore_index, t, p0, n),
+            Targets::Usize(t) => labels(ignore_index, t, p0, n),
+            Targets::I8(t) => labels(ignore_index, t, p0, n),
+            Targets::I16(t) => labels(ignore_index, t, p0, n),
+            Targets::I32(t) => labels(ignore_index, t, p0, n),
+            Targets::I64(t) => labels(ignore_index, t, p0, n),
         }
     }
 }

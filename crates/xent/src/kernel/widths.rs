@@ -4,6 +4,7 @@
 use super::simd::{at_each_level, from_columns_f32, to_columns_f32};
 use super::tile::{from_columns, from_columns_of, to_columns, to_columns_of, SMALL, TILE};
 use super::*;
+use crate::float::Targets;
 use crate::layout::{Broadcast, Layout};
 use crate::par::for_blocks;
 
@@ -129,13 +130,19 @@ fn class_axis_kernels_give_the_same_bits_at_every_width() {
                 let (mut g, mut l) = (vec![0.0f32; x.len()], vec![0.0f32; x.len()]);
                 let sums = for_blocks(lay, &mut g, &mut [] as &mut [f64], |b, grad, _| {
                     let mut sums = vec![0.0f64; b.len + 1];
-                    let d = FocalData { x: &x, target: &t, o: &o, b, up: Some(Upstream::PerSample(&per[..])) };
+                    let d = FocalData {
+                        x: &x,
+                        target: Targets::I64(&t),
+                        o: &o,
+                        b,
+                        up: Some(Upstream::PerSample(&per[..])),
+                    };
                     run(Focal { d, grad, loss: None, sums: &mut sums });
                     sums.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
                 });
                 for_blocks(lay, &mut l, &mut [] as &mut [f64], |b, loss, _| {
                     let mut sums = vec![0.0f64; b.len + 1];
-                    let d = FocalData { x: &x, target: &t, o: &o, b, up: None };
+                    let d = FocalData { x: &x, target: Targets::I64(&t), o: &o, b, up: None };
                     run(Focal { d, grad: None, loss, sums: &mut sums });
                 });
                 (bits(&g), bits(&l), sums)

@@ -233,7 +233,7 @@ impl<T: Float> FocalLoss<T> {
             None => (None, &mut []),
         };
         let mut full = vec![T::ZERO; if o.reduction == Reduction::None { input.len() } else { 0 }];
-        let data = |b, up| FocalData { x: input.data(), target: target.data(), o: &params, b, up };
+        let data = |b, up| FocalData { x: input.data(), target: L::erase(target.data()), o: &params, b, up };
         let parts = par::for_blocks(lay, grad, &mut [] as &mut [f64], |b, grad, _| {
             let n0 = b.p0 / lay.inner.max(1);
             let span = if b.len == 0 { 1 } else { (b.p0 + b.len - 1) / lay.inner - n0 + 1 };
