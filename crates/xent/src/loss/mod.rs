@@ -124,8 +124,8 @@ macro_rules! label_targets {
         $crate::loss::label_targets!(@half $loss, $method, $crate::float::f16);
     };
     (@half $loss:ident, $method:ident, $t:ty) => {
-        /// Half-precision inputs (maths and loss in `f32`, the input widened a block at a
-        /// time, the gradient rounded once to the input's type).
+        /// Half-precision inputs (maths and loss in `f32`, the gradient rounded once to the
+        /// input's type).
         impl<L: Label> Loss<$t, L, f32> for $loss<f32> {
             fn evaluate(
                 &self,
@@ -144,22 +144,19 @@ pub(crate) use label_targets;
 /// (Dice plus another loss, both writing one gradient) through [`widened`].
 macro_rules! half_composite {
     ($loss:ident) => {
-        $crate::loss::half_composite!(@one $loss, $crate::float::bf16);
-        $crate::loss::half_composite!(@one $loss, $crate::float::f16);
-    };
-    (@one $loss:ident, $t:ty) => {
-        /// Half-precision inputs: widened to `f32` once (the two parts' gradients add up in
-        /// `f32`), the gradient rounded once to the input's type.
-        impl<L: Label> Loss<$t, L, f32> for $loss<f32> {
-            fn evaluate(
+        impl $loss<f32> {
+            /// Half scores widened to `f32` once (the two parts' gradients add up in `f32`).
+            fn widened_labels<H: $crate::float::Element<Math = f32>, L: Label>(
                 &self,
-                input: View<'_, $t>,
+                input: View<'_, H>,
                 target: View<'_, L>,
-                backward: Option<Backward<'_, $t, f32>>,
+                backward: Option<Backward<'_, H, f32>>,
             ) -> Result<LossOutput<f32>> {
                 $crate::loss::widened(input, backward, |x, b| self.evaluate(x, target, b))
             }
         }
+        $crate::loss::label_targets!(@half $loss, widened_labels, $crate::float::bf16);
+        $crate::loss::label_targets!(@half $loss, widened_labels, $crate::float::f16);
     };
 }
 pub(crate) use half_composite;
