@@ -360,9 +360,9 @@ macro_rules! impl_float {
 impl_float!(f32);
 impl_float!(f64);
 
-/// Class-index targets of any [`Label`] type, the type erased: a kernel that reads its labels
-/// a tile at a time (`Targets::lanes`, in the kernels) is compiled once per score type instead of once per score and label
-/// type (times the vector units it is compiled for).
+/// Class-index targets of any [`Label`] type, the type erased: a kernel that reads its labels a
+/// tile at a time (`Targets::lanes`, in the kernels) is compiled once per score type instead of
+/// once per score and label type (times the vector units it is compiled for).
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy)]
 pub enum Targets<'a> {
