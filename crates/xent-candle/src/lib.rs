@@ -406,10 +406,8 @@ fn apply(input: &Tensor, target: &Tensor, loss: LossSpec, composed: bool) -> Res
         return input.contiguous()?.apply_op1(op);
     }
     let x = widened(input)?;
-    if composed || !device.is_cpu() {
-        if let Some(t) = composed::loss(&x, target, &loss)? {
-            return Ok(t);
-        }
+    if let Some(t) = composed::loss(&x, target, &loss)? {
+        return Ok(t);
     }
     let cpu = x.to_device(&Device::Cpu)?;
     let op = Op::new(loss, target, &cpu)?;
