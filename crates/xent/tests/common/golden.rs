@@ -128,6 +128,13 @@ fn cast<T: Float>(v: &[f64]) -> Vec<T> {
     v.iter().map(|&x| T::from_f64(x)).collect()
 }
 
+/// A gradient buffer full of NaN. A gradient is written over its buffer, never added to it
+/// (`Backward`'s contract, which lets an adapter hand the kernels recycled memory): an element a
+/// kernel failed to write stays NaN and fails the case.
+fn stale<S: Element>(n: usize) -> Vec<S> {
+    vec![S::narrow(<S::Math as Float>::NAN); n]
+}
+
 fn widen<T: Float>(v: &[T]) -> Vec<f64> {
     v.iter().map(|x| x.to_f64()).collect()
 }
@@ -146,7 +153,7 @@ fn loss_outcome<T: Float, Y: Copy>(
     let out = loss.forward(input, target)?;
     let grad = match grad_output {
         Some(go) => {
-            let mut g = vec![T::ZERO; input.len()];
+            let mut g = stale::<T>(input.len());
             let again = loss.forward_backward(input, target, &cast(&go.data), &mut g)?;
             assert_eq!(
                 widen(&again.loss).iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
@@ -186,8 +193,8 @@ where
     let Some(go) = c.grad_output() else {
         return Ok(Outcome::Done { output: widen(&out.loss), shape: out.shape, grad: None, more: vec![] });
     };
-    let (mut gx, mut gw) = (vec![T::ZERO; xv.len()], vec![T::ZERO; wv.len()]);
-    let mut gb = bv.as_ref().map(|b| vec![T::ZERO; b.len()]);
+    let (mut gx, mut gw) = (stale::<T>(xv.len()), stale::<T>(wv.len()));
+    let mut gb = bv.as_ref().map(|b| stale::<T>(b.len()));
     let gov = cast::<T>(&go.data);
     let grads = LinearGrads { grad_output: &gov, input: &mut gx, weight: &mut gw, bias: gb.as_deref_mut() };
     let again = lce.evaluate(linear, target, Some(grads))?;
@@ -402,8 +409,8 @@ where
             };
             let out = run(None)?;
             let Some(go) = &go else { return Ok(done(out, None)) };
-            let (mut gx, mut gw) = (vec![H::narrow(0.0); xv.len()], vec![H::narrow(0.0); wv.len()]);
-            let mut gb = bv.as_ref().map(|b| vec![H::narrow(0.0); b.len()]);
+            let (mut gx, mut gw) = (stale::<H>(xv.len()), stale::<H>(wv.len()));
+            let mut gb = bv.as_ref().map(|b| stale::<H>(b.len()));
             let grads = LinearGrads { grad_output: go, input: &mut gx, weight: &mut gw, bias: gb.as_deref_mut() };
             let again = run(Some(grads))?;
             assert_eq!(
@@ -432,7 +439,7 @@ fn softmax_outcome<S: Element>(
     let y = if log { log_softmax(input, dim)? } else { softmax(input, dim)? };
     let grad = match grad_output {
         Some(g) => {
-            let mut gi = vec![S::narrow(S::Math::ZERO); y.len()];
+            let mut gi = stale::<S>(y.len());
             let (yv, gov) = (View::new(&y, input.shape())?, View::new(g, input.shape())?);
             if log {
                 log_softmax_backward_into(yv, gov, dim, &mut gi)?
@@ -455,7 +462,7 @@ fn half_loss<H: Element<Math = f32>, Y: Copy>(
 ) -> xent::Result<(LossOutput<f32>, Option<Vec<H>>)> {
     let out = loss.forward(input, target)?;
     let Some(go) = grad_output else { return Ok((out, None)) };
-    let mut g = vec![H::narrow(0.0); input.len()];
+    let mut g = stale::<H>(input.len());
     let again = loss.forward_backward(input, target, go, &mut g)?;
     assert_eq!(
         again.loss.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
