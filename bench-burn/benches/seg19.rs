@@ -1,12 +1,12 @@
 //! seg19 cross-entropy (`[8, 19, 256, 512]` f32 logits, 19 class weights, ignore 255), forward
 //! and backward, on burn's Flex backend with autodiff:
 //! - `core`: xent's fused kernel on slices, the gradient buffer reused: the kernel alone;
-//! - `core-fresh`: the same into a fresh gradient buffer each step ([`xent::fresh::zeros`], as
-//!   the adapters allocate it): the kernel plus the gradient's memory, which any framework that
-//!   takes ownership of the gradient pays;
+//! - `core-fresh`: the same into a fresh gradient buffer each step ([`xent::fresh::zeros`]): the
+//!   kernel plus fresh memory's cost, what xent-burn paid before its gradients were recycled;
 //! - `bookkeeping`: `xent_burn::cross_entropy`, `backward()` and `grad()` on `[1, 19, 1, 1]`:
 //!   burn's per-step graph and dispatch costs, independent of the size;
-//! - `xent-burn`: `xent_burn::cross_entropy` then `backward()` and `grad()`;
+//! - `xent-burn`: `xent_burn::cross_entropy` then `backward()` and `grad()` (from the second step
+//!   on, the gradient is written over the block the previous step's gradient dropped);
 //! - `burn-nn`: burn's own `CrossEntropyLoss` after the `[N*H*W, C]` permute it needs, then
 //!   `backward()` and `grad()`. burn's padding must be a valid class index (it still gathers the
 //!   padded targets), so class 0 is the void class here: the real labels are 1..19, and the

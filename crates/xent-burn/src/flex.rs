@@ -19,23 +19,22 @@ use burn_flex::{Flex, FlexTensor};
 use burn_tensor::{DType, IntDType, Tensor, TensorData};
 use xent::*;
 
+use crate::recycle::{self, Recycled};
 use crate::{Error, Result, Target};
 
 /// A tracked tensor on Flex (burn-autodiff's tensor type; the checkpointing strategy is the op's).
 pub(crate) type AutodiffTensor = FloatTensor<Autodiff<Flex>>;
 
 /// A float type xent reads from Flex's storage in place, and its losses.
-trait Stored: Element<Math: burn_backend::Element + bytemuck::Pod> + burn_backend::Element + bytemuck::Pod {
+trait Stored: Element<Math: burn_backend::Element + bytemuck::Pod> + Recycled {
     /// The loss on class indices of type `L`; `None` if it takes float targets.
     fn index_loss<L: Label>(spec: &LossSpec) -> MaybeLoss<Self, L, Self::Math>;
     /// The loss on float targets of this type; `None` if it takes class indices.
     fn float_loss(spec: &LossSpec) -> MaybeLoss<Self, Self, Self::Math>;
-    /// `n` zeros for a gradient, in fresh memory advised for huge pages ([`xent::fresh`]).
-    fn zeros(n: usize) -> Vec<Self>;
 }
 
 macro_rules! stored {
-    ($t:ty, $index:ident, $float:ident, $zeros:path) => {
+    ($t:ty, $index:ident, $float:ident) => {
         impl Stored for $t {
             fn index_loss<L: Label>(spec: &LossSpec) -> MaybeLoss<$t, L, Self::Math> {
                 spec.$index::<_, L>()
@@ -43,16 +42,13 @@ macro_rules! stored {
             fn float_loss(spec: &LossSpec) -> MaybeLoss<$t, $t, Self::Math> {
                 spec.$float::<$t>()
             }
-            fn zeros(n: usize) -> Vec<$t> {
-                $zeros(n)
-            }
         }
     };
 }
-stored!(f32, index_loss, float_loss, fresh::zeros::<f32>);
-stored!(f64, index_loss, float_loss, fresh::zeros::<f64>);
-stored!(bf16, half_index_loss, half_float_loss, fresh::filled::<bf16>);
-stored!(f16, half_index_loss, half_float_loss, fresh::filled::<f16>);
+stored!(f32, index_loss, float_loss);
+stored!(f64, index_loss, float_loss);
+stored!(bf16, half_index_loss, half_float_loss);
+stored!(f16, half_index_loss, half_float_loss);
 
 /// Runs `$body` with `$t` the scores' element type (f32, f64, bf16, f16).
 macro_rules! by_type {
@@ -138,10 +134,10 @@ impl Args {
     /// gradient of an upstream 1.
     fn forward<S: Stored>(&self, eager: bool) -> xent::Result<(FlexTensor, Option<FlexTensor>)> {
         let (out, grad) = if eager {
-            let mut g = S::zeros(self.x.shape().num_elements());
+            let mut g = recycle::buffer::<S>(self.x.shape().num_elements());
             let one = [<S::Math as Float>::ONE];
             let out = self.run::<S>(Some((&one, &mut g)))?;
-            (out, Some(FlexTensor::from_data(TensorData::new(g, dims(&self.x)))))
+            (out, Some(recycle::tensor(g, dims(&self.x))))
         } else {
             (self.run::<S>(None)?, None)
         };
@@ -152,9 +148,9 @@ impl Args {
     /// The gradient for the upstream `go`.
     fn gradient<S: Stored>(&self, go: FlexTensor) -> xent::Result<FlexTensor> {
         let go: Vec<S::Math> = go.into_data().convert::<S::Math>().try_to_vec().expect("converted to the maths type");
-        let mut g = S::zeros(self.x.shape().num_elements());
+        let mut g = recycle::buffer::<S>(self.x.shape().num_elements());
         self.run::<S>(Some((&go, &mut g)))?;
-        Ok(FlexTensor::from_data(TensorData::new(g, dims(&self.x))))
+        Ok(recycle::tensor(g, dims(&self.x)))
     }
 }
 
@@ -278,14 +274,14 @@ impl Softmax {
         let shape = dims(y);
         let go: Vec<S::Math> = go.into_data().convert::<S::Math>().try_to_vec().expect("converted to the maths type");
         let y = View::new(y.as_slice::<S::Math>().expect("the output is contiguous, of the maths type"), &shape)?;
-        let mut g = S::zeros(y.len());
+        let mut g = recycle::buffer::<S>(y.len());
         let go = View::new(&go, &shape)?;
         if self.log {
             xent::log_softmax_backward_into(y, go, self.dim, &mut g)?;
         } else {
             xent::softmax_backward_into(y, go, self.dim, &mut g)?;
         }
-        Ok(FlexTensor::from_data(TensorData::new(g, shape)))
+        Ok(recycle::tensor(g, shape))
     }
 }
 

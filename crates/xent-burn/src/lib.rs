@@ -43,6 +43,7 @@ mod composed;
 mod config;
 mod flex;
 mod linear;
+mod recycle;
 
 pub use config::*;
 pub use linear::{linear_cross_entropy, linear_cross_entropy_composed};

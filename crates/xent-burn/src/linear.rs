@@ -20,6 +20,7 @@ use burn_tensor::{DType, Tensor, TensorData};
 use xent::*;
 
 use crate::flex::{contiguous, dims, flex_target, is_one, AutodiffTensor};
+use crate::recycle::{self, Recycled};
 use crate::{composed, Error, Result, Target};
 
 /// The loss of `cross_entropy(input @ weight^T + bias, target)` without forming the logits
@@ -210,15 +211,11 @@ macro_rules! wide {
     };
 }
 
-fn tensor<S: burn_backend::Element>(v: Vec<S>, shape: Vec<usize>) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(v, shape))
-}
-
 impl Args {
     /// The loss, and with the upstream `go` the three gradients.
     fn run<S>(&self, go: Option<&[S]>) -> xent::Result<(FlexTensor, Option<Grads>)>
     where
-        S: Float + LinearTarget<S> + burn_backend::Element + bytemuck::Pod,
+        S: Float + LinearTarget<S> + Recycled,
         CrossEntropyLoss<S>: Loss<S, S> + Loss<S, i64>,
     {
         let o = &self.options;
@@ -233,8 +230,8 @@ impl Args {
             weight: View::new(of::<S>(&self.w), &wd)?,
             bias: self.b.as_ref().map(|b| View::new(of::<S>(b), out)).transpose()?,
         };
-        let zeros = |t: &FlexTensor| fresh::zeros::<S>(t.shape().num_elements());
-        let mut g = go.map(|_| (zeros(&self.x), zeros(&self.w), self.b.as_ref().map(zeros)));
+        let buffer = |t: &FlexTensor| recycle::buffer::<S>(t.shape().num_elements());
+        let mut g = go.map(|_| (buffer(&self.x), buffer(&self.w), self.b.as_ref().map(buffer)));
         let grads = match (&mut g, go) {
             (Some((gx, gw, gb)), Some(go)) => {
                 Some(LinearGrads { grad_output: go, input: gx, weight: gw, bias: gb.as_deref_mut() })
@@ -251,15 +248,16 @@ impl Args {
         .loss;
         let n = loss.len();
         let g = g.map(|(gx, gw, gb)| {
+            use recycle::tensor;
             (tensor(gx, xd), tensor(gw, wd.clone()), gb.map(|gb| tensor(gb, vec![out.iter().product()])))
         });
-        Ok((tensor(loss, vec![n]), g))
+        Ok((FlexTensor::from_data(TensorData::new(loss, vec![n])), g))
     }
 
     /// The loss, and with `eager` the gradients of an upstream 1.
     fn forward<S>(&self, eager: bool) -> xent::Result<(FlexTensor, Option<Grads>)>
     where
-        S: Float + LinearTarget<S> + burn_backend::Element + bytemuck::Pod,
+        S: Float + LinearTarget<S> + Recycled,
         CrossEntropyLoss<S>: Loss<S, S> + Loss<S, i64>,
     {
         self.run::<S>(eager.then_some(&[S::ONE][..]))
@@ -268,7 +266,7 @@ impl Args {
     /// The gradients for the upstream `go`.
     fn gradient<S>(&self, go: FlexTensor) -> xent::Result<Grads>
     where
-        S: Float + LinearTarget<S> + burn_backend::Element + bytemuck::Pod,
+        S: Float + LinearTarget<S> + Recycled,
         CrossEntropyLoss<S>: Loss<S, S> + Loss<S, i64>,
     {
         let go: Vec<S> = go.into_data().convert::<S>().try_to_vec().expect("converted to the arguments' type");
