@@ -14,7 +14,7 @@
 //! block displaces them or the process ends. Blocks under [`LARGE`] bytes are left to the
 //! allocator, which reuses small blocks well by itself.
 
-use std::mem::{size_of, ManuallyDrop, MaybeUninit};
+use std::mem::{ManuallyDrop, MaybeUninit};
 use std::ptr::NonNull;
 use std::sync::Mutex;
 
@@ -150,7 +150,7 @@ mod tests {
     use super::*;
 
     /// A large gradient tensor's block is the next buffer of its length; a small one is not
-    /// pooled; a displaced block is the oldest.
+    /// pooled.
     #[test]
     fn blocks_come_back() {
         let n = LARGE / size_of::<f64>() + 3;
