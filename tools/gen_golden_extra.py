@@ -142,6 +142,19 @@ for dt in ["f32", "f64"]:
         f"bce_{dt}_edges", lambda input, target, reduction: F.binary_cross_entropy(input, target, reduction=reduction),
         {"input": p, "target": torch.tensor([0.5, 0.5, 0.0, 1.0, 1.0, 0.0], dtype=TDT[dt])}, {"reduction": "none"}, dt))
 
+# Large logits with a large pos_weight: (q y + 1 - y) sigmoid(x) - q y cancels, and the gradient
+# is PyTorch's only when rounded in its order (after the loop, so that the cases above keep their
+# random draws).
+for dt in ["f32", "f64"]:
+    x = torch.linspace(2.0, 14.0, 48, dtype=TDT[dt]).reshape(4, 1, 3, 4)
+    y = torch.tensor([1.0, 1.0, 0.9, 0.0] * 12, dtype=TDT[dt]).reshape(4, 1, 3, 4)
+    pw = torch.tensor([31.9], dtype=TDT[dt])
+    for reduction in ["sum", "none"]:
+        out["binary_cross_entropy_with_logits"].append(case(
+            f"bcel_{dt}_cancel_pos_weight_{reduction}", lambda input, target, pos_weight, reduction:
+            F.binary_cross_entropy_with_logits(input, target, pos_weight=pos_weight, reduction=reduction),
+            {"input": x, "target": y, "pos_weight": pw}, {"reduction": reduction}, dt))
+
 for op, cs in out.items():
     with open(os.path.join(OUT, f"extra_{op}.json"), "w") as f:
         json.dump({"op": op, "generator": f"torch {torch.__version__} (tools/gen_golden_extra.py)", "cases": cs}, f,
