@@ -17,7 +17,7 @@
 
 use super::block::{Block, ClassOut, Lanes, Upstream};
 use super::simd::Kernel;
-use super::tile::{drive_stored, row_exp_sum, row_max, sum_lanes, Tile, TileKernel, TILE};
+use super::tile::{drive_stored, lane_max, row_exp_sum, row_max, sum_lanes, Tile, TileKernel, TILE};
 use crate::float::{Element, Float, Label};
 use std::hint::select_unpredictable;
 
@@ -252,15 +252,16 @@ impl<T: Float, L: Label, const PAIR: bool> CeTiles<'_, '_, T, L, PAIR> {
         }
         upstream(self.up, self.b.p0 + k0, n, &mut go);
         // Pass 1: the maxima, and the target's logit and weight, picked as their class goes by
-        // (no gathers, so every loop here is a vector loop).
+        // (no gathers, so every loop here is a vector loop), as sums: the one class that hits
+        // adds its value to 0 (a select of the old value becomes a masked store: see `row_max`).
         let (mut m, mut xt, mut wt) = ([T::NEG_INFINITY; TILE], [T::ZERO; TILE], [T::ZERO; TILE]);
         for c in 0..classes {
             let (xs, cc, wc) = (&x[off(c)..][..n], c as u32, p.w(c));
             for j in 0..n {
-                m[j] = select_unpredictable(xs[j] > m[j], xs[j], m[j]); // as in `row_max`
+                m[j] = lane_max(xs[j], m[j]); // as in `row_max`
                 let hit = tc[j] == cc;
-                xt[j] = select_unpredictable(hit, xs[j], xt[j]);
-                wt[j] = select_unpredictable(hit, wc, wt[j]);
+                xt[j] += select_unpredictable(hit, xs[j], T::ZERO);
+                wt[j] += select_unpredictable(hit, wc, T::ZERO);
             }
         }
         // Pass 2: the exponentials (kept in the gradient) and their sums.
@@ -482,7 +483,7 @@ impl<T: Float> TileKernel<T> for ProbsTiles<'_, '_, T> {
         for c in 0..p.classes {
             let xs = &x[c * cs..][..n];
             for j in 0..n {
-                m[j] = select_unpredictable(xs[j] > m[j], xs[j], m[j]); // as in `row_max`
+                m[j] = lane_max(xs[j], m[j]); // as in `row_max`
             }
         }
         let (mut s, mut a, mut wy) = ([T::ZERO; TILE], [T::ZERO; TILE], [T::ZERO; TILE]);

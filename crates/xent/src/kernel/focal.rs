@@ -25,7 +25,7 @@
 use super::binary::{pow_zero, sigmoid};
 use super::block::{Block, ClassOut, Lanes, Upstream};
 use super::simd::Kernel;
-use super::tile::{drive_stored, Tile, TileKernel, TILE};
+use super::tile::{drive_stored, lane_max, Tile, TileKernel, TILE};
 use crate::float::{Element, Float, Targets};
 use std::hint::select_unpredictable;
 
@@ -353,16 +353,17 @@ fn softmax_tile<T: Float, G: Lanes<T>>(
     let (cs, n, k0) = (t.cs, t.n, t.at);
     let (first, classes, g) = (o.first, o.classes, o.gamma);
     let mut m = [T::NEG_INFINITY; TILE];
-    let mut xt = [T::NEG_INFINITY; TILE];
+    // The target's logit and factor, picked as sums (one class adds; see `row_max`).
+    let mut xt = [T::ZERO; TILE];
     let mut fa = [T::ZERO; TILE];
     for c in first..classes {
         let xs = &x[c * cs..][..n];
         let fc = o.alpha_pos.map_or(T::ONE, |a| a[c - first]) * o.w(c);
         for j in 0..n {
-            m[j] = select_unpredictable(xs[j] > m[j], xs[j], m[j]); // NaN skipped: it reaches the sum
+            m[j] = lane_max(xs[j], m[j]); // NaN skipped: it reaches the sum
             let hit = lab[j] == c as u32;
-            xt[j] = select_unpredictable(hit, xs[j], xt[j]);
-            fa[j] = select_unpredictable(hit, fc, fa[j]);
+            xt[j] += select_unpredictable(hit, xs[j], T::ZERO);
+            fa[j] += select_unpredictable(hit, fc, T::ZERO);
         }
     }
     // The sums of e^(x - m); for the gradient each e is kept in its output lane.
@@ -398,9 +399,10 @@ fn softmax_tile<T: Float, G: Lanes<T>>(
     let zero_pow = pow_zero(g - T::ONE);
     let (mut lt, mut dls) = ([T::ZERO; TILE], [T::ZERO; TILE]);
     for j in 0..n {
-        // Lanes whose target is ignored or excluded keep no loss (xt = -inf there).
+        // Lanes whose target is ignored or excluded keep no loss (their xt is 0: they take
+        // `m` instead, so that `ls <= 0` there too).
         let inc = lab[j] >= first as u32 && lab[j] < classes as u32;
-        let ls = (xt[j] - m[j]) - lse[j];
+        let ls = (select_unpredictable(inc, xt[j], m[j]) - m[j]) - lse[j];
         let q = ls.exp_fast();
         let r = T::ONE - q;
         let (mq, d) = if g == T::ZERO {

@@ -15,10 +15,9 @@
 use super::block::{Block, ClassOut, Lanes};
 use super::simd::Kernel;
 use super::tile::{
-    drive_stored, in_place, narrow_out, row_exp_sum, row_max, scratch_out, sum_lanes, Tile, TileKernel, TILE,
+    drive_stored, in_place, lane_max, narrow_out, row_exp_sum, row_max, scratch_out, sum_lanes, Tile, TileKernel, TILE,
 };
 use crate::float::{Element, Float};
-use std::hint::select_unpredictable;
 
 /// `(m, s)` of position `k` of `b`: the maximum (NaN if any element is NaN) and
 /// `sum_c exp(x_c - m)`.
@@ -125,7 +124,7 @@ pub(crate) fn tile<T: Float, G: Lanes<T>>(
     for c in 0..classes {
         let xs = &x[c * cs..][..n];
         for j in 0..n {
-            m[j] = select_unpredictable(xs[j] > m[j], xs[j], m[j]); // as in `row_max`
+            m[j] = lane_max(xs[j], m[j]); // as in `row_max`
         }
     }
     let mut s = [T::ZERO; TILE];

@@ -20,21 +20,29 @@ pub(crate) const TILE: usize = 128;
 /// the sum of exponentials instead, which makes the loss NaN all the same; and no `v_c - m` is
 /// positive.
 ///
-/// Every such lane update in the kernels is written `select_unpredictable(c, x, a)`, not
-/// `if c { x } else { a }`: LLVM turns the `if`, whose `else` stores back the value it loaded,
-/// into a masked store (`vmaskmovps`), which the next class's load of the same lanes cannot
-/// forward from; the seg19 forward spent its time stalled there (46 -> 39 ms on the AMD EPYC
-/// of `BENCHMARKS.md`). With the select the maxima are `vmaxps`; the target picks of the
-/// cross-entropy and focal tiles still become masked stores (about 2% of seg19 there).
+/// Every lane update of the kernels' `TILE`-lane arrays (which live on the stack) is written
+/// so that the value stored is not a select of the value loaded ([`lane_max`], and the target
+/// picks as sums): LLVM turns `a[j] = if c { x } else { a[j] }` into a masked store
+/// (`vmaskmovps`), which the next class's load of the same lanes cannot forward from.
 #[inline(always)]
 pub(crate) fn row_max<T: Float>(v: &[T]) -> T {
     let mut acc = [T::NEG_INFINITY; TILE];
     for c in v.chunks(TILE) {
         for (a, &x) in acc.iter_mut().zip(c) {
-            *a = select_unpredictable(x > *a, x, *a);
+            *a = lane_max(x, *a);
         }
     }
     max_lanes(&acc[..v.len().min(TILE)])
+}
+
+/// `x > a ? x : a` (one `vmaxps`, which never takes a NaN `x`) for a lane array's element `a`,
+/// plus `+0`, so that LLVM cannot store it as a masked store of `x` (see [`row_max`]); even
+/// `select_unpredictable` alone became one in some copies of the kernels: the bf16 seg19
+/// forward spent 10% of its time on the load after it. The `+0` only turns a `-0` maximum
+/// into `+0`, which no `x - m` or `e^(x - m)` sees.
+#[inline(always)]
+pub(crate) fn lane_max<T: Float>(x: T, a: T) -> T {
+    select_unpredictable(x > a, x, a) + T::ZERO
 }
 
 /// The largest of at most `TILE` lanes that is not NaN: 16 at a time, then those 16.
