@@ -39,7 +39,7 @@ pub(crate) fn row_max<T: Float>(v: &[T]) -> T {
 /// plus `+0`, so that LLVM cannot store it as a masked store of `x` (see [`row_max`]); even
 /// `select_unpredictable` alone became one in some copies of the kernels: the bf16 seg19
 /// forward spent 10% of its time on the load after it. The `+0` only turns a `-0` maximum
-/// into `+0`, which no `x - m` or `e^(x - m)` sees.
+/// into `+0`, which changes the sign of a zero `x - m` at most: no loss or gradient.
 #[inline(always)]
 pub(crate) fn lane_max<T: Float>(x: T, a: T) -> T {
     select_unpredictable(x > a, x, a) + T::ZERO
