@@ -361,8 +361,9 @@ impl_float!(f32);
 impl_float!(f64);
 
 /// Class-index targets of any [`Label`] type, the type erased: a kernel that reads its labels a
-/// tile at a time (`Targets::lanes`, in the kernels) is compiled once per score type instead of
-/// once per score and label type (times the vector units it is compiled for).
+/// tile at a time (`Targets::lanes` or `Targets::bins`, in the kernels; `Targets::class_at` for
+/// one position) is compiled once per score type instead of once per score and label type (times
+/// the vector units it is compiled for). The cross-entropy, NLL and focal kernels read them so.
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy)]
 pub enum Targets<'a> {

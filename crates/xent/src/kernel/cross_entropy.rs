@@ -18,7 +18,7 @@
 use super::block::{Block, ClassOut, Lanes, Upstream};
 use super::simd::Kernel;
 use super::tile::{drive_stored, lane_max, row_exp_sum, row_max, sum_lanes, Tile, TileKernel, TILE};
-use crate::float::{Element, Float, Label};
+use crate::float::{Element, Float, Targets};
 use std::hint::select_unpredictable;
 
 /// Everything a class-index kernel needs besides the data.
@@ -99,9 +99,9 @@ impl<T: Float> IndexParams<'_, T> {
 /// A class-index kernel's data over one block: the input (logits, or log-probabilities for
 /// [`Nll`]), stored in `S`, the targets, the upstream gradient, and the block's shares of the
 /// gradient (stored in `S`) and of the per-position losses (empty: not wanted).
-pub(crate) struct Index<'a, S: Element, L> {
+pub(crate) struct Index<'a, S: Element> {
     pub x: &'a [S],
-    pub target: &'a [L],
+    pub target: Targets<'a>,
     pub p: &'a IndexParams<'a, S::Math>,
     pub b: Block,
     pub up: Upstream<'a, S::Math>,
@@ -113,9 +113,9 @@ pub(crate) struct Index<'a, S: Element, L> {
 ///
 /// The logits of a tile are read from memory once: one pass for the maxima, one for the
 /// exponentials (kept in the gradient buffer), then the gradient is finished in place.
-pub(crate) struct CrossEntropy<'a, S: Element, L>(pub Index<'a, S, L>);
+pub(crate) struct CrossEntropy<'a, S: Element>(pub Index<'a, S>);
 
-impl<S: Element<Math = T>, T: Float, L: Label> Kernel for CrossEntropy<'_, S, L> {
+impl<S: Element<Math = T>, T: Float> Kernel for CrossEntropy<'_, S> {
     type Output = f64;
     #[inline(always)]
     fn run(self) -> f64 {
@@ -124,11 +124,11 @@ impl<S: Element<Math = T>, T: Float, L: Label> Kernel for CrossEntropy<'_, S, L>
         // The two-class tile as a driver of its own: one tile code per loop keeps its
         // constants in registers.
         if p.classes == 2 && p.smoothing <= T::ZERO {
-            let mut k = CeTiles::<T, L, true> { target, p, b, up, loss, acc: [0.0; TILE] };
+            let mut k = CeTiles::<T, true> { target, p, b, up, loss, acc: [0.0; TILE] };
             drive_stored(&mut k, (x, &[]), b, shape, grad.as_mut());
             k.acc.iter().sum()
         } else {
-            let mut k = CeTiles::<T, L, false> { target, p, b, up, loss, acc: [0.0; TILE] };
+            let mut k = CeTiles::<T, false> { target, p, b, up, loss, acc: [0.0; TILE] };
             drive_stored(&mut k, (x, &[]), b, shape, grad.as_mut());
             k.acc.iter().sum()
         }
@@ -137,8 +137,8 @@ impl<S: Element<Math = T>, T: Float, L: Label> Kernel for CrossEntropy<'_, S, L>
 
 /// [`CrossEntropy`] as the tile driver runs it: the losses summed in `TILE` lanes; `PAIR`: two
 /// classes without smoothing ([`CeTiles::tile2`]).
-struct CeTiles<'s, 'a, T, L, const PAIR: bool> {
-    target: &'a [L],
+struct CeTiles<'s, 'a, T, const PAIR: bool> {
+    target: Targets<'a>,
     p: &'a IndexParams<'a, T>,
     b: Block,
     up: Upstream<'a, T>,
@@ -146,7 +146,7 @@ struct CeTiles<'s, 'a, T, L, const PAIR: bool> {
     acc: [f64; TILE],
 }
 
-impl<T: Float, L: Label, const PAIR: bool> TileKernel<T> for CeTiles<'_, '_, T, L, PAIR> {
+impl<T: Float, const PAIR: bool> TileKernel<T> for CeTiles<'_, '_, T, PAIR> {
     const PAIRED: bool = false;
 
     /// [`CeTiles::tile2`] for two classes without smoothing, else [`CeTiles::tile_any`] (a full
@@ -170,7 +170,7 @@ impl<T: Float, L: Label, const PAIR: bool> TileKernel<T> for CeTiles<'_, '_, T, 
         let smooth = p.smoothing > T::ZERO;
         let pos = b.p0 + k;
         let row = &x[b.base + k * b.lane_stride..][..classes];
-        let t = self.target[pos].class_of(p.ignore_index);
+        let t = self.target.class_at(pos, p.ignore_index);
         let m = row_max(row);
         let mut none: [T; 0] = [];
         let mut grad = grad;
@@ -232,7 +232,7 @@ fn pair<T: Float>(a: T, c: T, tc: u32, w0: T, w1: T) -> Pair<T> {
     Pair { loss: if keep { l } else { T::ZERO }, e, top: xt == m, wt, one, keep }
 }
 
-impl<T: Float, L: Label, const PAIR: bool> CeTiles<'_, '_, T, L, PAIR> {
+impl<T: Float, const PAIR: bool> CeTiles<'_, '_, T, PAIR> {
     /// A tile of [`CrossEntropy`]; adds the losses to the lanes' sums.
     #[inline(always)]
     fn tile_any<G: Lanes<T>>(&mut self, x: &[T], t: Tile, mut grad: Option<&mut G>) {
@@ -245,11 +245,8 @@ impl<T: Float, L: Label, const PAIR: bool> CeTiles<'_, '_, T, L, PAIR> {
         // Per lane: the target class (`none`, past the classes, if ignored) and the upstream
         // gradient (`u32` lanes: the caller keeps the classes below `u32::MAX`).
         let none = classes as u32;
-        let (mut tc, mut go) = ([none; TILE], [T::ZERO; TILE]);
-        let targets = &self.target[self.b.p0 + k0..][..n];
-        for j in 0..n {
-            tc[j] = targets[j].bin(none, Some(p.ignore_index));
-        }
+        let tc = self.target.bins(none, Some(p.ignore_index), self.b.p0 + k0, n);
+        let mut go = [T::ZERO; TILE];
         upstream(self.up, self.b.p0 + k0, n, &mut go);
         // Pass 1: the maxima, and the target's logit and weight, picked as their class goes by
         // (no gathers, so every loop here is a vector loop), as sums: the one class that hits
@@ -347,8 +344,7 @@ impl<T: Float, L: Label, const PAIR: bool> CeTiles<'_, '_, T, L, PAIR> {
     fn tile2<G: Lanes<T>>(&mut self, x: &[T], t: Tile, grad: Option<&mut G>) {
         let (p, k0, n, at) = (self.p, t.k0, t.n, t.at);
         let (x0, x1) = (&x[..n], &x[t.cs..][..n]);
-        let tc = &self.target[self.b.p0 + k0..][..n];
-        let ignore = Some(p.ignore_index);
+        let tc = self.target.bins(2, Some(p.ignore_index), self.b.p0 + k0, n);
         let (w0, w1) = (p.w(0), p.w(1));
         let mut lv = [T::ZERO; TILE];
         match grad {
@@ -358,7 +354,7 @@ impl<T: Float, L: Label, const PAIR: bool> CeTiles<'_, '_, T, L, PAIR> {
                 let mut go = [T::ZERO; TILE];
                 upstream(self.up, self.b.p0 + k0, n, &mut go);
                 for j in 0..n {
-                    let q = pair(x0[j], x1[j], tc[j].bin(2, ignore), w0, w1);
+                    let q = pair(x0[j], x1[j], tc[j], w0, w1);
                     lv[j] = q.loss;
                     let num = if q.top { q.e } else { T::ONE };
                     let d = go[j] * q.wt * (num / (T::ONE + q.e));
@@ -368,7 +364,7 @@ impl<T: Float, L: Label, const PAIR: bool> CeTiles<'_, '_, T, L, PAIR> {
             }
             None => {
                 for j in 0..n {
-                    lv[j] = pair(x0[j], x1[j], tc[j].bin(2, ignore), w0, w1).loss;
+                    lv[j] = pair(x0[j], x1[j], tc[j], w0, w1).loss;
                 }
             }
         }
@@ -378,9 +374,9 @@ impl<T: Float, L: Label, const PAIR: bool> CeTiles<'_, '_, T, L, PAIR> {
 
 /// Negative log-likelihood over one block (the input holds log-probabilities); returns the
 /// sum of the losses.
-pub(crate) struct Nll<'a, S: Element, L>(pub Index<'a, S, L>);
+pub(crate) struct Nll<'a, S: Element>(pub Index<'a, S>);
 
-impl<S: Element<Math = T>, T: Float, L: Label> Kernel for Nll<'_, S, L> {
+impl<S: Element<Math = T>, T: Float> Kernel for Nll<'_, S> {
     type Output = f64;
     #[inline(always)]
     fn run(self) -> f64 {
@@ -392,7 +388,7 @@ impl<S: Element<Math = T>, T: Float, L: Label> Kernel for Nll<'_, S, L> {
         let mut sum = 0.0;
         for k in 0..b.len {
             let pos = b.p0 + k;
-            let Some(t) = target[pos].class_of(p.ignore_index) else {
+            let Some(t) = target.class_at(pos, p.ignore_index) else {
                 if !lanes {
                     ignored(k, classes, &mut grad, loss);
                 } else if !loss.is_empty() {
@@ -417,12 +413,10 @@ impl<S: Element<Math = T>, T: Float, L: Label> Kernel for Nll<'_, S, L> {
             for k0 in (0..b.len).step_by(TILE) {
                 let n = TILE.min(b.len - k0);
                 // Per lane: the target class (`classes` if ignored) and `-w_t go`.
-                let (mut tc, mut d) = ([classes as u32; TILE], [T::ZERO; TILE]);
-                for j in 0..n {
-                    let pos = b.p0 + k0 + j;
-                    if let Some(t) = target[pos].class_of(p.ignore_index) {
-                        (tc[j], d[j]) = (t as u32, -(p.w(t) * up.at(pos)));
-                    }
+                let tc = target.bins(classes as u32, Some(p.ignore_index), b.p0 + k0, n);
+                let mut d = [T::ZERO; TILE];
+                for j in (0..n).filter(|&j| tc[j] != classes as u32) {
+                    d[j] = -(p.w(tc[j] as usize) * up.at(b.p0 + k0 + j));
                 }
                 for c in 0..classes {
                     let (gs, cc) = (&mut g.lanes(c)[k0..k0 + n], c as u32);

@@ -380,6 +380,45 @@ impl Targets<'_> {
             Targets::I64(t) => labels(ignore_index, t, p0, n),
         }
     }
+
+    /// [`Label::bin`] of positions `p0..p0 + n` (`n <= TILE`; lanes past `n` hold `classes`):
+    /// one call per tile, compiled once per label type outside the kernels.
+    #[inline(never)]
+    pub(crate) fn bins(self, classes: u32, ignore: Option<i64>, p0: usize, n: usize) -> [u32; TILE] {
+        fn of<L: Label>(t: &[L], classes: u32, ignore: Option<i64>) -> [u32; TILE] {
+            let mut lab = [classes; TILE];
+            lab.iter_mut().zip(t).for_each(|(l, t)| *l = t.bin(classes, ignore));
+            lab
+        }
+        let r = p0..p0 + n;
+        match self {
+            Targets::U8(t) => of(&t[r], classes, ignore),
+            Targets::U16(t) => of(&t[r], classes, ignore),
+            Targets::U32(t) => of(&t[r], classes, ignore),
+            Targets::U64(t) => of(&t[r], classes, ignore),
+            Targets::Usize(t) => of(&t[r], classes, ignore),
+            Targets::I8(t) => of(&t[r], classes, ignore),
+            Targets::I16(t) => of(&t[r], classes, ignore),
+            Targets::I32(t) => of(&t[r], classes, ignore),
+            Targets::I64(t) => of(&t[r], classes, ignore),
+        }
+    }
+
+    /// [`Label::class_of`] of the target at `pos`.
+    #[inline(never)]
+    pub(crate) fn class_at(self, pos: usize, ignore_index: i64) -> Option<usize> {
+        match self {
+            Targets::U8(t) => t[pos].class_of(ignore_index),
+            Targets::U16(t) => t[pos].class_of(ignore_index),
+            Targets::U32(t) => t[pos].class_of(ignore_index),
+            Targets::U64(t) => t[pos].class_of(ignore_index),
+            Targets::Usize(t) => t[pos].class_of(ignore_index),
+            Targets::I8(t) => t[pos].class_of(ignore_index),
+            Targets::I16(t) => t[pos].class_of(ignore_index),
+            Targets::I32(t) => t[pos].class_of(ignore_index),
+            Targets::I64(t) => t[pos].class_of(ignore_index),
+        }
+    }
 }
 
 /// Per lane of positions `p0..p0 + n`: the class label (`u32::MAX` if ignored).

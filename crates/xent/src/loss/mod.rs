@@ -473,7 +473,7 @@ impl<T: Float> IndexOptions<'_, T> {
         };
         let reducer = Reducer { reduction: self.reduction, empty: self.empty_mean, denominator };
         run_blocks(lay, &reducer, Layout::target_shape(input.shape()), input.len(), backward, |b, up, grad, loss| {
-            let k = kernel::Index { x: input.data(), target: target.data(), p: &params, b, up, grad, loss };
+            let k = kernel::Index { x: input.data(), target: L::erase(target.data()), p: &params, b, up, grad, loss };
             match kernel {
                 IndexKernel::CrossEntropy => kernel::run(kernel::CrossEntropy(k)),
                 IndexKernel::Nll => kernel::run(kernel::Nll(k)),
