@@ -291,12 +291,22 @@ impl<T: Float, const PAIR: bool> CeTiles<'_, '_, T, PAIR> {
         // `dl/dx_c = e_c * gsc - ssc * w_c - [c = t] tsc`.
         let mut lv = [T::ZERO; TILE];
         let mut ls = [T::ZERO; TILE];
+        // Three loops, `smooth` outside them: with the logarithm and the branch in one loop,
+        // LLVM left it scalar (12% of the f32 seg19 forward in scalar `ln` instructions).
         for j in 0..n {
             ls[j] = s[j].ln_fast();
-            let nll = -(wt[j] * ((xt[j] - m[j]) - ls[j]));
-            // sum_c w_c logp_c = sum_c w_c (x_c - m) - W ln s
-            let l = if smooth { one_e * nll + e_c * -(sw[j] - p.weight_sum * ls[j]) } else { nll };
-            lv[j] = if tc[j] != none { l } else { T::ZERO };
+        }
+        let nll = |j: usize| -(wt[j] * ((xt[j] - m[j]) - ls[j]));
+        if smooth {
+            for j in 0..n {
+                // sum_c w_c logp_c = sum_c w_c (x_c - m) - W ln s
+                let l = one_e * nll(j) + e_c * -(sw[j] - p.weight_sum * ls[j]);
+                lv[j] = select_unpredictable(tc[j] != none, l, T::ZERO);
+            }
+        } else {
+            for j in 0..n {
+                lv[j] = select_unpredictable(tc[j] != none, nll(j), T::ZERO);
+            }
         }
         let (mut gsc, mut ssc, mut tsc) = ([T::ZERO; TILE], [T::ZERO; TILE], [T::ZERO; TILE]);
         if grad.is_some() {
