@@ -17,7 +17,7 @@
 
 use super::block::{Block, ClassOut, Lanes, Upstream};
 use super::simd::Kernel;
-use super::tile::{drive_stored, lane_max, row_exp_sum, row_max, sum_lanes, Tile, TileKernel, TILE};
+use super::tile::{add_exp, drive_stored, lane_max, row_exp_sum, row_max, sum_lanes, Tile, TileKernel, TILE};
 use crate::float::{Element, Float, Targets};
 use std::hint::select_unpredictable;
 
@@ -265,21 +265,7 @@ impl<T: Float, const PAIR: bool> CeTiles<'_, '_, T, PAIR> {
         let (mut s, mut sw) = ([T::ZERO; TILE], [T::ZERO; TILE]);
         for c in 0..classes {
             let xs = &x[off(c)..][..n];
-            match &mut grad {
-                Some(g) => {
-                    let gs = &mut g.lanes(c)[at..at + n];
-                    for j in 0..n {
-                        let e = (xs[j] - m[j]).exp_fast();
-                        gs[j] = e;
-                        s[j] += e;
-                    }
-                }
-                None => {
-                    for j in 0..n {
-                        s[j] += (xs[j] - m[j]).exp_fast();
-                    }
-                }
-            }
+            add_exp(xs, &m, &mut s, grad.as_mut().map(|g| &mut g.lanes(c)[at..at + n]));
             if smooth {
                 let wc = p.w(c);
                 for j in 0..n {
@@ -493,25 +479,10 @@ impl<T: Float> TileKernel<T> for ProbsTiles<'_, '_, T> {
         let (mut s, mut a, mut wy) = ([T::ZERO; TILE], [T::ZERO; TILE], [T::ZERO; TILE]);
         for c in 0..p.classes {
             let (xs, ys, wc) = (&x[c * cs..][..n], &y[c * cs..][..n], p.w(c));
-            // Two copies of the exponentials' loop, so that neither stores under a condition
-            // (which keeps the loop scalar), and the target's sums in a loop of their own: with
-            // the gradient's store in the same loop as five other arrays, LLVM left it scalar
-            // (two thirds of the probs19 forward+backward in scalar instructions).
-            match &mut grad {
-                Some(g) => {
-                    let gs = &mut g.lanes(c)[at..at + n];
-                    for j in 0..n {
-                        let e = (xs[j] - m[j]).exp_fast();
-                        gs[j] = e;
-                        s[j] += e;
-                    }
-                }
-                None => {
-                    for j in 0..n {
-                        s[j] += (xs[j] - m[j]).exp_fast();
-                    }
-                }
-            }
+            // The target's sums in a loop of their own: with the gradient's store in the same
+            // loop as five other arrays, LLVM left it scalar (two thirds of the probs19
+            // forward+backward in scalar instructions).
+            add_exp(xs, &m, &mut s, grad.as_mut().map(|g| &mut g.lanes(c)[at..at + n]));
             for j in 0..n {
                 let wyc = wc * smoothed(p, ys[j]);
                 a[j] += wyc * (xs[j] - m[j]);

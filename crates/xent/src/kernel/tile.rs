@@ -45,6 +45,31 @@ pub(crate) fn lane_max<T: Float>(x: T, a: T) -> T {
     select_unpredictable(x > a, x, a) + T::ZERO
 }
 
+/// `s_j += e^(x_j - m_j)` for one class's lanes `xs` (`m`, `s`: the tile's lane arrays), each
+/// `e^(x_j - m_j)` also written to `out` if given (where the gradient is then finished in
+/// place). Two copies of the loop, so that neither stores under a condition (which keeps the
+/// loop scalar).
+#[inline(always)]
+pub(crate) fn add_exp<T: Float>(xs: &[T], m: &[T], s: &mut [T], out: Option<&mut [T]>) {
+    let n = xs.len();
+    let (m, s) = (&m[..n], &mut s[..n]);
+    match out {
+        Some(o) => {
+            let o = &mut o[..n];
+            for j in 0..n {
+                let e = (xs[j] - m[j]).exp_fast();
+                o[j] = e;
+                s[j] += e;
+            }
+        }
+        None => {
+            for j in 0..n {
+                s[j] += (xs[j] - m[j]).exp_fast();
+            }
+        }
+    }
+}
+
 /// The largest of at most `TILE` lanes that is not NaN: 16 at a time, then those 16.
 #[inline(always)]
 pub(crate) fn max_lanes<T: Float>(a: &[T]) -> T {
