@@ -87,13 +87,13 @@ impl_element_float!(f32);
 impl_element_float!(f64);
 
 macro_rules! impl_element_half {
-    ($t:ty) => {
+    ($t:ty, $widen:expr) => {
         impl Element for $t {
             type Math = f32;
             const NAME: &'static str = stringify!($t);
             #[inline(always)]
             fn widen(self) -> f32 {
-                self.to_f32()
+                $widen(self)
             }
             #[inline(always)]
             fn narrow(v: f32) -> $t {
@@ -120,8 +120,32 @@ macro_rules! impl_element_half {
         }
     };
 }
-impl_element_half!(bf16);
-impl_element_half!(f16);
+impl_element_half!(bf16, bf16::to_f32);
+impl_element_half!(f16, f16_to_f32);
+
+/// `h` as an `f32`, exactly, with the bits of `f16::to_f32` (NaNs quieted), in integer
+/// operations and selects that LLVM vectorises: the `half` crate's conversion of one value
+/// asks the CPU for F16C each time, which keeps the kernels' loops over `f16` scalar.
+/// With `e` the exponent and mantissa bits moved to `f32`'s places:
+/// normal `e + (127 - 15) << 23`; subnormal (and zero) the same plus `1 << 23`, less `2^-14`
+/// (exact); infinity and NaN `e | 0x7f80_0000`.
+#[inline(always)]
+fn f16_to_f32(h: f16) -> f32 {
+    let h = h.to_bits() as u32;
+    let e = (h & 0x7fff) << 13;
+    let top = 0x7c00 << 13;
+    let normal = e + ((127 - 15) << 23);
+    let sub = (f32::from_bits(normal + (1 << 23)) - f32::from_bits(113 << 23)).to_bits();
+    let special = e | 0x7f80_0000 | if e > top { 0x0040_0000 } else { 0 };
+    let v = if e >= top {
+        special
+    } else if e < 1 << 23 {
+        sub
+    } else {
+        normal
+    };
+    f32::from_bits(v | (h & 0x8000) << 16)
+}
 
 mod storage {
     /// What a float type's storage is, for the few kernels that move values with instructions
@@ -437,3 +461,18 @@ macro_rules! impl_label {
     )*};
 }
 impl_label!(u8 => u32: U8, u16 => u32: U16, u32 => u32: U32, u64 => u64: U64, usize => u64: Usize, i8 => u32: I8, i16 => u32: I16, i32 => u32: I32, i64 => u64: I64);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every one of the 65536 `f16` values (NaNs included) widens to the bits of the `half`
+    /// crate's conversion.
+    #[test]
+    fn f16_widen_matches_half_on_every_value() {
+        for b in 0..=u16::MAX {
+            let h = f16::from_bits(b);
+            assert_eq!(f16_to_f32(h).to_bits(), h.to_f32().to_bits(), "f16 bits {b:#06x}");
+        }
+    }
+}

@@ -152,7 +152,7 @@ impl<T: Float, const PAIR: bool> TileKernel<T> for CeTiles<'_, '_, T, PAIR> {
     /// [`CeTiles::tile2`] for two classes without smoothing, else [`CeTiles::tile_any`] (a full
     /// tile as its own copy, with the lane count a constant).
     #[inline(always)]
-    fn tile<G: Lanes<T>>(&mut self, x: &[T], _: &[T], t: Tile, grad: Option<&mut G>) {
+    fn tile<I: Element<Math = T>, G: Lanes<T>>(&mut self, x: &[I], _: &[I], t: Tile, grad: Option<&mut G>) {
         if PAIR {
             self.tile2(x, t, grad);
         } else if t.n == TILE {
@@ -235,7 +235,7 @@ fn pair<T: Float>(a: T, c: T, tc: u32, w0: T, w1: T) -> Pair<T> {
 impl<T: Float, const PAIR: bool> CeTiles<'_, '_, T, PAIR> {
     /// A tile of [`CrossEntropy`]; adds the losses to the lanes' sums.
     #[inline(always)]
-    fn tile_any<G: Lanes<T>>(&mut self, x: &[T], t: Tile, mut grad: Option<&mut G>) {
+    fn tile_any<I: Element<Math = T>, G: Lanes<T>>(&mut self, x: &[I], t: Tile, mut grad: Option<&mut G>) {
         let (p, k0, n, at) = (self.p, t.k0, t.n, t.at);
         let (classes, cs) = (p.classes, t.cs);
         let smooth = p.smoothing > T::ZERO;
@@ -255,9 +255,10 @@ impl<T: Float, const PAIR: bool> CeTiles<'_, '_, T, PAIR> {
         for c in 0..classes {
             let (xs, cc, wc) = (&x[off(c)..][..n], c as u32, p.w(c));
             for j in 0..n {
-                m[j] = lane_max(xs[j], m[j]); // as in `row_max`
+                let v = xs[j].widen();
+                m[j] = lane_max(v, m[j]); // as in `row_max`
                 let hit = tc[j] == cc;
-                xt[j] += select_unpredictable(hit, xs[j], T::ZERO);
+                xt[j] += select_unpredictable(hit, v, T::ZERO);
                 wt[j] += select_unpredictable(hit, wc, T::ZERO);
             }
         }
@@ -269,7 +270,7 @@ impl<T: Float, const PAIR: bool> CeTiles<'_, '_, T, PAIR> {
             if smooth {
                 let wc = p.w(c);
                 for j in 0..n {
-                    sw[j] += wc * (xs[j] - m[j]);
+                    sw[j] += wc * (xs[j].widen() - m[j]);
                 }
             }
         }
@@ -337,7 +338,7 @@ impl<T: Float, const PAIR: bool> CeTiles<'_, '_, T, PAIR> {
     /// one exponential and one `ln(1 + e)` (`e` in `[0, 1]`) a position instead of two and a `ln`.
     /// `e` is made NaN when `m` is infinite (`m - m`), as `log_softmax` makes it.
     #[inline(always)]
-    fn tile2<G: Lanes<T>>(&mut self, x: &[T], t: Tile, grad: Option<&mut G>) {
+    fn tile2<I: Element<Math = T>, G: Lanes<T>>(&mut self, x: &[I], t: Tile, grad: Option<&mut G>) {
         let (p, k0, n, at) = (self.p, t.k0, t.n, t.at);
         let (x0, x1) = (&x[..n], &x[t.cs..][..n]);
         let tc = self.target.bins(2, Some(p.ignore_index), self.b.p0 + k0, n);
@@ -350,7 +351,7 @@ impl<T: Float, const PAIR: bool> CeTiles<'_, '_, T, PAIR> {
                 let mut go = [T::ZERO; TILE];
                 upstream(self.up, self.b.p0 + k0, n, &mut go);
                 for j in 0..n {
-                    let q = pair(x0[j], x1[j], tc[j], w0, w1);
+                    let q = pair(x0[j].widen(), x1[j].widen(), tc[j], w0, w1);
                     lv[j] = q.loss;
                     let num = if q.top { q.e } else { T::ONE };
                     let d = go[j] * q.wt * (num / (T::ONE + q.e));
@@ -360,7 +361,7 @@ impl<T: Float, const PAIR: bool> CeTiles<'_, '_, T, PAIR> {
             }
             None => {
                 for j in 0..n {
-                    lv[j] = pair(x0[j], x1[j], tc[j], w0, w1).loss;
+                    lv[j] = pair(x0[j].widen(), x1[j].widen(), tc[j], w0, w1).loss;
                 }
             }
         }
@@ -465,7 +466,7 @@ impl<T: Float> TileKernel<T> for ProbsTiles<'_, '_, T> {
     /// The lanes' maxima; then `e^(x - m)` (kept in the gradient), `s`, `A` and `wy`; then
     /// the losses and the gradient.
     #[inline(always)]
-    fn tile<G: Lanes<T>>(&mut self, x: &[T], y: &[T], t: Tile, mut grad: Option<&mut G>) {
+    fn tile<I: Element<Math = T>, G: Lanes<T>>(&mut self, x: &[I], y: &[I], t: Tile, mut grad: Option<&mut G>) {
         let (p, cs, n, at) = (self.p, t.cs, t.n, t.at);
         let mut go = [T::ZERO; TILE];
         upstream(self.up, self.b.p0 + t.k0, n, &mut go);
@@ -473,7 +474,7 @@ impl<T: Float> TileKernel<T> for ProbsTiles<'_, '_, T> {
         for c in 0..p.classes {
             let xs = &x[c * cs..][..n];
             for j in 0..n {
-                m[j] = lane_max(xs[j], m[j]); // as in `row_max`
+                m[j] = lane_max(xs[j].widen(), m[j]); // as in `row_max`
             }
         }
         let (mut s, mut a, mut wy) = ([T::ZERO; TILE], [T::ZERO; TILE], [T::ZERO; TILE]);
@@ -484,8 +485,8 @@ impl<T: Float> TileKernel<T> for ProbsTiles<'_, '_, T> {
             // forward+backward in scalar instructions).
             add_exp(xs, &m, &mut s, grad.as_mut().map(|g| &mut g.lanes(c)[at..at + n]));
             for j in 0..n {
-                let wyc = wc * smoothed(p, ys[j]);
-                a[j] += wyc * (xs[j] - m[j]);
+                let wyc = wc * smoothed(p, ys[j].widen());
+                a[j] += wyc * (xs[j].widen() - m[j]);
                 wy[j] += wyc;
             }
         }
@@ -503,7 +504,7 @@ impl<T: Float> TileKernel<T> for ProbsTiles<'_, '_, T> {
             for c in 0..p.classes {
                 let (ys, wc, gs) = (&y[c * cs..][..n], p.w(c), &mut g.lanes(c)[at..at + n]);
                 for j in 0..n {
-                    gs[j] = gs[j] * r[j] - go[j] * (wc * smoothed(p, ys[j]));
+                    gs[j] = gs[j] * r[j] - go[j] * (wc * smoothed(p, ys[j].widen()));
                 }
             }
         }

@@ -25,7 +25,7 @@
 use super::binary::{pow_zero, sigmoid};
 use super::block::{Block, ClassOut, Lanes, Upstream};
 use super::simd::Kernel;
-use super::tile::{drive_stored, lane_max, Tile, TileKernel, TILE};
+use super::tile::{add_exp, drive_stored, lane_max, Tile, TileKernel, TILE};
 use crate::float::{Element, Float, Targets};
 use std::hint::select_unpredictable;
 
@@ -137,7 +137,7 @@ impl<S: Element<Math = T>, T: Float> TileKernel<T> for FocalTiles<'_, '_, S> {
     /// Strided positions (`inner > 1`) all lie in one sample; rows (`inner == 1`) are a sample
     /// each.
     #[inline(always)]
-    fn tile<G: Lanes<T>>(&mut self, x: &[T], _: &[T], t: Tile, out: Option<&mut G>) {
+    fn tile<I: Element<Math = T>, G: Lanes<T>>(&mut self, x: &[I], _: &[I], t: Tile, out: Option<&mut G>) {
         let (o, b, n) = (self.d.o, self.d.b, t.n);
         let lab = self.d.target.lanes(o.ignore_index, b.p0 + t.k0, n);
         if o.inner > 1 {
@@ -341,8 +341,8 @@ fn upstream<T: Float>(
 /// `e^(x - m)` kept in its lanes by the sum pass, so `q = e / s` there) or the class-shaped loss
 /// into `out`'s lanes if given; returns the losses.
 #[inline(always)]
-fn softmax_tile<T: Float, G: Lanes<T>>(
-    x: &[T],
+fn softmax_tile<I: Element<Math = T>, T: Float, G: Lanes<T>>(
+    x: &[I],
     t: Tile,
     lab: &[u32; TILE],
     o: &FocalParams<'_, T>,
@@ -360,31 +360,18 @@ fn softmax_tile<T: Float, G: Lanes<T>>(
         let xs = &x[c * cs..][..n];
         let fc = o.alpha_pos.map_or(T::ONE, |a| a[c - first]) * o.w(c);
         for j in 0..n {
-            m[j] = lane_max(xs[j], m[j]); // NaN skipped: it reaches the sum
+            let v = xs[j].widen();
+            m[j] = lane_max(v, m[j]); // NaN skipped: it reaches the sum
             let hit = lab[j] == c as u32;
-            xt[j] += select_unpredictable(hit, xs[j], T::ZERO);
+            xt[j] += select_unpredictable(hit, v, T::ZERO);
             fa[j] += select_unpredictable(hit, fc, T::ZERO);
         }
     }
     // The sums of e^(x - m); for the gradient each e is kept in its output lane.
     let mut lse = [T::ZERO; TILE];
     for c in first..classes {
-        let xs = &x[c * cs..][..n];
-        match out.as_mut() {
-            Some(o) if grad => {
-                let ol = &mut o.lanes(c)[k0..k0 + n];
-                for j in 0..n {
-                    let e = (xs[j] - m[j]).exp_fast();
-                    ol[j] = e;
-                    lse[j] += e;
-                }
-            }
-            _ => {
-                for j in 0..n {
-                    lse[j] += (xs[j] - m[j]).exp_fast();
-                }
-            }
-        }
+        let ol = out.as_mut().filter(|_| grad).map(|o| &mut o.lanes(c)[k0..k0 + n]);
+        add_exp(&x[c * cs..][..n], &m, &mut lse, ol);
     }
     let mut rs = [T::ZERO; TILE];
     if grad {

@@ -15,7 +15,8 @@
 use super::block::{Block, ClassOut, Lanes};
 use super::simd::Kernel;
 use super::tile::{
-    drive_stored, in_place, lane_max, narrow_out, row_exp_sum, row_max, scratch_out, sum_lanes, Tile, TileKernel, TILE,
+    add_exp, drive_stored, in_place, lane_max, narrow_out, row_exp_sum, row_max, scratch_out, sum_lanes, Tile,
+    TileKernel, TILE,
 };
 use crate::float::{Element, Float};
 
@@ -78,7 +79,7 @@ impl<T: Float> TileKernel<T> for Forward {
     const PAIRED: bool = false;
 
     #[inline(always)]
-    fn tile<G: Lanes<T>>(&mut self, x: &[T], _: &[T], t: Tile, out: Option<&mut G>) {
+    fn tile<I: Element<Math = T>, G: Lanes<T>>(&mut self, x: &[I], _: &[I], t: Tile, out: Option<&mut G>) {
         if let Some(out) = out {
             // A full tile as its own copy, with the lane count a constant.
             if t.n == TILE {
@@ -111,8 +112,8 @@ impl<T: Float> TileKernel<T> for Forward {
 /// with classes `cs` apart, into `out`'s lanes `k0..k0 + n`: the maxima, then `e^(x - m)`
 /// and their sums `s`, then `e / s` (as `e * (1 / s)`) or `(x - m) - ln s`.
 #[inline(always)]
-pub(crate) fn tile<T: Float, G: Lanes<T>>(
-    x: &[T],
+pub(crate) fn tile<I: Element<Math = T>, T: Float, G: Lanes<T>>(
+    x: &[I],
     cs: usize,
     classes: usize,
     n: usize,
@@ -124,17 +125,12 @@ pub(crate) fn tile<T: Float, G: Lanes<T>>(
     for c in 0..classes {
         let xs = &x[c * cs..][..n];
         for j in 0..n {
-            m[j] = lane_max(xs[j], m[j]); // as in `row_max`
+            m[j] = lane_max(xs[j].widen(), m[j]); // as in `row_max`
         }
     }
     let mut s = [T::ZERO; TILE];
     for c in 0..classes {
-        let (xs, o) = (&x[c * cs..][..n], &mut out.lanes(c)[k0..k0 + n]);
-        for j in 0..n {
-            let e = (xs[j] - m[j]).exp_fast();
-            o[j] = e;
-            s[j] += e;
-        }
+        add_exp(&x[c * cs..][..n], &m, &mut s, Some(&mut out.lanes(c)[k0..k0 + n]));
     }
     if log {
         let mut ls = [T::ZERO; TILE];
@@ -144,7 +140,7 @@ pub(crate) fn tile<T: Float, G: Lanes<T>>(
         for c in 0..classes {
             let (xs, o) = (&x[c * cs..][..n], &mut out.lanes(c)[k0..k0 + n]);
             for j in 0..n {
-                o[j] = (xs[j] - m[j]) - ls[j];
+                o[j] = (xs[j].widen() - m[j]) - ls[j];
             }
         }
     } else {

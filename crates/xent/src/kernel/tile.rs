@@ -50,21 +50,21 @@ pub(crate) fn lane_max<T: Float>(x: T, a: T) -> T {
 /// place). Two copies of the loop, so that neither stores under a condition (which keeps the
 /// loop scalar).
 #[inline(always)]
-pub(crate) fn add_exp<T: Float>(xs: &[T], m: &[T], s: &mut [T], out: Option<&mut [T]>) {
+pub(crate) fn add_exp<I: Element<Math = T>, T: Float>(xs: &[I], m: &[T], s: &mut [T], out: Option<&mut [T]>) {
     let n = xs.len();
     let (m, s) = (&m[..n], &mut s[..n]);
     match out {
         Some(o) => {
             let o = &mut o[..n];
             for j in 0..n {
-                let e = (xs[j] - m[j]).exp_fast();
+                let e = (xs[j].widen() - m[j]).exp_fast();
                 o[j] = e;
                 s[j] += e;
             }
         }
         None => {
             for j in 0..n {
-                s[j] += (xs[j] - m[j]).exp_fast();
+                s[j] += (xs[j].widen() - m[j]).exp_fast();
             }
         }
     }
@@ -204,25 +204,30 @@ pub(crate) trait TileKernel<T: Float> {
     /// Whether the kernel reads a second class-shaped input (probability targets).
     const PAIRED: bool;
     /// The tile's losses (kept by the kernel) and its class-shaped output into `out`, if given;
-    /// `x` and `y` start at the tile's first position.
-    fn tile<G: Lanes<T>>(&mut self, x: &[T], y: &[T], t: Tile, out: Option<&mut G>);
+    /// `x` and `y` start at the tile's first position, stored in `I` (each value widened as it
+    /// is read: in registers, for `bf16` and `f16`).
+    fn tile<I: Element<Math = T>, G: Lanes<T>>(&mut self, x: &[I], y: &[I], t: Tile, out: Option<&mut G>);
     /// Position `k` of block `b` of rows of more than [`SMALL`] classes (contiguous) of the
     /// whole inputs `x` and `y`, its outputs into `out.row(k)`, if given.
     fn row(&mut self, x: &[T], y: &[T], b: &Block, k: usize, out: Option<&mut ClassOut<'_, T>>);
 }
 
-/// Runs a class-axis kernel over block `b` of `x` (and of `y`, for a paired kernel), classes
-/// `cs` apart, its class-shaped output into `out`:
-/// - strided positions (`[N, C, d..]`, `inner > 1`) a tile of `TILE` at a time, in place;
+/// Runs a class-axis kernel over block `b` of `x` (and of `y`, for a paired kernel), stored in
+/// `I`, classes `cs` apart, its class-shaped output into `out`:
+/// - strided positions (`[N, C, d..]`, `inner > 1`) a tile of `TILE` at a time, in place (half
+///   values widened in registers as the tile reads them);
 /// - rows of at most [`SMALL`] classes (`[N, C]`) copied class-major, `TILE` rows at a time,
 ///   into a scratch tile on the stack, run through the same tile code with the rows as its
 ///   lanes, and the output copied back;
 /// - longer rows one at a time ([`TileKernel::row`]).
 ///
+/// Rows stored in `bf16` or `f16` are first widened a block at a time into an `f32` scratch
+/// (at most 8 x [`BLOCK_ELEMS`](crate::par::BLOCK_ELEMS) values; never a copy of the whole
+/// input).
 #[inline(always)]
-pub(crate) fn drive<T: Float, K: TileKernel<T>>(
+fn drive<I: Element<Math = T>, T: Float, K: TileKernel<T>>(
     k: &mut K,
-    (x, y): (&[T], &[T]),
+    (x, y): (&[I], &[I]),
     b: Block,
     (cs, classes): (usize, usize),
     mut out: Option<&mut ClassOut<'_, T>>,
@@ -233,7 +238,20 @@ pub(crate) fn drive<T: Float, K: TileKernel<T>>(
             let y = if K::PAIRED { b.from(y, k0) } else { &[][..] };
             k.tile(b.from(x, k0), y, Tile { cs, k0, n, at: k0 }, out.as_deref_mut());
         }
-    } else if (1..=SMALL).contains(&classes) {
+        return;
+    }
+    let (mut xs, mut ys) = (Vec::new(), Vec::new());
+    let (x, y, b) = match (I::as_math(x), I::as_math(y)) {
+        (Some(xm), Some(ym)) => (xm, ym, b),
+        _ => {
+            widen_block(x, &mut xs, b, cs, classes, true);
+            if K::PAIRED {
+                widen_block(y, &mut ys, b, cs, classes, true);
+            }
+            (&xs[..], &ys[..], Block { p0: b.p0, len: b.len, base: 0, lane_stride: classes })
+        }
+    };
+    if (1..=SMALL).contains(&classes) {
         if K::PAIRED {
             let mut ys = [T::ZERO; SMALL * TILE];
             scratch_rows(k, x, Some((y, &mut ys)), b, classes, out);
@@ -247,11 +265,9 @@ pub(crate) fn drive<T: Float, K: TileKernel<T>>(
     }
 }
 
-/// [`drive`] for inputs stored in `I` and an output stored in `O`: values stored as the maths
-/// type (`f32`, `f64`) are read and written in place; `bf16` and `f16` inputs are widened a
-/// block at a time into an `f32` scratch (the block's classes `len` apart: at most
-/// [`BLOCK_ELEMS`](crate::par::BLOCK_ELEMS) values, or 8x that for rows; never a copy of the
-/// whole input), and a half output is computed into such a scratch and rounded back once.
+/// [`drive`] with an output stored in `O`: written in place when stored as the maths type
+/// (`f32`, `f64`); for `bf16` and `f16` computed into an `f32` scratch of the block's size and
+/// rounded back once.
 #[inline(always)]
 pub(crate) fn drive_stored<I, O, T, K>(
     k: &mut K,
@@ -268,26 +284,13 @@ pub(crate) fn drive_stored<I, O, T, K>(
     // No closures here: a closure is compiled apart from the dispatched copy that runs this
     // (without FMA: `mul_add` becomes a libm call), so every step is inline code or an
     // `#[inline(always)]` function.
-    let rowwise = !(b.lane_stride == 1 && cs != 1);
-    let (mut xs, mut ys) = (Vec::new(), Vec::new());
-    let (xm, ym, b, shape) = match (I::as_math(x), I::as_math(y)) {
-        (Some(xm), Some(ym)) => (xm, ym, b, (cs, classes)),
-        _ => {
-            widen_block(x, &mut xs, b, cs, classes, rowwise);
-            if K::PAIRED {
-                widen_block(y, &mut ys, b, cs, classes, rowwise);
-            }
-            let local = Block { p0: b.p0, len: b.len, base: 0, lane_stride: if rowwise { classes } else { 1 } };
-            (&xs[..], &ys[..], local, (if rowwise { cs } else { b.len }, classes))
-        }
-    };
-    let Some(out) = out else { return drive(k, (xm, ym), b, shape, None) };
+    let Some(out) = out else { return drive(k, (x, y), b, (cs, classes), None) };
     if let Some(mut om) = in_place(out) {
-        return drive(k, (xm, ym), b, shape, Some(&mut om));
+        return drive(k, (x, y), b, (cs, classes), Some(&mut om));
     }
     let mut os = vec![T::ZERO; b.len * classes];
     let mut om = scratch_out(&mut os, out.rowwise, classes, b.len);
-    drive(k, (xm, ym), b, shape, Some(&mut om));
+    drive(k, (x, y), b, (cs, classes), Some(&mut om));
     narrow_out(&os, out, b.len);
 }
 
