@@ -157,6 +157,14 @@ mod storage {
         fn f32s_mut(v: &mut [Self]) -> Option<&mut [f32]>;
         /// `dst = a b` or `dst += a b` (see `gemm::matmul`).
         fn matmul(dst: &mut [Self], a: Operand<'_, Self>, b: Operand<'_, Self>, accumulate: bool);
+        /// This thread's pool of block scratch vectors (see `kernel::Pooled`).
+        fn pool() -> &'static LocalKey<RefCell<Vec<Vec<Self>>>>;
+    }
+    use std::cell::RefCell;
+    use std::thread::LocalKey;
+    thread_local! {
+        static POOL_F32: RefCell<Vec<Vec<f32>>> = const { RefCell::new(Vec::new()) };
+        static POOL_F64: RefCell<Vec<Vec<f64>>> = const { RefCell::new(Vec::new()) };
     }
     use super::gemm::{par, Operand};
     macro_rules! faer_matmul {
@@ -179,6 +187,9 @@ mod storage {
             Some(v)
         }
         faer_matmul!();
+        fn pool() -> &'static LocalKey<RefCell<Vec<Vec<f32>>>> {
+            &POOL_F32
+        }
     }
     impl Storage for f64 {
         #[inline(always)]
@@ -190,6 +201,9 @@ mod storage {
             None
         }
         faer_matmul!();
+        fn pool() -> &'static LocalKey<RefCell<Vec<Vec<f64>>>> {
+            &POOL_F64
+        }
     }
 }
 

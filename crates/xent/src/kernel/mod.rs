@@ -27,7 +27,7 @@ pub(crate) use focal::{Focal, FocalData, FocalParams};
 pub(crate) use overlap::{OverlapBackward, OverlapParams, OverlapSums, Truth};
 pub(crate) use simd::{run, tally};
 pub(crate) use softmax::Softmax;
-pub(crate) use tile::{in_place, math_block, narrow_out, scratch_out};
+pub(crate) use tile::{in_place, math_block, narrow_out, scratch_out, Pooled};
 
 #[cfg(test)]
 mod widths;

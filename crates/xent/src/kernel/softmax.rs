@@ -15,7 +15,7 @@
 use super::block::{Block, ClassOut, Lanes};
 use super::simd::Kernel;
 use super::tile::{
-    add_exp, drive_stored, in_place, lane_max, narrow_out, row_exp_sum, row_max, scratch_out, sum_lanes, Tile,
+    add_exp, drive_stored, in_place, lane_max, narrow_out, row_exp_sum, row_max, scratch_out, sum_lanes, Pooled, Tile,
     TileKernel, TILE,
 };
 use crate::float::{Element, Float};
@@ -61,7 +61,7 @@ impl<I: Element<Math = T>, O: Element<Math = T>, T: Float> Kernel for Softmax<'_
             if let Some(mut o) = in_place(&mut out) {
                 return backward(y, g, b, (cs, classes), log, &mut o);
             }
-            let mut os = vec![T::ZERO; b.len * classes];
+            let mut os = Pooled::zeros(b.len * classes);
             backward(y, g, b, (cs, classes), log, &mut scratch_out(&mut os, out.rowwise, classes, b.len));
             return narrow_out(&os, &mut out, b.len);
         }

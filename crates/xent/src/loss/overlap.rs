@@ -4,7 +4,9 @@
 use super::{check_grad_len, Backward};
 use crate::error::{Error, Result};
 use crate::float::{Element, Float, Label};
-use crate::kernel::{self, in_place, math_block, narrow_out, scratch_out, Activation, Block, OverlapParams, Truth};
+use crate::kernel::{
+    self, in_place, math_block, narrow_out, scratch_out, Activation, Block, OverlapParams, Pooled, Truth,
+};
 use crate::layout::Layout;
 use crate::par;
 use crate::reduction::{EmptyMean, LossOutput, Reducer, Reduction};
@@ -137,7 +139,7 @@ impl Common {
             let span = if b.len == 0 { 1 } else { o.group(b.p0 + b.len - 1) - g0 + 1 };
             let mut s = vec![0.0; span * ci * 3];
             let mut p = vec![T::ZERO; lay.classes];
-            let (mut xs, mut ys) = (Vec::new(), Vec::new());
+            let (mut xs, mut ys) = (Pooled::take(), Pooled::take());
             let (x, truth, b, o) = math_view((x, truth), (&mut xs, &mut ys), o, b);
             kernel::run(kernel::OverlapSums { x, truth, o: &o, b, g0, p: &mut p, sums: &mut s });
             (g0, s)
@@ -245,13 +247,13 @@ pub(crate) fn run<E: Element<Math = T>, T: Float, L: Label, S: Scheme>(
         par::for_blocks(lay, grad, &mut [] as &mut [f64], |b, g, _| {
             if let Some(mut grad) = g {
                 let (mut p, mut dp) = (vec![T::ZERO; lay.classes], vec![T::ZERO; lay.classes]);
-                let (mut xs, mut ys) = (Vec::new(), Vec::new());
+                let (mut xs, mut ys) = (Pooled::take(), Pooled::take());
                 let (x, truth, lb, lo) = math_view((input.data(), truth), (&mut xs, &mut ys), &o, b);
                 let (p, dp, ab) = (&mut p, &mut dp, &ab);
                 if let Some(grad) = in_place(&mut grad) {
                     kernel::run(kernel::OverlapBackward { x, truth, o: &lo, b: lb, ab, p, dp, grad });
                 } else {
-                    let mut os = vec![T::ZERO; b.len * lay.classes];
+                    let mut os = Pooled::zeros(b.len * lay.classes);
                     let scratch = scratch_out(&mut os, grad.rowwise, lay.classes, b.len);
                     kernel::run(kernel::OverlapBackward { x, truth, o: &lo, b: lb, ab, p, dp, grad: scratch });
                     narrow_out(&os, &mut grad, b.len);
