@@ -21,6 +21,7 @@ use super::simd::Kernel;
 use super::softmax::{self, max_sumexp};
 use super::tile::{labels, Scratch, SMALL, TILE};
 use crate::float::{Float, Label};
+use std::hint::select_unpredictable;
 
 crate::error::named!(Activation, "activation", { Softmax => "softmax", Sigmoid => "sigmoid", Identity => "none" });
 
@@ -224,6 +225,20 @@ fn label_at<L: Label>(o: &OverlapParams, target: &[L], pos: usize) -> Option<usi
     o.ignore_index.map_or(Some(target[pos].to_i128() as usize), |ii| target[pos].class_of(ii))
 }
 
+/// Class `c`'s `sum p g`, `sum p` (or `p^2`) and `sum g` of at most 16 lanes (`ps`, labels
+/// `ls`) added to the lanes of `acc`.
+#[inline(always)]
+fn add_sums<T: Float>(o: &OverlapParams, c: usize, ps: &[T], ls: &[u32], acc: &mut [[f64; 16]; 3]) {
+    let [tp, pp, gg] = acc;
+    for j in 0..ps.len() {
+        let gc: T = o.hot_lane(ls[j], c);
+        let pc = if ls[j] == u32::MAX { T::ZERO } else { ps[j] };
+        tp[j] += (pc * gc).to_f64();
+        pp[j] += if o.squared { (pc * pc).to_f64() } else { pc.to_f64() };
+        gg[j] += gc.to_f64();
+    }
+}
+
 #[inline(always)]
 fn overlap_sums<T: Float, L: Label>(
     x: &[T],
@@ -244,17 +259,17 @@ fn overlap_sums<T: Float, L: Label>(
             let lab = labels(o.ignore_index, target, b.p0 + k0, n);
             for c in o.first..o.classes {
                 // Sums in 16 lanes of f64, then in order.
-                let (mut tp, mut pp, mut gg) = ([0.0f64; 16], [0.0f64; 16], [0.0f64; 16]);
+                let mut acc = [[0.0f64; 16]; 3];
                 for (ps, ls) in pt[c * TILE..][..n].chunks(16).zip(lab[..n].chunks(16)) {
-                    for j in 0..ps.len() {
-                        let gc: T = o.hot_lane(ls[j], c);
-                        let pc = if ls[j] == u32::MAX { T::ZERO } else { ps[j] };
-                        tp[j] += (pc * gc).to_f64();
-                        pp[j] += if o.squared { (pc * pc).to_f64() } else { pc.to_f64() };
-                        gg[j] += gc.to_f64();
+                    // A full chunk with its length a constant: with a variable one (at most
+                    // 16), LLVM ran every chunk in the loop's scalar remainder.
+                    if ps.len() == 16 {
+                        add_sums(o, c, &ps[..16], &ls[..16], &mut acc);
+                    } else {
+                        add_sums(o, c, ps, ls, &mut acc);
                     }
                 }
-                add_lanes(&mut sums[base + (c - o.first) * 3..][..3], [tp, pp, gg]);
+                add_lanes(&mut sums[base + (c - o.first) * 3..][..3], acc);
             }
         }
         return;
@@ -284,6 +299,18 @@ fn add_lanes(s: &mut [f64], lanes: [[f64; 16]; 3]) {
     }
 }
 
+/// [`add_sums`] for soft labels `gs`.
+#[inline(always)]
+fn add_soft_sums<T: Float>(ps: &[T], gs: &[T], squared: bool, acc: &mut [[f64; 16]; 3]) {
+    let [tp, pp, gg] = acc;
+    for j in 0..ps.len() {
+        let (t, q, g) = soft_terms(ps[j], gs[j], squared);
+        tp[j] += t;
+        pp[j] += q;
+        gg[j] += g;
+    }
+}
+
 /// [`overlap_sums`] for soft labels `y` (the input's layout).
 #[inline(always)]
 fn soft_sums<T: Float>(x: &[T], y: &[T], o: &OverlapParams, b: Block, g0: usize, p: &mut [T], sums: &mut [f64]) {
@@ -296,16 +323,16 @@ fn soft_sums<T: Float>(x: &[T], y: &[T], o: &OverlapParams, b: Block, g0: usize,
             let n = TILE.min(b.len - k0);
             o.activate_tile(x, &b, k0, n, &mut pt);
             for c in o.first..o.classes {
-                let (mut tp, mut pp, mut gg) = ([0.0f64; 16], [0.0f64; 16], [0.0f64; 16]);
+                let mut acc = [[0.0f64; 16]; 3];
                 for (ps, gs) in pt[c * TILE..][..n].chunks(16).zip(yt[c * cs + k0..][..n].chunks(16)) {
-                    for j in 0..ps.len() {
-                        let (t, q, g) = soft_terms(ps[j], gs[j], o.squared);
-                        tp[j] += t;
-                        pp[j] += q;
-                        gg[j] += g;
+                    // As in `overlap_sums`.
+                    if ps.len() == 16 {
+                        add_soft_sums(&ps[..16], &gs[..16], o.squared, &mut acc);
+                    } else {
+                        add_soft_sums(ps, gs, o.squared, &mut acc);
                     }
                 }
-                add_lanes(&mut sums[base + (c - o.first) * 3..][..3], [tp, pp, gg]);
+                add_lanes(&mut sums[base + (c - o.first) * 3..][..3], acc);
             }
         }
         return;
@@ -323,8 +350,9 @@ fn soft_sums<T: Float>(x: &[T], y: &[T], o: &OverlapParams, b: Block, g0: usize,
     }
 }
 
-/// Adds the gradient of the block's positions to `grad`, from `ab` (`[group][included class]`
-/// pairs `(A, B)`, upstream gradient included); `p` and `dp` are scratch of length `classes`.
+/// The gradient of the block's positions into `grad` (added to what it holds if `accumulate`,
+/// else written, 0 at ignored positions), from `ab` (`[group][included class]` pairs `(A, B)`,
+/// upstream gradient included); `p` and `dp` are scratch of length `classes`.
 pub(crate) struct OverlapBackward<'a, T, L> {
     pub x: &'a [T],
     pub truth: Truth<'a, T, L>,
@@ -334,6 +362,7 @@ pub(crate) struct OverlapBackward<'a, T, L> {
     pub p: &'a mut [T],
     pub dp: &'a mut [T],
     pub grad: ClassOut<'a, T>,
+    pub accumulate: bool,
 }
 
 impl<T: Float, L: Label> Kernel for OverlapBackward<'_, T, L> {
@@ -372,7 +401,7 @@ fn tile_dp<T: Float>(
 
 #[inline(always)]
 fn backward<T: Float, L: Label>(k: OverlapBackward<'_, T, L>) {
-    let OverlapBackward { x, truth, o, b, ab, p, dp, mut grad } = k;
+    let OverlapBackward { x, truth, o, b, ab, p, dp, mut grad, accumulate } = k;
     let ci = o.included();
     let cs = o.class_stride;
     let coef = |g: usize, c: usize| {
@@ -408,15 +437,33 @@ fn backward<T: Float, L: Label>(k: OverlapBackward<'_, T, L>) {
                 }
             }
             for c in 0..o.classes {
-                let (ps, ds, gs) = (&pt[c * TILE..][..n], &dt[c * TILE..][..n], &mut grad.lanes(c)[k0..k0 + n]);
-                for j in 0..n {
-                    let v = match o.activation {
-                        Activation::Softmax if o.classes > 1 => ps[j] * (ds[j] - dot[j]),
-                        Activation::Sigmoid => ds[j] * ps[j] * (T::ONE - ps[j]),
-                        _ => ds[j],
-                    };
+                let (ps, ds) = (&pt[c * TILE..][..n], &dt[c * TILE..][..n]);
+                // The activation's branch outside the loops, and the store in a loop of its own.
+                let mut v = [T::ZERO; TILE];
+                match o.activation {
+                    Activation::Softmax if o.classes > 1 => {
+                        for j in 0..n {
+                            v[j] = ps[j] * (ds[j] - dot[j]);
+                        }
+                    }
+                    Activation::Sigmoid => {
+                        for j in 0..n {
+                            v[j] = ds[j] * ps[j] * (T::ONE - ps[j]);
+                        }
+                    }
+                    _ => v[..n].copy_from_slice(ds),
+                }
+                let gs = &mut grad.lanes(c)[k0..k0 + n];
+                if accumulate {
                     // Ignored positions are left as they are.
-                    gs[j] = if lab[j] == u32::MAX { gs[j] } else { gs[j] + v };
+                    for j in 0..n {
+                        gs[j] = if lab[j] == u32::MAX { gs[j] } else { gs[j] + v[j] };
+                    }
+                } else {
+                    // `+ 0`: as added to a zeroed gradient (a -0 becomes +0).
+                    for j in 0..n {
+                        gs[j] = select_unpredictable(lab[j] == u32::MAX, T::ZERO, v[j] + T::ZERO);
+                    }
                 }
             }
         }
@@ -428,7 +475,14 @@ fn backward<T: Float, L: Label>(k: OverlapBackward<'_, T, L>) {
         let t = match truth {
             Truth::Labels(target) => match label_at(o, target, pos) {
                 Some(t) => Some(t),
-                None => continue,
+                None => {
+                    if !accumulate {
+                        for c in 0..o.classes {
+                            grad.set(c, k, T::ZERO);
+                        }
+                    }
+                    continue;
+                }
             },
             Truth::Soft(_) => None,
         };
@@ -450,19 +504,30 @@ fn backward<T: Float, L: Label>(k: OverlapBackward<'_, T, L>) {
             Activation::Softmax if o.classes > 1 => {
                 let dot = (0..o.classes).fold(T::ZERO, |s, c| s + dp[c] * p[c]);
                 for c in 0..o.classes {
-                    grad.add(c, k, p[c] * (dp[c] - dot));
+                    put(&mut grad, c, k, p[c] * (dp[c] - dot), accumulate);
                 }
             }
             Activation::Sigmoid => {
                 for c in 0..o.classes {
-                    grad.add(c, k, dp[c] * p[c] * (T::ONE - p[c]));
+                    put(&mut grad, c, k, dp[c] * p[c] * (T::ONE - p[c]), accumulate);
                 }
             }
             _ => {
                 for (c, &d) in dp.iter().enumerate() {
-                    grad.add(c, k, d);
+                    put(&mut grad, c, k, d, accumulate);
                 }
             }
         }
+    }
+}
+
+/// Element `(c, k)` of the gradient: `v` added if `accumulate`, else written as added to 0
+/// (`+ 0`: a -0 becomes +0).
+#[inline(always)]
+fn put<T: Float>(grad: &mut ClassOut<'_, T>, c: usize, k: usize, v: T, accumulate: bool) {
+    if accumulate {
+        grad.add(c, k, v);
+    } else {
+        grad.set(c, k, v + T::ZERO);
     }
 }

@@ -183,7 +183,17 @@ fn overlap_kernels_give_the_same_bits_at_every_width() {
                 let g0 = o.group(b.p0);
                 run(OverlapSums { x: &x, truth, o: &o, b, g0, p: &mut p, sums: &mut sums });
                 let grad = grad.unwrap();
-                run(OverlapBackward { x: &x, truth, o: &o, b, ab: &ab, p: &mut p, dp: &mut dp, grad });
+                run(OverlapBackward {
+                    x: &x,
+                    truth,
+                    o: &o,
+                    b,
+                    ab: &ab,
+                    p: &mut p,
+                    dp: &mut dp,
+                    grad,
+                    accumulate: false,
+                });
                 sums.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
             });
             (sums, bits(&g))

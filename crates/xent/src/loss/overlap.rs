@@ -241,9 +241,6 @@ pub(crate) fn run<E: Element<Math = T>, T: Float, L: Label, S: Scheme>(
             ab = vec![ab[0]; ci];
         }
         debug_assert!(!accumulate || E::as_math(&[]).is_some(), "a half gradient is rounded once");
-        if !accumulate {
-            grad.fill(E::narrow(T::ZERO));
-        }
         par::for_blocks(lay, grad, &mut [] as &mut [f64], |b, g, _| {
             if let Some(mut grad) = g {
                 let (mut p, mut dp) = (vec![T::ZERO; lay.classes], vec![T::ZERO; lay.classes]);
@@ -251,11 +248,21 @@ pub(crate) fn run<E: Element<Math = T>, T: Float, L: Label, S: Scheme>(
                 let (x, truth, lb, lo) = math_view((input.data(), truth), (&mut xs, &mut ys), &o, b);
                 let (p, dp, ab) = (&mut p, &mut dp, &ab);
                 if let Some(grad) = in_place(&mut grad) {
-                    kernel::run(kernel::OverlapBackward { x, truth, o: &lo, b: lb, ab, p, dp, grad });
+                    kernel::run(kernel::OverlapBackward { x, truth, o: &lo, b: lb, ab, p, dp, grad, accumulate });
                 } else {
                     let mut os = Pooled::zeros(b.len * lay.classes);
                     let scratch = scratch_out(&mut os, grad.rowwise, lay.classes, b.len);
-                    kernel::run(kernel::OverlapBackward { x, truth, o: &lo, b: lb, ab, p, dp, grad: scratch });
+                    kernel::run(kernel::OverlapBackward {
+                        x,
+                        truth,
+                        o: &lo,
+                        b: lb,
+                        ab,
+                        p,
+                        dp,
+                        grad: scratch,
+                        accumulate,
+                    });
                     narrow_out(&os, &mut grad, b.len);
                 }
             }
