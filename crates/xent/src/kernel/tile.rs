@@ -302,12 +302,13 @@ pub(crate) fn drive_stored<I, O, T, K>(
 /// threshold, where a fresh vector for each block costs an mmap, its pages faulted in and an
 /// munmap. `xent bench --workload cls19 --dtype bf16` took 49 ms forward+backward so, 14 ms
 /// with the vectors kept. A thread keeps at most [`Pooled::KEEP`] of them, each of at most
-/// [`Pooled::MAX`] values.
+/// [`Pooled::MAX`] values (16 MiB a thread in f32; longer rows, whose blocks are a row, free
+/// theirs).
 pub(crate) struct Pooled<T: Float>(Vec<T>);
 
 impl<T: Float> Pooled<T> {
     const KEEP: usize = 4;
-    const MAX: usize = 1 << 22;
+    const MAX: usize = 1 << 20;
 
     /// A vector of unspecified values (those it last held), as many as it last held.
     pub(crate) fn take() -> Self {
