@@ -31,7 +31,8 @@ pub struct Args {
     #[arg(long, default_value = "table")]
     pub format: String,
     /// The logits' type: f32, f64, bf16 or f16 (every workload of the losses and softmax in the
-    /// core; count and copy read no logits, and the candle and lmhead workloads run in f32 only).
+    /// core, and through candle; count and copy read no logits, and the lmhead workloads run in
+    /// f32 only).
     #[arg(long, default_value = "f32")]
     pub dtype: String,
 }
@@ -448,49 +449,6 @@ fn run_f32(w: &str, runs: usize) -> Result<Row> {
             let bytes = 8 * 19 * 256 * 512 * 4;
             Row { workload: "copy", bytes, forward: copy_time(bytes, runs), forward_backward: None, digest: 0 }
         }
-        "candle19" | "candle-grads" => {
-            // seg19 through candle: xent_candle::cross_entropy and candle's backward() on a leaf
-            // (candle19); candle's own gradient bookkeeping for such a leaf alone, the
-            // `zeros_like` and `add` its backward pass does (candle-grads, as "forward").
-            use candle_core::{Device, Tensor, Var};
-            let shape = [8usize, 19, 256, 512];
-            let mut rng = Rng::new(10);
-            let x: Vec<f32> = (0..shape.iter().product()).map(|_| logit(&mut rng)).collect();
-            let t: Vec<u8> = (0..x.len() / 19)
-                .map(|_| if uniform(&mut rng) < 0.05 { 255 } else { (rng.next() % 19) as u8 })
-                .collect();
-            let weight: Vec<f64> = (0..19).map(|i| 0.5 + 1.5 * f64::from(i) / 19.0).collect();
-            let dev = Device::Cpu;
-            let xv = Var::from_tensor(&Tensor::from_vec(x, &shape[..], &dev)?)?;
-            let tt = Tensor::from_vec(t, &[8usize, 256, 512][..], &dev)?;
-            let opts = CrossEntropyOptions { weight: Some(weight), ignore_index: 255, ..Default::default() };
-            let loss = || xent_candle::cross_entropy(xv.as_tensor(), &tt, &opts).unwrap();
-            if w == "candle-grads" {
-                let g = xv.as_tensor().ones_like()?;
-                let forward = time(runs, || {
-                    black_box(xv.as_tensor().zeros_like().unwrap().add(&g).unwrap());
-                });
-                let digest = digest([&[0.0f32][..]]);
-                Row {
-                    workload: "candle-grads",
-                    bytes: shape.iter().product::<usize>() * 4,
-                    forward,
-                    forward_backward: None,
-                    digest,
-                }
-            } else {
-                let forward = time(runs, || {
-                    black_box(loss());
-                });
-                let fb = time(runs, || {
-                    black_box(loss().backward().unwrap());
-                });
-                let grads = loss().backward()?;
-                let g = grads.get(xv.as_tensor()).unwrap().flatten_all()?.to_vec1::<f32>()?;
-                let digest = digest([&[loss().to_scalar::<f32>()?][..], &g]);
-                Row { workload: "candle19", bytes: g.len() * 4, forward, forward_backward: Some(fb), digest }
-            }
-        }
         "lmhead" | "lmhead-gemm" => {
             // linear_cross_entropy of N = 2048 tokens, D = 1024, a vocabulary of 32000, 10% of
             // the targets ignored (lmhead); the three products z = x W^T, dx = z W, dW = z^T x
@@ -555,8 +513,60 @@ fn threads_now() -> usize {
 }
 
 /// Runs the command; returns what to print.
+/// seg19 through candle, its logits in `dtype`: xent_candle::cross_entropy and candle's
+/// backward() on a leaf (candle19); candle's own gradient bookkeeping for such a leaf alone, the
+/// `zeros_like` and `add` its backward pass does (candle-grads, as "forward").
+fn candle(w: &str, runs: usize, dtype: &str) -> Result<Row> {
+    use candle_core::{DType, Device, Tensor, Var};
+    let dt = match dtype {
+        "f32" => DType::F32,
+        "f64" => DType::F64,
+        "bf16" => DType::BF16,
+        "f16" => DType::F16,
+        d => bail!("--dtype {d:?}: f32, f64, bf16 or f16"),
+    };
+    let shape = [8usize, 19, 256, 512];
+    let mut rng = Rng::new(10);
+    let x: Vec<f32> = (0..shape.iter().product()).map(|_| logit(&mut rng)).collect();
+    let t: Vec<u8> =
+        (0..x.len() / 19).map(|_| if uniform(&mut rng) < 0.05 { 255 } else { (rng.next() % 19) as u8 }).collect();
+    let weight: Vec<f64> = (0..19).map(|i| 0.5 + 1.5 * f64::from(i) / 19.0).collect();
+    let dev = Device::Cpu;
+    let xv = Var::from_tensor(&Tensor::from_vec(x, &shape[..], &dev)?.to_dtype(dt)?)?;
+    let tt = Tensor::from_vec(t, &[8usize, 256, 512][..], &dev)?;
+    let opts = CrossEntropyOptions { weight: Some(weight), ignore_index: 255, ..Default::default() };
+    let loss = || xent_candle::cross_entropy(xv.as_tensor(), &tt, &opts).unwrap();
+    let bytes = shape.iter().product::<usize>() * dt.size_in_bytes();
+    if w == "candle-grads" {
+        let g = xv.as_tensor().ones_like()?;
+        let forward = time(runs, || {
+            black_box(xv.as_tensor().zeros_like().unwrap().add(&g).unwrap());
+        });
+        return Ok(Row {
+            workload: "candle-grads",
+            bytes,
+            forward,
+            forward_backward: None,
+            digest: digest([&[0.0f32][..]]),
+        });
+    }
+    let forward = time(runs, || {
+        black_box(loss());
+    });
+    let fb = time(runs, || {
+        black_box(loss().backward().unwrap());
+    });
+    let grads = loss().backward()?;
+    let g = grads.get(xv.as_tensor()).unwrap().flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+    let l = loss().to_dtype(DType::F32)?.to_scalar::<f32>()?;
+    Ok(Row { workload: "candle19", bytes, forward, forward_backward: Some(fb), digest: digest([&[l][..], &g]) })
+}
+
 /// One workload in `dtype`.
 fn run_one(w: &str, runs: usize, dtype: &str) -> Result<Row> {
+    if w == "candle19" || w == "candle-grads" {
+        return candle(w, runs, dtype);
+    }
     if !ANY_DTYPE.contains(&w) {
         if dtype != "f32" {
             bail!("--workload {w} runs in f32 only (--dtype {dtype} takes {})", ANY_DTYPE.join(", "));
@@ -584,7 +594,7 @@ pub fn run(a: &Args) -> Result<String> {
     };
     let names: Vec<&str> = match (a.workload.as_str(), a.dtype.as_str()) {
         ("all", "f32") => WORKLOADS.to_vec(),
-        ("all", _) => ANY_DTYPE.to_vec(),
+        ("all", _) => ANY_DTYPE.iter().copied().chain(["candle19", "candle-grads"]).collect(),
         (w, _) => vec![w],
     };
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
