@@ -90,8 +90,8 @@ impl<S: Element> Copy for FocalData<'_, S> {}
 /// block touches to `sums`, from the block's first sample. Strided positions go `TILE` at a
 /// time (softmax through the tile driver, sigmoid by [`sigmoid_strided`]), with softmax also
 /// rows of at most `SMALL` classes through the driver's scratch tile; the rest one position at
-/// a time. Half scores are widened and the gradient rounded as
-/// [`drive_stored`](super::tile::drive_stored) does (sigmoid: a tile at a time).
+/// a time. Half scores are read and the gradient rounded as
+/// [`drive_stored`](super::tile::drive_stored) does (sigmoid: widened a tile at a time).
 pub(crate) struct Focal<'a, S: Element> {
     pub d: FocalData<'a, S>,
     pub grad: Option<ClassOut<'a, S>>,

@@ -354,7 +354,8 @@ impl<T: Float> Drop for Pooled<T> {
 
 /// Block `b`'s values of `v` (classes `cs` apart) as the maths type, with the block and class
 /// stride that address them: `v` itself for `f32` and `f64`; for `bf16` and `f16` widened into
-/// `buf` (see [`drive_stored`]: classes `b.len` apart, or as rows).
+/// `buf` (classes `b.len` apart, or as rows). For the overlap kernels, whose tiles read the
+/// maths type (the tile driver's kernels read half values in registers instead).
 #[inline(always)]
 pub(crate) fn math_block<'v, I: Element<Math = T>, T: Float>(
     v: &'v [I],
