@@ -5,6 +5,12 @@
 //! an order set by the cache sizes, not by the threads: the same bits on any number of threads
 //! (`tests/linear.rs` checks 1, 2 and 3 threads, the golden runner 1 and 4). A machine with other
 //! cache sizes may block `k` otherwise, so bits are not promised across machines.
+//!
+//! The two products whose output has a class axis (a chunk's logits, and d/d weight) are cut
+//! into blocks of [`CLASS_BLOCK`] classes instead, each block one thread's product: `faer`'s own
+//! split of these shapes waits at a barrier after every step of `k` and packs the whole weight
+//! once per chunk, 13-17% slower (BENCHMARKS.md). The blocks depend on the shape only, and each
+//! element is still summed over `k` in `faer`'s order, so the bits do not depend on the threads.
 
 /// A row-major matrix `[rows, cols]`, used as it is or transposed (public only for the sealed
 /// `Float` trait; not reachable outside the crate).
@@ -50,7 +56,48 @@ pub(crate) fn par() -> faer::Par {
     faer::Par::Seq
 }
 
-/// `dst = a b` (or `dst += a b` with `accumulate`), `dst` row-major `[a's rows, b's cols]`.
+/// `dst = a b` (or `dst += a b` with `accumulate`), `dst` row-major `[a's rows, b's cols]`, on
+/// `faer`'s split over the threads.
 pub(crate) fn matmul<T: crate::Float>(dst: &mut [T], a: Operand<'_, T>, b: Operand<'_, T>, accumulate: bool) {
-    T::matmul(dst, a, b, accumulate)
+    let (a, b) = (a.faer(), b.faer());
+    let dst = faer::MatMut::from_row_major_slice_mut(dst, a.nrows(), b.ncols());
+    T::matmul(dst, a, b, accumulate, par())
+}
+
+/// Classes of a block of [`logits`] and [`weight_grad`].
+pub(crate) const CLASS_BLOCK: usize = 1024;
+
+/// `z = x w^T` (or `z += x w^T`): `x` `[m, D]`, `w` `[C, D]`, `z` row-major `[m, C]`, by blocks of
+/// [`CLASS_BLOCK`] classes.
+pub(crate) fn logits<T: crate::Float>(z: &mut [T], x: Operand<'_, T>, w: Operand<'_, T>, accumulate: bool) {
+    let (x, wt) = (x.faer(), w.t().faer());
+    let z = faer::MatMut::from_row_major_slice_mut(z, x.nrows(), wt.ncols());
+    by_classes(z, x, wt, accumulate);
+}
+
+/// `dw = dz^T x` (or `dw += dz^T x`): `dz` `[m, C]`, `x` `[m, D]`, `dw` row-major `[C, D]`, by
+/// blocks of [`CLASS_BLOCK`] classes.
+pub(crate) fn weight_grad<T: crate::Float>(dw: &mut [T], dz: Operand<'_, T>, x: Operand<'_, T>, accumulate: bool) {
+    let (dz, x) = (dz.faer(), x.faer());
+    // dw^T = x^T dz: the classes are the columns of both.
+    let dwt = faer::MatMut::from_row_major_slice_mut(dw, dz.ncols(), x.ncols()).transpose_mut();
+    by_classes(dwt, x.transpose(), dz, accumulate);
+}
+
+/// `dst = a b` with the columns of `dst` and `b` cut into blocks of [`CLASS_BLOCK`], each
+/// block's product on one thread, the blocks over rayon's pool.
+fn by_classes<T: crate::Float>(
+    dst: faer::MatMut<'_, T>,
+    a: faer::MatRef<'_, T>,
+    b: faer::MatRef<'_, T>,
+    accumulate: bool,
+) {
+    let (mut dst, mut b, mut blocks) = (dst, b, Vec::new());
+    while dst.ncols() > 0 {
+        let k = CLASS_BLOCK.min(dst.ncols());
+        let ((d0, d1), (b0, b1)) = (dst.split_at_col_mut(k), b.split_at_col(k));
+        blocks.push((d0, b0));
+        (dst, b) = (d1, b1);
+    }
+    crate::par::map_ordered(blocks, |(d, b)| T::matmul(d, a, b, accumulate, faer::Par::Seq));
 }

@@ -155,8 +155,8 @@ mod storage {
         fn f32s(v: &[Self]) -> Option<&[f32]>;
         /// The values as `f32`s, if `Self` is `f32`.
         fn f32s_mut(v: &mut [Self]) -> Option<&mut [f32]>;
-        /// `dst = a b` or `dst += a b` (see `gemm::matmul`).
-        fn matmul(dst: &mut [Self], a: Operand<'_, Self>, b: Operand<'_, Self>, accumulate: bool);
+        /// `dst = a b` or `dst += a b` on `par`'s threads (see `gemm::matmul`).
+        fn matmul(dst: MatMut<'_, Self>, a: MatRef<'_, Self>, b: MatRef<'_, Self>, accumulate: bool, par: Par);
         /// This thread's pool of block scratch vectors (see `kernel::Pooled`).
         fn pool() -> &'static LocalKey<RefCell<Vec<Vec<Self>>>>;
     }
@@ -166,14 +166,12 @@ mod storage {
         static POOL_F32: RefCell<Vec<Vec<f32>>> = const { RefCell::new(Vec::new()) };
         static POOL_F64: RefCell<Vec<Vec<f64>>> = const { RefCell::new(Vec::new()) };
     }
-    use super::gemm::{par, Operand};
+    use faer::{MatMut, MatRef, Par};
     macro_rules! faer_matmul {
         () => {
-            fn matmul(dst: &mut [Self], a: Operand<'_, Self>, b: Operand<'_, Self>, accumulate: bool) {
-                let (a, b) = (a.faer(), b.faer());
-                let dst = faer::MatMut::from_row_major_slice_mut(dst, a.nrows(), b.ncols());
+            fn matmul(dst: MatMut<'_, Self>, a: MatRef<'_, Self>, b: MatRef<'_, Self>, accumulate: bool, par: Par) {
                 let accum = if accumulate { faer::Accum::Add } else { faer::Accum::Replace };
-                faer::linalg::matmul::matmul(dst, accum, a, b, 1.0, par());
+                faer::linalg::matmul::matmul(dst, accum, a, b, 1.0, par);
             }
         };
     }

@@ -42,7 +42,7 @@
 
 use super::{Backward, Loss};
 use crate::error::{Error, Result};
-use crate::float::gemm::{matmul, Operand};
+use crate::float::gemm::{logits, matmul, weight_grad, Operand};
 use crate::float::{Element, Float, Label};
 use crate::kernel::Upstream;
 use crate::layout::Layout;
@@ -53,7 +53,7 @@ use crate::view::View;
 
 /// About the bytes of a chunk of logits (which their gradient then replaces): a chunk has
 /// `max(1, CHUNK_BYTES / (C' size_of::<T>()))` rows, `C' = C d1..dk`.
-pub const CHUNK_BYTES: usize = 16 << 20;
+pub const CHUNK_BYTES: usize = 32 << 20;
 
 /// About the bytes of logits the cross-entropy kernel takes in one pass (the gradient of a pass
 /// goes to a buffer this size, then over the pass's logits).
@@ -394,7 +394,7 @@ impl<T: Float> LinearCrossEntropy<T> {
             if let Some(b) = linear.bias {
                 zc.chunks_exact_mut(d.width).for_each(|row| row.copy_from_slice(b.data()));
             }
-            matmul(zc, xm, wm.t(), linear.bias.is_some());
+            logits(zc, xm, wm, linear.bias.is_some());
             // The chunk's loss, a pass of rows at a time; with gradients, each pass's logit
             // gradient replaces its logits, so that one buffer holds the chunk.
             let mut p0 = 0;
@@ -441,7 +441,7 @@ impl<T: Float> LinearCrossEntropy<T> {
             if let Some(g) = &mut backward {
                 let dzm = Operand::new(&*zc, m, d.width);
                 matmul(&mut g.input[r0 * d.features..(r0 + m) * d.features], dzm, wm, false);
-                matmul(g.weight, dzm.t(), xm, r0 > 0);
+                weight_grad(g.weight, dzm, xm, r0 > 0);
                 if let Some(gb) = &mut g.bias {
                     for row in zc.chunks_exact(d.width) {
                         gb.iter_mut().zip(row).for_each(|(a, &b)| *a += b);
