@@ -9,11 +9,12 @@
 //! linear_bias=, weight=, reduction=, ignore_index=, label_smoothing=)`, the language-model head,
 //! where `[N, C]` (C the vocabulary) is the largest tensor of a training step.
 //!
-//! The logits are never stored whole: rows are taken in chunks, each chunk's logits by one
-//! matrix product, its loss and logit gradient by the fused [cross-entropy](super::cross_entropy)
-//! kernel, then the two gradient products (`dW` accumulated chunk after chunk). Extra memory is
-//! one chunk of logits, about [`CHUNK_BYTES`], plus the products' packing buffers; the chunk size
-//! depends on the shape only, so the result is the same bits for any thread count.
+//! The logits are never stored whole: rows are taken in chunks, each chunk's logits by a
+//! matrix product (blocks of 1024 classes, one thread each), its loss and logit gradient by the
+//! fused [cross-entropy](super::cross_entropy) kernel, then the two gradient products (`dW`
+//! accumulated chunk after chunk). Extra memory is one chunk of logits, about [`CHUNK_BYTES`],
+//! plus the products' packing buffers (a few MiB a thread); the chunks and blocks depend on the
+//! shape only, so the result is the same bits for any thread count.
 //!
 //! # Shapes
 //! `input` `[N, D]` or unbatched `[D]`; `linear_weight` `[C, D]`, or `[C, d1..dk, D]` for
