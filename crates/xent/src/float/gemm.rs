@@ -67,37 +67,63 @@ pub(crate) fn matmul<T: crate::Float>(dst: &mut [T], a: Operand<'_, T>, b: Opera
 /// Classes of a block of [`logits`] and [`weight_grad`].
 pub(crate) const CLASS_BLOCK: usize = 1024;
 
-/// `z = x w^T` (or `z += x w^T`): `x` `[m, D]`, `w` `[C, D]`, `z` row-major `[m, C]`, by blocks of
-/// [`CLASS_BLOCK`] classes.
-pub(crate) fn logits<T: crate::Float>(z: &mut [T], x: Operand<'_, T>, w: Operand<'_, T>, accumulate: bool) {
-    let (x, wt) = (x.faer(), w.t().faer());
-    let z = faer::MatMut::from_row_major_slice_mut(z, x.nrows(), wt.ncols());
-    by_classes(z, x, wt, accumulate);
+/// One block's product, `dst = a b` (or `dst += a b`), for one thread: what [`logits`] and
+/// [`weight_grad`] cut their products into, to be run in order over the threads
+/// (`par::map_ordered(blocks, BlockProduct::run)`).
+pub(crate) struct BlockProduct<'a, T> {
+    dst: faer::MatMut<'a, T>,
+    a: faer::MatRef<'a, T>,
+    b: faer::MatRef<'a, T>,
+    accumulate: bool,
 }
 
-/// `dw = dz^T x` (or `dw += dz^T x`): `dz` `[m, C]`, `x` `[m, D]`, `dw` row-major `[C, D]`, by
+impl<T: crate::Float> BlockProduct<'_, T> {
+    /// The product, on this thread.
+    pub(crate) fn run(self) {
+        T::matmul(self.dst, self.a, self.b, self.accumulate, faer::Par::Seq)
+    }
+}
+
+/// `z = x w^T` (or `z += x w^T`): `x` `[m, D]`, `w` `[C, D]`, `z` row-major `[m, C]`, as blocks
+/// of [`CLASS_BLOCK`] classes.
+pub(crate) fn logits<'a, T: crate::Float>(
+    z: &'a mut [T],
+    x: Operand<'a, T>,
+    w: Operand<'a, T>,
+    accumulate: bool,
+) -> Vec<BlockProduct<'a, T>> {
+    let (x, wt) = (x.faer(), w.t().faer());
+    let z = faer::MatMut::from_row_major_slice_mut(z, x.nrows(), wt.ncols());
+    by_classes(z, x, wt, accumulate)
+}
+
+/// `dw = dz^T x` (or `dw += dz^T x`): `dz` `[m, C]`, `x` `[m, D]`, `dw` row-major `[C, D]`, as
 /// blocks of [`CLASS_BLOCK`] classes.
-pub(crate) fn weight_grad<T: crate::Float>(dw: &mut [T], dz: Operand<'_, T>, x: Operand<'_, T>, accumulate: bool) {
+pub(crate) fn weight_grad<'a, T: crate::Float>(
+    dw: &'a mut [T],
+    dz: Operand<'a, T>,
+    x: Operand<'a, T>,
+    accumulate: bool,
+) -> Vec<BlockProduct<'a, T>> {
     let (dz, x) = (dz.faer(), x.faer());
     // dw^T = x^T dz: the classes are the columns of both.
     let dwt = faer::MatMut::from_row_major_slice_mut(dw, dz.ncols(), x.ncols()).transpose_mut();
-    by_classes(dwt, x.transpose(), dz, accumulate);
+    by_classes(dwt, x.transpose(), dz, accumulate)
 }
 
-/// `dst = a b` with the columns of `dst` and `b` cut into blocks of [`CLASS_BLOCK`], each
-/// block's product on one thread, the blocks over rayon's pool.
-fn by_classes<T: crate::Float>(
-    dst: faer::MatMut<'_, T>,
-    a: faer::MatRef<'_, T>,
-    b: faer::MatRef<'_, T>,
+/// `dst = a b` with the columns of `dst` and `b` cut into blocks of [`CLASS_BLOCK`].
+fn by_classes<'a, T: crate::Float>(
+    dst: faer::MatMut<'a, T>,
+    a: faer::MatRef<'a, T>,
+    b: faer::MatRef<'a, T>,
     accumulate: bool,
-) {
+) -> Vec<BlockProduct<'a, T>> {
     let (mut dst, mut b, mut blocks) = (dst, b, Vec::new());
     while dst.ncols() > 0 {
         let k = CLASS_BLOCK.min(dst.ncols());
         let ((d0, d1), (b0, b1)) = (dst.split_at_col_mut(k), b.split_at_col(k));
-        blocks.push((d0, b0));
+        blocks.push(BlockProduct { dst: d0, a, b: b0, accumulate });
         (dst, b) = (d1, b1);
     }
-    crate::par::map_ordered(blocks, |(d, b)| T::matmul(d, a, b, accumulate, faer::Par::Seq));
+    blocks
 }

@@ -43,11 +43,12 @@
 
 use super::{Backward, Loss};
 use crate::error::{Error, Result};
-use crate::float::gemm::{logits, matmul, weight_grad, Operand};
+use crate::float::gemm::{logits, matmul, weight_grad, BlockProduct, Operand};
 use crate::float::{Element, Float, Label};
 use crate::kernel::Upstream;
 use crate::layout::Layout;
 use crate::loss::cross_entropy::{CrossEntropyLoss, CrossEntropyOptions};
+use crate::par::map_ordered;
 use crate::reduction::{EmptyMean, LossOutput, Reducer, Reduction};
 use crate::sum::ExactSum;
 use crate::view::View;
@@ -395,7 +396,7 @@ impl<T: Float> LinearCrossEntropy<T> {
             if let Some(b) = linear.bias {
                 zc.chunks_exact_mut(d.width).for_each(|row| row.copy_from_slice(b.data()));
             }
-            logits(zc, xm, wm, linear.bias.is_some());
+            map_ordered(logits(zc, xm, wm, linear.bias.is_some()), BlockProduct::run);
             // The chunk's loss, a pass of rows at a time; with gradients, each pass's logit
             // gradient replaces its logits, so that one buffer holds the chunk.
             let mut p0 = 0;
@@ -442,7 +443,7 @@ impl<T: Float> LinearCrossEntropy<T> {
             if let Some(g) = &mut backward {
                 let dzm = Operand::new(&*zc, m, d.width);
                 matmul(&mut g.input[r0 * d.features..(r0 + m) * d.features], dzm, wm, false);
-                weight_grad(g.weight, dzm, xm, r0 > 0);
+                map_ordered(weight_grad(g.weight, dzm, xm, r0 > 0), BlockProduct::run);
                 if let Some(gb) = &mut g.bias {
                     for row in zc.chunks_exact(d.width) {
                         gb.iter_mut().zip(row).for_each(|(a, &b)| *a += b);
