@@ -178,6 +178,42 @@ fuzz_target!(|data: &[u8]| {
         let _ = l.forward_backward(xv, tv, &go, &mut g);
     }
     let _ = ClassCounts::from_images(tv, wlen, ii);
+    // linear_cross_entropy: input [N, D] or [D], a weight [C, D'] (D' sometimes not D), a bias
+    // [C] or of another length, the targets and class weights above (out of range, NaN), and
+    // gradient buffers sometimes one too long; f32, then bf16.
+    let (rows, feat, vocab) = (b.dim(), b.dim(), b.dim());
+    let feat_w = if flag & 32 != 0 { b.dim() } else { feat };
+    if rows * feat <= 1 << 14 && vocab * feat_w <= 1 << 14 {
+        let xs: Vec<usize> = if flag & 64 != 0 { vec![feat] } else { vec![rows, feat] };
+        let xl: Vec<f32> = (0..xs.iter().product::<usize>()).map(|_| b.f32()).collect();
+        let wl: Vec<f32> = (0..vocab * feat_w).map(|_| b.f32()).collect();
+        let bl: Vec<f32> = (0..if flag & 128 != 0 { vocab } else { (b.u8() % 4) as usize }).map(|_| b.f32()).collect();
+        let (ws, bs) = ([vocab, feat_w], [bl.len()]);
+        let pad = usize::from(b.u8() % 8 == 0);
+        let lce = LinearCrossEntropy::new(LinearCrossEntropyOptions {
+            weight: weight.clone(),
+            ignore_index: (flag & 1 != 0).then_some(3),
+            reduction: red,
+            label_smoothing: o1,
+            empty_mean: empty,
+        });
+        if let (Ok(l), Ok(xv), Ok(wv), Ok(bv)) = (lce, View::new(&xl, &xs), View::new(&wl, &ws), View::new(&bl, &bs)) {
+            let bias = (flag & 16 != 0).then_some(bv);
+            let linear = Linear { input: xv, weight: wv, bias };
+            let (mut dx, mut dw, mut db) = (vec![0.0f32; xl.len() + pad], vec![0.0f32; wl.len()], vec![0.0f32; bl.len()]);
+            let grads = LinearGrads { grad_output: &go, input: &mut dx, weight: &mut dw, bias: bias.map(|_| &mut db[..]) };
+            let _ = l.evaluate(linear, tv, Some(grads));
+            let _ = l.forward(linear, tv);
+            let h = |v: &[f32]| v.iter().map(|&v| bf16::from_f32(v)).collect::<Vec<bf16>>();
+            let (xh, wh, bh) = (h(&xl), h(&wl), h(&bl));
+            if let (Ok(xv), Ok(wv), Ok(bv)) = (View::new(&xh, &xs), View::new(&wh, &ws), View::new(&bh, &bs)) {
+                let linear = Linear { input: xv, weight: wv, bias: bias.map(|_| bv) };
+                let (mut dx, mut dw, mut db) = (vec![bf16::ZERO; xh.len() + pad], vec![bf16::ZERO; wh.len()], vec![bf16::ZERO; bh.len()]);
+                let grads = LinearGrads { grad_output: &go, input: &mut dx, weight: &mut dw, bias: bias.map(|_| &mut db[..]) };
+                let _ = l.evaluate_half(linear, tv, Some(grads));
+            }
+        }
+    }
     // Half-precision scores (and float targets) through the losses that take them, the maths in
     // f32: bf16 or f16, the same values rounded.
     macro_rules! half {

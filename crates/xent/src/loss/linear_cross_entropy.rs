@@ -393,8 +393,9 @@ impl<T: Float> LinearCrossEntropy<T> {
             let m = chunk_rows.min(d.rows - r0);
             let xm = Operand::new(&x[r0 * d.features..(r0 + m) * d.features], m, d.features);
             let zc = &mut z[..m * d.width];
+            // (`width` is 0 for a weight of no classes: then there are no logits, and no rows.)
             if let Some(b) = linear.bias {
-                zc.chunks_exact_mut(d.width).for_each(|row| row.copy_from_slice(b.data()));
+                zc.chunks_exact_mut(d.width.max(1)).for_each(|row| row.copy_from_slice(b.data()));
             }
             map_ordered(logits(zc, xm, wm, linear.bias.is_some()), BlockProduct::run);
             // The chunk's loss, a pass of rows at a time; with gradients, each pass's logit
@@ -445,7 +446,7 @@ impl<T: Float> LinearCrossEntropy<T> {
                 matmul(&mut g.input[r0 * d.features..(r0 + m) * d.features], dzm, wm, false);
                 map_ordered(weight_grad(g.weight, dzm, xm, r0 > 0), BlockProduct::run);
                 if let Some(gb) = &mut g.bias {
-                    for row in zc.chunks_exact(d.width) {
+                    for row in zc.chunks_exact(d.width.max(1)) {
                         gb.iter_mut().zip(row).for_each(|(a, &b)| *a += b);
                     }
                 }

@@ -149,3 +149,30 @@ fn argument_errors_name_the_argument() {
         .to_string();
     assert!(e.contains("ignore_index"), "{e}");
 }
+
+/// A weight of no classes with a bias, every target ignored: no logits, but rows (found by the
+/// fuzzer: the bias fill cut the chunk into rows of 0 values and panicked). PyTorch 2.15 gives
+/// mean NaN, sum 0, none `[0, 0]`, and a zero gradient of the input for all three.
+#[test]
+fn zero_classes_with_every_target_ignored_is_pytorchs() {
+    let (x, w, b) = ([0.5f32; 8], [0.0f32; 0], [0.0f32; 0]);
+    let linear = Linear {
+        input: View::new(&x, &[2, 4]).unwrap(),
+        weight: View::new(&w, &[0, 4]).unwrap(),
+        bias: Some(View::new(&b, &[0]).unwrap()),
+    };
+    let t = View::new(&[-100i64, -100], &[2]).unwrap();
+    for (reduction, go, want) in [
+        (Reduction::Mean, vec![1.0], vec![f32::NAN]),
+        (Reduction::Sum, vec![1.0], vec![0.0]),
+        (Reduction::None, vec![1.0, 1.0], vec![0.0, 0.0]),
+    ] {
+        let lce = LinearCrossEntropy::new(LinearCrossEntropyOptions { reduction, ..Default::default() }).unwrap();
+        let (mut dx, mut dw, mut db) = ([f32::NAN; 8], [0.0f32; 0], [0.0f32; 0]);
+        let grads = LinearGrads { grad_output: &go, input: &mut dx, weight: &mut dw, bias: Some(&mut db) };
+        let out = lce.evaluate(linear, t, Some(grads)).unwrap();
+        let same = out.loss.iter().zip(&want).all(|(a, b)| a == b || (a.is_nan() && b.is_nan()));
+        assert!(same && out.loss.len() == want.len(), "{reduction:?}: {:?}, want {want:?}", out.loss);
+        assert!(dx.iter().all(|&v| v == 0.0), "{reduction:?}: {dx:?}");
+    }
+}
